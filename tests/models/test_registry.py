@@ -1,0 +1,66 @@
+"""Mechanics every registered model must have, run for each of them (tiny presets)."""
+
+import numpy as np
+import pytest
+
+import tfgen
+from model_checks import assert_finite_history, assert_roundtrip, train_tiny
+from tfgen.registry import UnknownNameError
+
+MODELS = list(tfgen.list_models())
+
+
+def test_registry_lists_the_documents_models_with_presets():
+    models = tfgen.list_models()
+    for name in ("vae", "gan"):
+        assert {"tiny", "default", "document"} <= set(models[name])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tiny_preset_trains_with_finite_losses_and_round_trips(name, random_batches, tmp_path):
+    model, history = train_tiny(name, random_batches)
+    assert_finite_history(history, [m.name for m in model.metrics])
+    images, labels = next(iter(random_batches))
+    loaded = assert_roundtrip(model, images.numpy(), tmp_path, labels.numpy() if model.conditional else None)
+    # Training continues after reload, from the saved optimiser step count.
+    step = int(loaded.optimizer.iterations)
+    loaded.fit(random_batches.take(2), verbose=0)
+    assert int(loaded.optimizer.iterations) == step + 2
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_samples_are_images_in_unit_range_and_seeded(name):
+    model = tfgen.get_model(name, "tiny", seed=0)
+    a, b = np.asarray(model.sample(3, seed=5)), np.asarray(model.sample(3, seed=5))
+    assert a.shape == (3, 28, 28, 1) and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(model.sample(3, seed=6)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_rebuilds_the_same_architecture(name):
+    model = tfgen.get_model(name, "tiny")
+    clone = type(model).from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert clone.count_params() == model.count_params()
+
+
+def test_unknown_names_are_clear_errors():
+    with pytest.raises(UnknownNameError, match="unknown model 'nope'.*vae"):
+        tfgen.get_model("nope")
+    with pytest.raises(UnknownNameError, match="unknown preset 'huge'.*tiny"):
+        tfgen.get_model("vae", "huge")
+    with pytest.raises(UnknownNameError, match="no hyperparameter 'latnt_dim'"):
+        tfgen.get_model("vae", "tiny", latnt_dim=3)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_wrong_image_shape_fails_before_training(name):
+    import tensorflow as tf
+
+    model = tfgen.get_model(name, "tiny")
+    model.default_compile()
+    bad = tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32"))).batch(2)
+    with pytest.raises(ValueError, match=r"expects images of shape \(28, 28, 1\), got \(32, 32, 3\)"):
+        model.fit(bad, verbose=0)

@@ -1,0 +1,76 @@
+"""Small convolutional and dense stacks shared by the model families.
+
+Each builder returns a functional `keras.Model`, built at construction, so a
+family's variables exist before `fit` (needed to build optimisers inside a
+`tf.distribute` scope) and a `.keras` file reloads into the same structure.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _activation(name: str):
+    return layers.LeakyReLU(0.2) if name == "leaky_relu" else layers.Activation(name)
+
+
+def conv_features(
+    inputs, filters, downsample="stride", activation="relu", batch_norm=False, kernel_size=3, name="conv"
+):
+    """A stack of 3×3 convolutions that halves the resolution at each level.
+
+    `downsample="stride"` uses stride-2 convolutions (cheaper, learned);
+    `downsample="pool"` uses convolution + 2×2 max-pooling, as in the documents' encoder.
+    """
+    x = inputs
+    for i, f in enumerate(filters):
+        if downsample == "stride":
+            x = layers.Conv2D(f, kernel_size, strides=2, padding="same", name=f"{name}{i}")(x)
+        elif downsample == "pool":
+            x = layers.Conv2D(f, kernel_size, padding="same", name=f"{name}{i}")(x)
+            x = layers.MaxPooling2D(2, padding="same", name=f"{name}{i}_pool")(x)
+        else:
+            raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}{i}_bn")(x)
+        x = _activation(activation)(x)
+    return layers.Flatten(name=f"{name}_flatten")(x)
+
+
+def dense_stack(x, units, activation="relu", name="dense"):
+    for i, u in enumerate(units):
+        x = layers.Dense(u, name=f"{name}{i}")(x)
+        x = _activation(activation)(x)
+    return x
+
+
+def upsampling_decoder(
+    inputs, image_shape, filters, activation="relu", batch_norm=False, kernel_size=3, dense_units=(), name="dec"
+):
+    """Dense → reshape to a low resolution → stride-2 transposed convolutions → `channels` maps.
+
+    The starting resolution is image size / 2**len(filters), so 28×28 with two
+    levels starts at 7×7 (the documents' 4×4 start ends at 32×32, the wrong size
+    for MNIST: SEED-NOTES defect 2). Returns pre-activation maps (logits).
+    """
+    height, width, channels = image_shape
+    levels = len(filters)
+    if height % 2**levels or width % 2**levels:
+        raise ValueError(
+            f"image size {height}×{width} is not divisible by 2**{levels} for {levels} upsampling levels"
+        )
+    h0, w0 = height // 2**levels, width // 2**levels
+    x = dense_stack(inputs, dense_units, activation, name=f"{name}_dense")
+    x = layers.Dense(h0 * w0 * filters[0], name=f"{name}_project")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_project_bn")(x)
+    x = _activation(activation)(x)
+    x = layers.Reshape((h0, w0, filters[0]))(x)
+    for i, f in enumerate(filters):
+        x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", name=f"{name}_up{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_up{i}_bn")(x)
+        x = _activation(activation)(x)
+    # float32 output so that losses and sampled images stay float32 under mixed precision.
+    return layers.Conv2D(channels, 3, padding="same", dtype="float32", name=f"{name}_out")(x)

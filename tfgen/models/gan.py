@@ -1,0 +1,184 @@
+"""Generative adversarial network (Goodfellow et al. 2014) with two optimisers.
+
+The documents' GAN had generator and discriminator re-created on every call,
+the generator outside the gradient tape, a discriminator loss that never saw a
+fake, and one optimiser for both networks (SEED-NOTES defects 1–9). Here:
+
+* generator G and discriminator D are built once, as named sub-models;
+* D minimises BCE(1, D(x)) + BCE(0, D(G(z))), G the non-saturating −log D(G(z)),
+  both on logits;
+* each network has its own optimiser: `compile(d_optimizer=..., g_optimizer=...)`;
+* one step draws the fakes once and updates both networks from the same forward
+  pass (simultaneous gradient descent, as in the TensorFlow DCGAN tutorial): the
+  common Keras pattern runs the generator twice per step.
+
+Images are [0, 1] outside the model and [−1, 1] inside (tanh generator output).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from tfgen import losses
+from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
+from tfgen.models.base import GenerativeModel, check_positive
+from tfgen.registry import UnknownNameError, register_model
+
+ARCHITECTURES = ("dcgan", "document")
+
+
+@register_model("gan")
+class GAN(GenerativeModel):
+    """Unconditional GAN: `architecture` picks the networks, `width` scales them."""
+
+    PRESETS = {
+        # Generator: Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1;
+        # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100.
+        "document": dict(architecture="document", latent_dim=100, width=64),
+        # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs in D.
+        "default": dict(architecture="dcgan", latent_dim=64, width=64),
+        "tiny": dict(architecture="dcgan", latent_dim=8, width=4),
+    }
+
+    def __init__(self, architecture="dcgan", latent_dim=64, width=64, learning_rate=2e-4, beta_1=0.5, **kwargs):
+        super().__init__(**kwargs)
+        if architecture not in ARCHITECTURES:
+            raise UnknownNameError(f"unknown GAN architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
+        check_positive(latent_dim=latent_dim, width=width, learning_rate=learning_rate)
+        self.architecture = architecture
+        self.latent_dim = int(latent_dim)
+        self.width = int(width)
+        self.learning_rate = float(learning_rate)
+        self.beta_1 = float(beta_1)
+        self.generator = self.build_generator()
+        self.discriminator = self.build_discriminator()
+        self.d_optimizer = None
+        self.g_optimizer = None
+        self.declare_metrics("d_loss", "g_loss")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "architecture": self.architecture,
+            "latent_dim": self.latent_dim,
+            "width": self.width,
+            "learning_rate": self.learning_rate,
+            "beta_1": self.beta_1,
+        }
+
+    # ------------------------------------------------------------------ networks
+    def generator_trunk(self, inputs):
+        """Noise (plus any conditioning, concatenated by subclasses) → image in [−1, 1]."""
+        w = self.width
+        if self.architecture == "document":
+            x = upsampling_decoder(
+                inputs, self.image_shape, (2 * w, 4 * w), activation="leaky_relu", batch_norm=True,
+                kernel_size=4, dense_units=(4 * 4 * 4 * w, 4 * 4 * 2 * w), name="gen",
+            )
+        else:
+            x = upsampling_decoder(
+                inputs, self.image_shape, (2 * w, w), activation="leaky_relu", batch_norm=True, kernel_size=4,
+                name="gen",
+            )
+        return layers.Activation("tanh", dtype="float32", name="to_image")(x)
+
+    def discriminator_trunk(self, images):
+        """Image → feature vector (the last layer before the logit)."""
+        w = self.width
+        if self.architecture == "document":
+            return dense_stack(layers.Flatten()(images), (16 * w, 8 * w, 4 * w, 2 * w, w), name="disc_dense")
+        h = conv_features(images, (w, 2 * w), activation="leaky_relu", kernel_size=4, name="disc_conv")
+        return layers.Dropout(0.3)(h)
+
+    def build_generator(self):
+        noise = keras.Input((self.latent_dim,), name="noise")
+        return keras.Model(noise, self.generator_trunk(noise), name="generator")
+
+    def build_discriminator(self):
+        images = keras.Input(self.image_shape, name="images")
+        logit = layers.Dense(1, dtype="float32", name="logit")(self.discriminator_trunk(images))
+        return keras.Model(images, logit, name="discriminator")
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Two optimisers, one per network (the documents shared one: SEED-NOTES defect 5)."""
+        # The base optimizer slot is unused; give Keras the generator's so that
+        # `model.optimizer.iterations` counts training steps.
+        self.d_optimizer = self.wrap_optimizer(d_optimizer or self.make_optimizer())
+        self.g_optimizer = self.wrap_optimizer(g_optimizer or self.make_optimizer())
+        super().compile(optimizer=self.g_optimizer, **kwargs)
+        # Build the optimiser slots now, inside any strategy scope: Keras 3.15 crashes
+        # under MirroredStrategy when an extra optimiser builds lazily inside the step.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def make_optimizer(self):
+        return keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
+
+    def default_compile(self, **kwargs):
+        self.compile(**kwargs)
+
+    def get_compile_config(self):
+        # Without this a reloaded .keras GAN silently loses both optimisers.
+        config = super().get_compile_config() or {}
+        config.pop("optimizer", None)
+        return {
+            **config,
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        d_optimizer = keras.optimizers.deserialize(config.pop("d_optimizer"))
+        g_optimizer = keras.optimizers.deserialize(config.pop("g_optimizer"))
+        config = {k: v for k, v in config.items() if k in ("jit_compile", "steps_per_execution", "run_eagerly")}
+        self.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, **config)
+
+    # ------------------------------------------------------------------ the model
+    def generate(self, noise, labels=None, training=False):
+        """Generator output in [−1, 1]."""
+        return self.generator(noise, training=training)
+
+    def discriminate(self, images, labels=None, training=False):
+        return self.discriminator(images, training=training)
+
+    def sample(self, n, labels=None, seed=None):
+        noise = self.normal([int(n), self.latent_dim], seed=seed)
+        return (self.generate(noise, labels) + 1.0) / 2.0
+
+    def call(self, inputs, training=False):
+        """Discriminator logits for a batch of [0, 1] images."""
+        images, labels = self.unpack(inputs)
+        return self.discriminate(images * 2.0 - 1.0, labels, training=training)
+
+    def compute_losses(self, real, labels, training):
+        batch = tf.shape(real)[0]
+        noise = self.normal([batch, self.latent_dim])
+        fake = self.generate(noise, labels, training=training)
+        # One discriminator pass over real and fake together: one larger matmul is
+        # cheaper than two, and D has no batch norm whose statistics would mix them.
+        both_labels = None if labels is None else tf.concat([labels, labels], 0)
+        logits = self.discriminate(tf.concat([real, tf.cast(fake, real.dtype)], 0), both_labels, training=training)
+        real_logits, fake_logits = logits[:batch], logits[batch:]
+        return {
+            "d_loss": losses.discriminator_loss(real_logits, fake_logits),
+            "g_loss": losses.generator_loss(fake_logits),
+        }
+
+    def train_step(self, data):
+        images, labels = self.unpack(data)
+        real = images * 2.0 - 1.0
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            values = self.compute_losses(real, labels, training=True)
+            d_scaled = self.d_optimizer.scale_loss(self.per_replica(values["d_loss"]))
+            g_scaled = self.g_optimizer.scale_loss(self.per_replica(values["g_loss"]))
+        self.minimize(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
+        self.minimize(self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables)
+        return self.track(values)
+
+    def test_step(self, data):
+        images, labels = self.unpack(data)
+        return self.track(self.compute_losses(images * 2.0 - 1.0, labels, training=False))
