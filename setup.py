@@ -16,6 +16,8 @@ setup(
         "tensorflow>=2.16,<2.22",
         "keras>=3.15,<3.16",
         "tensorflow-datasets>=4.9.4,<4.10",
+        # TensorFlow 2.21 no longer installs TensorBoard, which the TensorBoard callback needs.
+        "tensorboard>=2.16",
         # TFDS 4.9.10 needs it on Python >= 3.9 to prepare data, but does not declare it.
         "importlib_resources>=6",
         "numpy>=1.26",

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import keras
 
 from tfgen.io import save_model, write_json
 from tfgen.plotting import sample_for_grid, save_grid
+
+
+class Throughput(keras.callbacks.Callback):
+    """Add `epoch_seconds` and `images_per_second` (training batches only) to each epoch's logs.
+
+    Place it before `CSVLogger` so the values reach `history.csv`. The clock runs
+    from the first to the last training batch of the epoch, so validation, sample
+    grids and checkpoints are not counted; the first epoch includes tracing.
+    """
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._batches = time.perf_counter(), 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        self._last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self._batches:
+            seconds = self._last - self._start
+            logs["epoch_seconds"] = seconds
+            logs["images_per_second"] = self._batches * self.batch_size / seconds
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 import tfgen
 from tfgen import data as tfdata
-from tfgen.callbacks import AtomicCheckpoint, SampleGrid
+from tfgen.callbacks import AtomicCheckpoint, SampleGrid, Throughput
 from tfgen.distribute import get_strategy
 from tfgen.io import save_model, write_json
 from tfgen.registry import get_model_class
@@ -63,7 +63,9 @@ def train(
 
     keras.utils.set_random_seed(seed)
     data_kwargs = dict(data_dir=data_dir, manual_dir=manual_dir, limit=limit)
-    train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, **data_kwargs)
+    # Full batches only: exact images/second, and no batch-norm step on a 1-image remainder.
+    train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, drop_remainder=True,
+                                 **data_kwargs)
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": seed,
                  **(overrides or {})}
     test_ds = tfdata.load(dataset, "test", batch_size, seed, image_shape=overrides["image_shape"],
@@ -87,6 +89,7 @@ def train(
         "versions": versions(),
     })
     callbacks = [
+        Throughput(batch_size),  # first: it adds to the logs that the loggers below write
         keras.callbacks.CSVLogger(str(out / "history.csv")),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
         SampleGrid(out / "samples", seed=seed + 1, every=sample_every),
