@@ -2,27 +2,16 @@
 
     import tfgen
     model = tfgen.get_model("vae", preset="default")
+    model = keras.saving.load_model("runs/vae/model.keras")   # works once tfgen is imported
 
-Attributes are imported lazily so that `import tfgen` (and the CLI) can set up
-logging before TensorFlow loads.
+Importing tfgen registers every model family with Keras serialisation, so that a
+saved `.keras` file reloads into its tfgen class.
 """
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "get_model": "tfgen.registry",
-    "get_model_class": "tfgen.registry",
-    "list_models": "tfgen.registry",
-    "register_model": "tfgen.registry",
-    "train": "tfgen.training",
-}
+from tfgen import models  # noqa: E402,F401  (registers every family)
+from tfgen.registry import get_model, get_model_class, list_models, register_model  # noqa: E402
+from tfgen.training import train  # noqa: E402
 
-__all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tfgen' has no attribute {name!r}")
+__all__ = ["__version__", "get_model", "get_model_class", "list_models", "register_model", "train"]

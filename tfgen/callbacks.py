@@ -69,3 +69,120 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         save_model(self.model, self.directory / "last.keras")
         write_json(self.directory / "state.json", {"epoch": epoch + 1, "logs": dict(logs or {})})
+
+
+class SampleScore(keras.callbacks.Callback):
+    """Score `n` samples every `every` epochs and add the scores to the epoch logs.
+
+    Logs `fid` (Fréchet distance on evaluator features — not Inception FID) and
+    `kid` (kernel distance) against the test split of `dataset`, using the cached
+    evaluator classifier (`tfgen.eval.get_evaluator`). Epochs that are not scored
+    log NaN, so the keys exist from the first epoch on (CSVLogger fixes its
+    columns at the first epoch) and `ModelCheckpoint(monitor="fid", mode="min",
+    save_best_only=True)` skips them (NaN never compares better). The last
+    epoch is always scored.
+
+    Put it *before* CSVLogger, TensorBoard and ModelCheckpoint in the callback
+    list: callbacks run in order and read the logs this one writes. Samples use
+    a fixed seed, so successive scores differ by the model, not the noise;
+    conditional models sample with balanced labels. A few hundred samples cost a
+    second or two for fast samplers; FID at small n is biased upwards, so
+    compare scores only at the same n.
+    """
+
+    def __init__(self, dataset: str = "mnist_bundled", n: int = 500, every: int = 1, seed: int = 4321,
+                 evaluator=None, evaluator_dir=None, metrics=("fid", "kid"), verbose: int = 0):
+        super().__init__()
+        unknown = set(metrics) - {"fid", "kid"}
+        if unknown or not metrics:
+            raise ValueError(f"metrics must be a non-empty subset of ('fid', 'kid'), got {metrics!r}")
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
+        self.dataset, self.n, self.every, self.seed = dataset, int(n), every, seed
+        self.evaluator, self.evaluator_dir = evaluator, evaluator_dir
+        self.metric_names, self.verbose = tuple(metrics), verbose
+        self._real = None
+
+    def on_train_begin(self, logs=None):
+        import numpy as np
+
+        from tfgen.data import load_arrays
+        from tfgen.eval.evaluator import get_evaluator
+
+        if self.evaluator is None:
+            self.evaluator = get_evaluator(self.dataset, directory=self.evaluator_dir)
+        if self._real is None:
+            x_test, _ = load_arrays(self.dataset, "test")
+            self._real = self.evaluator.features(x_test)
+            self._nan = float(np.nan)
+
+    def score(self) -> dict:
+        from tfgen.eval.evaluate import balanced_labels, generate
+        from tfgen.eval.metrics import frechet_distance, kernel_inception_distance
+
+        model = self.model
+        labels = balanced_labels(self.n, model.num_classes) if getattr(model, "conditional", False) else None
+        feats = self.evaluator.features(generate(model, self.n, seed=self.seed, labels=labels))
+        out = {}
+        if "fid" in self.metric_names:
+            out["fid"] = frechet_distance(feats, self._real)
+        if "kid" in self.metric_names:
+            out["kid"], _ = kernel_inception_distance(feats, self._real, num_subsets=20,
+                                                      subset_size=min(1000, self.n, len(self._real)), seed=0)
+        return out
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.params and epoch + 1 == self.params.get("epochs")
+        if (epoch + 1) % self.every == 0 or last or getattr(self.model, "stop_training", False):
+            values = self.score()
+            if self.verbose:
+                print(" — ".join(f"{k} {v:.4g}" for k, v in values.items()) + f" ({self.n} samples)")
+        else:
+            values = {name: self._nan for name in self.metric_names}
+        if logs is not None:
+            logs.update(values)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once `seconds` of wall-clock time have passed since `fit` began.
+
+    Checked after every batch, so training stops mid-epoch; that epoch still
+    ends normally (validation, epoch-end callbacks, checkpoints). Adds
+    `elapsed_seconds` to the epoch logs; `stopped_early` tells whether the
+    budget, rather than the epoch count, ended the run.
+
+    exclude_first_batch: start the clock when the first batch ends, so that
+        tracing/compiling the step (seconds for big graphs, longer on a busy
+        machine) does not eat into a short budget; `first_batch_seconds` records it.
+    """
+
+    def __init__(self, seconds: float, exclude_first_batch: bool = False):
+        super().__init__()
+        if seconds <= 0:
+            raise ValueError(f"seconds must be positive, got {seconds!r}")
+        self.seconds = float(seconds)
+        self.exclude_first_batch = exclude_first_batch
+        self.stopped_early = False
+        self.batches = 0
+        self.first_batch_seconds = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches == 1:
+            self.first_batch_seconds = self.elapsed()
+            if self.exclude_first_batch:
+                self._start = time.perf_counter()
+                return
+        if self.elapsed() >= self.seconds:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["elapsed_seconds"] = self.elapsed()

@@ -2,8 +2,11 @@
 
     tfgen list
     tfgen train MODEL [--preset P] [--dataset D] [--epochs N] [--batch-size B] [--seed S]
-                      [--out DIR] [--set key=value ...]
-    tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] --out FILE.png
+                      [--out DIR] [--set key=value ...] [--export [DIR]]
+    tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
+    tfgen export RUN_DIR [--out saved_models/NAME]
+    tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] [--steps K] --out FILE.png
+    tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
 
 Errors a user can cause print one line and exit with status 2 (set TFGEN_DEBUG=1
 for the traceback).
@@ -17,6 +20,7 @@ import os
 import sys
 
 EXIT_USAGE = 2
+DEFAULT_EPOCHS = 5
 
 
 def main(argv=None) -> int:
@@ -40,11 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = commands.add_parser("train", help="train a model and write a run directory")
-    p.add_argument("model")
+    p.add_argument("model", nargs="?", help="a registered model (not with --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with the run's own settings")
+    p.add_argument("--export", nargs="?", const="", metavar="DIR",
+                   help="then export a SavedModel (default DIR: saved_models/<run name>)")
     p.add_argument("--preset", default="default")
     p.add_argument("--dataset", default="mnist_bundled",
                    help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--epochs", type=int, help=f"default {DEFAULT_EPOCHS}; with --resume: a new total")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
@@ -63,8 +71,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int)
     p.add_argument("--labels", help="conditional models: comma-separated labels, or 'all' for one row per class")
+    p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_sample)
+
+    p = commands.add_parser("export", help="export a run as a TensorFlow SavedModel with generation endpoints")
+    p.add_argument("run_dir", help="a run directory (finished or checkpointed) or a .keras file")
+    p.add_argument("--out", help="export directory (default saved_models/<run name>)")
+    p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("--dataset", help="dataset of the evaluator and real data (default: the run's)")
+    p.add_argument("--json", help="JSON file to write (default RUN_DIR/eval.json)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k", default="1,50", help="importance samples for the VAE IWAE bound, e.g. 1,50,5000")
+    p.add_argument("--n-likelihood", type=int, default=1000, help="test images for likelihoods (0: all)")
+    p.add_argument("--evaluator-dir", help="evaluator directory (default saved_models/evaluator-DATASET)")
+    p.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -77,17 +102,51 @@ def cmd_list(args) -> None:
 
 def cmd_train(args) -> None:
     from tfgen.registry import get_model_class
-    from tfgen.training import train
+    from tfgen.training import resume, train
 
-    overrides = parse_overrides(get_model_class(args.model), args.set)
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
-    out = train(
-        args.model, preset=args.preset, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
-        jit_compile=args.jit_compile == "on", data_dir=args.data_dir, manual_dir=args.manual_dir,
-        limit=args.limit, verbose=verbose,
-    )
-    print(f"run written to {out}/ (samples in {out}/samples, model in {out}/model.keras)")
+    if args.resume:
+        check_resume_args(args)
+        out = resume(args.resume, epochs=args.epochs, verbose=verbose)
+        print(f"run {out}/ complete (model in {out}/model.keras)")
+    else:
+        if args.model is None:
+            raise ValueError("train needs a MODEL (see `tfgen list`), or --resume RUN_DIR")
+        overrides = parse_overrides(get_model_class(args.model), args.set)
+        out = train(
+            args.model, preset=args.preset, dataset=args.dataset,
+            epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, batch_size=args.batch_size,
+            seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
+            jit_compile=args.jit_compile == "on", data_dir=args.data_dir, manual_dir=args.manual_dir,
+            limit=args.limit, verbose=verbose,
+        )
+        print(f"run written to {out}/ (samples in {out}/samples, model in {out}/model.keras)")
+    if args.export is not None:
+        from tfgen.export import export_run
+
+        path = export_run(out, args.export or None)
+        print(f"SavedModel written to {path}/")
+
+
+def check_resume_args(args) -> None:
+    """--resume takes the run's settings from its config.json: refuse options that would be ignored."""
+    defaults = build_parser().parse_args(["train", "vae"])
+    changed = [f"--{name.replace('_', '-')}" for name in (
+        "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
+        "jit_compile") if getattr(args, name) != getattr(defaults, name)]
+    if args.model is not None:
+        changed.insert(0, "MODEL")
+    if changed:
+        raise ValueError(f"--resume continues a run with the settings in its config.json; "
+                         f"{', '.join(changed)} cannot be given with it (only --epochs, --export, --verbose)")
+
+
+def cmd_export(args) -> None:
+    from tfgen.export import export_run, read_metadata
+
+    path = export_run(args.run_dir, args.out)
+    endpoints = read_metadata(path)["endpoints"]
+    print(f"SavedModel written to {path}/ (endpoints: {', '.join(endpoints)}; serving_default = sample)")
 
 
 def cmd_sample(args) -> None:
@@ -99,9 +158,12 @@ def cmd_sample(args) -> None:
     if args.n <= 0:
         raise ValueError(f"--n must be a positive integer, got {args.n}")
     model = load_run(args.run_dir)
+    if args.steps is not None:
+        model = with_sampling_steps(model, args.steps)
     labels = None
     if args.labels is not None:
-        if not model.conditional:
+        # `class_conditional`: models that take labels optionally (diffusion with classifier-free guidance).
+        if not (model.conditional or getattr(model, "class_conditional", False)):
             raise ValueError(f"--labels needs a conditional model; {type(model).__name__} is unconditional")
         if args.labels != "all":
             labels = np.array(parse_labels(args.labels, model.num_classes))
@@ -109,6 +171,42 @@ def cmd_sample(args) -> None:
     images, ncols = sample_for_grid(model, n, seed=args.seed, labels=labels)
     save_grid(images, args.out, ncols=ncols)
     print(f"wrote {len(images)} samples to {args.out}")
+
+
+def with_sampling_steps(model, steps: int):
+    """`model` with `steps=steps` passed to every `sample` call; an error if its `sample` has no steps."""
+    import functools
+    import inspect
+
+    if "steps" not in inspect.signature(model.sample).parameters:
+        raise ValueError(f"--steps: {type(model).__name__} does not sample in steps")
+    if steps <= 0:
+        raise ValueError(f"--steps must be a positive integer, got {steps}")
+    model.sample = functools.partial(model.sample, steps=steps)  # this instance only
+    return model
+
+
+def cmd_eval(args) -> None:
+    from pathlib import Path
+
+    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.io import write_json
+    from tfgen.training import load_run, read_run_config
+
+    try:
+        ks = sorted({int(k) for k in args.k.split(",")})
+    except ValueError:
+        raise ValueError(f"--k must be comma-separated positive integers, got {args.k!r}") from None
+    config = read_run_config(args.run_dir)
+    dataset = args.dataset or config.get("dataset") or "mnist_bundled"
+    model = load_run(args.run_dir)
+    result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
+                      n_likelihood=args.n_likelihood or None)
+    result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
+    print(format_table(result))
+    out = Path(args.json) if args.json else Path(args.run_dir) / "eval.json"
+    write_json(out, result)
+    print(f"\nwrote {out}")
 
 
 def parse_labels(text: str, num_classes: int) -> list[int]:

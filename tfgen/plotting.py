@@ -24,9 +24,8 @@ def tile(images, ncols: int | None = None, pad: int = 1) -> np.ndarray:
 
 def save_grid(images, path, ncols: int | None = None, scale: int = 2) -> None:
     """Write a grid of images in [0, 1] to a PNG file (atomically), upscaled `scale`× for viewing."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # matplotlib.image.imsave writes PNGs with Pillow: no pyplot and no backend, so saving
+    # grids from a training callback leaves a notebook's inline figures alone.
     import matplotlib.image
 
     grid = tile(images, ncols)
@@ -50,3 +49,215 @@ def sample_for_grid(model, n: int, seed: int | None = None, labels=None):
     if labels is not None:
         return model.sample(len(labels), labels=labels, seed=seed), None
     return model.sample(n, seed=seed), None
+
+
+# ---------------------------------------------------------------------------- notebooks
+# Figures for the teaching notebooks (and any interactive session). They draw with
+# Matplotlib's pyplot, so they show inline in Jupyter; each returns its Figure.
+
+
+def _new_axes(ax, figsize):
+    import matplotlib.pyplot as plt
+
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _imshow(ax, grid):
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _pixel_figure(width_px: float, height_px: float):
+    """A figure of an exact size in screen pixels (at the current `figure.dpi`).
+
+    Sized so that each image pixel covers exactly `scale` screen pixels: nearest-
+    neighbour drawing at a non-integer scale makes the white lines between tiles
+    come and go. Titles and labels fall outside; Jupyter's inline backend crops
+    figures to their content (`bbox_inches="tight"`), so they still show.
+    """
+    import matplotlib.pyplot as plt
+
+    dpi = plt.rcParams["figure.dpi"]
+    return plt.figure(figsize=(width_px / dpi, height_px / dpi))
+
+
+def show_grid(images, ncols: int | None = None, title: str | None = None, ax=None, scale: int = 2, pad: int = 1):
+    """Draw (N, H, W, C) images in [0, 1] as one grid, each image pixel `scale` screen pixels wide.
+
+    `pad=0` joins the images without white lines (e.g. a decoded latent manifold).
+    With `ax`, draws into that axes at whatever size it has.
+    """
+    grid = tile(images, ncols, pad=pad)
+    if ax is None:
+        ax = _pixel_figure(grid.shape[1] * scale, grid.shape[0] * scale).add_axes((0, 0, 1, 1))
+    _imshow(ax, grid)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def show_rows(rows, row_titles=None, col_titles=None, title: str | None = None, scale: int = 2):
+    """Draw several image sequences, one row each: samples over epochs, interpolations,
+    denoising trajectories, pixel-by-pixel generation.
+
+    rows: a sequence of (K, H, W, C) arrays in [0, 1] (or one (R, K, H, W, C) array);
+    rows may have different lengths and are drawn at the same scale, left-aligned.
+    row_titles label rows on the left; col_titles (one per column of the longest
+    row) label columns above the first row.
+    """
+    rows = [np.asarray(r, dtype=np.float32) for r in rows]
+    if not rows or any(r.ndim != 4 for r in rows):
+        raise ValueError("rows must be a non-empty sequence of (K, H, W, C) image arrays")
+    for names, what in ((row_titles, len(rows)), (col_titles, max(len(r) for r in rows))):
+        if names is not None and len(names) != what:
+            raise ValueError(f"expected {what} titles, got {len(names)}")
+    ncols = max(len(r) for r in rows)
+    h, w = rows[0].shape[1:3]
+    strip_w, strip_h, gap = ncols * (w + 1) + 1, h + 2, 3  # image pixels, as `tile` pads them
+    top = 14 if col_titles is not None else 0  # screen pixels for the column titles
+    fig_w, fig_h = strip_w * scale, len(rows) * (strip_h + gap) * scale + top
+    fig = _pixel_figure(fig_w, fig_h)
+    for i, row in enumerate(rows):
+        bottom = (len(rows) - 1 - i) * (strip_h + gap) * scale
+        ax = fig.add_axes((0, bottom / fig_h, 1, strip_h * scale / fig_h))
+        _imshow(ax, tile(row, ncols=len(row)))
+        ax.set_xlim(-0.5, strip_w - 0.5)
+        if row_titles is not None:
+            ax.set_ylabel(str(row_titles[i]), rotation=0, ha="right", va="center", fontsize=9)
+        if i == 0 and col_titles is not None:
+            for j, name in enumerate(col_titles):
+                ax.text(1 + j * (w + 1) + (w - 1) / 2, -1, str(name), ha="center", va="bottom", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1.0, va="bottom")
+    return fig
+
+
+def plot_history(history, keys=None, ax=None, title: str | None = None, xlabel: str = "epoch",
+                 logy: bool = False):
+    """Training curves from a Keras `History` (or a dict of name -> values).
+
+    Each `val_` series is drawn dashed in its training series' colour. `keys`
+    picks the (training) series to draw; default: all.
+    """
+    series = dict(getattr(history, "history", history))
+    keys = list(keys) if keys is not None else [k for k in series if not k.startswith("val_")]
+    missing = [k for k in keys if k not in series]
+    if missing:
+        raise KeyError(f"no series {missing} in the history; it has {sorted(series)}")
+    ax = _new_axes(ax, (5, 3))
+    for key in keys:
+        values = np.asarray(series[key], dtype=float)
+        (line,) = ax.plot(np.arange(1, len(values) + 1), values, label=key)
+        if f"val_{key}" in series:
+            val = np.asarray(series[f"val_{key}"], dtype=float)
+            ax.plot(np.arange(1, len(val) + 1), val, "--", color=line.get_color(), label=f"val_{key}")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def plot_latent_map(z, labels, ax=None, title: str | None = None, num_classes: int | None = None,
+                    point_size: float = 3.0):
+    """Scatter 2-D latent codes coloured by class label (e.g. a VAE with latent_dim=2)."""
+    z = np.asarray(z, dtype=np.float32)
+    labels = np.asarray(labels).reshape(-1)
+    if z.ndim != 2 or z.shape[1] != 2:
+        raise ValueError(f"expected 2-D codes of shape (N, 2), got {z.shape}: train with latent_dim=2 to draw a map")
+    if len(labels) != len(z):
+        raise ValueError(f"{len(z)} codes but {len(labels)} labels")
+    import matplotlib.pyplot as plt
+
+    num_classes = num_classes or int(labels.max()) + 1
+    cmap = plt.get_cmap("tab10" if num_classes <= 10 else "tab20", num_classes)
+    ax = _new_axes(ax, (4.5, 4))
+    for c in range(num_classes):
+        pts = z[labels == c]
+        ax.scatter(pts[:, 0], pts[:, 1], s=point_size, color=cmap(c), label=str(c), alpha=0.7, linewidths=0)
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax.figure
+
+
+def latent_grid(n: int = 15, coverage: float = 0.95) -> np.ndarray:
+    """An n×n grid of 2-D latent points at Gaussian quantiles, shape (n·n, 2), float32.
+
+    Points are evenly spaced in probability, not in z: each axis runs over the
+    central `coverage` of N(0, 1), so the grid covers where the prior puts its mass
+    (Kingma & Welling 2014, fig. 4). Row-major with z₂ decreasing down the rows
+    and z₁ increasing along them, so `show_grid(model.decode(latent_grid(n)), ncols=n)`
+    is oriented like `plot_latent_map`.
+    """
+    from statistics import NormalDist
+
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    if not 0.0 < coverage < 1.0:
+        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    tail = (1.0 - coverage) / 2.0
+    axis = np.array([NormalDist().inv_cdf(p) for p in np.linspace(tail, 1.0 - tail, n)], dtype=np.float32)
+    z1, z2 = np.meshgrid(axis, axis[::-1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=1)
+
+
+def interpolate(z0, z1, steps: int = 8, method: str = "slerp") -> np.ndarray:
+    """Points from z0 to z1 (both included): (steps, d) for vectors, (B·steps, d) for (B, d) batches.
+
+    "slerp" follows the great circle (White 2016, "Sampling Generative Networks"):
+    a straight line between two Gaussian draws passes through points of unusually
+    small norm, which the model rarely saw in training; "linear" is the straight line.
+    Batched output is row-major, so `show_grid(decode(z), ncols=steps)` shows one
+    interpolation per row.
+    """
+    z0 = np.asarray(z0, dtype=np.float64)
+    z1 = np.asarray(z1, dtype=np.float64)
+    if z0.shape != z1.shape or z0.ndim not in (1, 2):
+        raise ValueError(f"z0 and z1 must have the same shape (d,) or (B, d), got {z0.shape} and {z1.shape}")
+    if steps < 2:
+        raise ValueError(f"steps must be at least 2, got {steps}")
+    if method not in ("slerp", "linear"):
+        raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
+    a, b = np.atleast_2d(z0), np.atleast_2d(z1)
+    t = np.linspace(0.0, 1.0, steps)[None, :, None]  # (1, steps, 1)
+    linear = (1.0 - t) * a[:, None] + t * b[:, None]
+    if method == "linear":
+        out = linear
+    else:
+        cos = np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+        omega = np.arccos(np.clip(cos, -1.0, 1.0))[:, None, None]
+        sin = np.sin(omega)
+        # Nearly parallel vectors: the great circle is the straight line.
+        safe = np.where(sin > 1e-6, sin, 1.0)
+        slerp = (np.sin((1.0 - t) * omega) * a[:, None] + np.sin(t * omega) * b[:, None]) / safe
+        out = np.where(sin > 1e-6, slerp, linear)
+    out = out.astype(np.float32)
+    return out[0] if z0.ndim == 1 else out.reshape(-1, a.shape[1])
+
+
+def raster_frames(images, counts, fill: float = 0.5) -> np.ndarray:
+    """Snapshots of images drawn pixel by pixel in raster order: (N, len(counts), H, W, C).
+
+    Frame j shows the first `counts[j]` pixels (row by row, left to right,
+    channels innermost) and `fill` (grey) where nothing has been drawn yet. For an
+    autoregressive sample this is exactly the sampler's canvas after that many
+    steps, since pixel i is drawn from the pixels before it only.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"expected images of shape (N, H, W, C), got {images.shape}")
+    order = np.arange(int(np.prod(images.shape[1:]))).reshape(images.shape[1:])
+    return np.stack([np.where(order < k, images, np.float32(fill)) for k in counts], axis=1)

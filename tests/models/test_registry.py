@@ -64,3 +64,16 @@ def test_wrong_image_shape_fails_before_training(name):
     bad = tf.data.Dataset.from_tensor_slices((np.zeros((4, 32, 32, 3), "float32"), np.zeros(4, "int32"))).batch(2)
     with pytest.raises(ValueError, match=r"expects images of shape \(28, 28, 1\), got \(32, 32, 3\)"):
         model.fit(bad, verbose=0)
+
+
+def test_a_saved_model_reloads_in_a_fresh_process_after_import_tfgen(tmp_path):
+    """`import tfgen` alone must register every family for `keras.saving.load_model`."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "gan.keras"
+    tfgen.get_model("gan", "tiny").save(path)
+    code = f"import keras, tfgen; print(type(keras.saving.load_model({str(path)!r})).__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("GAN")

@@ -174,6 +174,33 @@ class GenerativeModel(keras.Model):
         """Compile with the optimiser settings stored in the model's hyperparameters."""
         raise NotImplementedError
 
+    def compile_from_config(self, config):
+        """Recompile a reloaded `.keras` model, so its optimiser state can be restored.
+
+        Keras skips this (with only a warning) for any model that overrides
+        `compile()`, and the reloaded model then has no optimiser at all. Do what
+        Keras does for the others; families with extra optimisers (GAN) override it.
+        """
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def export_endpoints(self) -> dict:
+        """The functions a SavedModel export serves: `{name: (fn, [tf.TensorSpec, ...])}`.
+
+        `tfgen.export` turns each entry into an endpoint with that fixed input
+        signature (AutoGraph off: loops must be `tf.while_loop`s). Conventions:
+        randomness comes in as inputs (noise tensors, or an int seed), so an
+        endpoint is deterministic; images come out in [0, 1], float32, NHWC;
+        `sample` is the default endpoint. An optional `"settings"` entry with an
+        empty signature returns a dict of constants (e.g. a sampler's step count)
+        that were fixed at export time.
+        """
+        raise NotImplementedError(
+            f"model family {self.registry_name or type(self).__name__!r} does not declare export endpoints: "
+            f"implement export_endpoints() in {type(self).__module__}"
+        )
+
 
 def check_positive(**values):
     for name, value in values.items():

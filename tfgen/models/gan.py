@@ -8,9 +8,9 @@ fake, and one optimiser for both networks (SEED-NOTES defects 1–9). Here:
 * D minimises BCE(1, D(x)) + BCE(0, D(G(z))), G the non-saturating −log D(G(z)),
   both on logits;
 * each network has its own optimiser: `compile(d_optimizer=..., g_optimizer=...)`;
-* one step draws the fakes once and updates both networks from the same forward
-  pass (simultaneous gradient descent, as in the TensorFlow DCGAN tutorial): the
-  common Keras pattern runs the generator twice per step.
+* one step draws the fakes once: D is updated on them, then G is updated through
+  the same fakes scored by the updated D (alternating updates, one generator
+  pass; the common Keras pattern runs the generator twice per step).
 
 Images are [0, 1] outside the model and [−1, 1] inside (tanh generator output).
 """
@@ -42,7 +42,9 @@ class GAN(GenerativeModel):
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4),
     }
 
-    def __init__(self, architecture="dcgan", latent_dim=64, width=64, learning_rate=2e-4, beta_1=0.5, **kwargs):
+    def __init__(
+        self, architecture="dcgan", latent_dim=64, width=64, dropout=0.0, learning_rate=2e-4, beta_1=0.5, **kwargs
+    ):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise UnknownNameError(f"unknown GAN architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
@@ -50,6 +52,9 @@ class GAN(GenerativeModel):
         self.architecture = architecture
         self.latent_dim = int(latent_dim)
         self.width = int(width)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
         self.learning_rate = float(learning_rate)
         self.beta_1 = float(beta_1)
         self.generator = self.build_generator()
@@ -64,6 +69,7 @@ class GAN(GenerativeModel):
             "architecture": self.architecture,
             "latent_dim": self.latent_dim,
             "width": self.width,
+            "dropout": self.dropout,
             "learning_rate": self.learning_rate,
             "beta_1": self.beta_1,
         }
@@ -90,7 +96,7 @@ class GAN(GenerativeModel):
         if self.architecture == "document":
             return dense_stack(layers.Flatten()(images), (16 * w, 8 * w, 4 * w, 2 * w, w), name="disc_dense")
         h = conv_features(images, (w, 2 * w), activation="leaky_relu", kernel_size=4, name="disc_conv")
-        return layers.Dropout(0.3)(h)
+        return layers.Dropout(self.dropout)(h) if self.dropout else h
 
     def build_generator(self):
         noise = keras.Input((self.latent_dim,), name="noise")
@@ -122,6 +128,8 @@ class GAN(GenerativeModel):
 
     def get_compile_config(self):
         # Without this a reloaded .keras GAN silently loses both optimisers.
+        if self.d_optimizer is None:  # never compiled: nothing to restore
+            return None
         config = super().get_compile_config() or {}
         config.pop("optimizer", None)
         return {
@@ -145,39 +153,61 @@ class GAN(GenerativeModel):
     def discriminate(self, images, labels=None, training=False):
         return self.discriminator(images, training=training)
 
+    def images_from_noise(self, noise, labels=None):
+        """G(z) mapped to [0, 1], float32: what `sample` returns for the noise it draws."""
+        return (tf.cast(self.generate(noise, labels), tf.float32) + 1.0) / 2.0
+
     def sample(self, n, labels=None, seed=None):
         noise = self.normal([int(n), self.latent_dim], seed=seed)
-        return (self.generate(noise, labels) + 1.0) / 2.0
+        return self.images_from_noise(noise, labels)
+
+    def export_endpoints(self):
+        """`sample(noise[, labels])` → images in [0, 1] (labels for conditional subclasses)."""
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+        noise = tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise")
+        return {"sample": (self.images_from_noise, [noise, *labels])}
 
     def call(self, inputs, training=False):
         """Discriminator logits for a batch of [0, 1] images."""
         images, labels = self.unpack(inputs)
         return self.discriminate(images * 2.0 - 1.0, labels, training=training)
 
-    def compute_losses(self, real, labels, training):
+    def discriminator_loss(self, real, fake, labels=None, training=False):
+        """D's loss on a batch of real and fake images; also returns D's logits on the fakes."""
         batch = tf.shape(real)[0]
-        noise = self.normal([batch, self.latent_dim])
-        fake = self.generate(noise, labels, training=training)
         # One discriminator pass over real and fake together: one larger matmul is
         # cheaper than two, and D has no batch norm whose statistics would mix them.
         both_labels = None if labels is None else tf.concat([labels, labels], 0)
         logits = self.discriminate(tf.concat([real, tf.cast(fake, real.dtype)], 0), both_labels, training=training)
-        real_logits, fake_logits = logits[:batch], logits[batch:]
-        return {
-            "d_loss": losses.discriminator_loss(real_logits, fake_logits),
-            "g_loss": losses.generator_loss(fake_logits),
-        }
+        return losses.discriminator_loss(logits[:batch], logits[batch:]), logits[batch:]
+
+    def compute_losses(self, real, labels=None, training=False):
+        """Both losses against the current discriminator (for evaluation)."""
+        fake = self.generate(self.normal([tf.shape(real)[0], self.latent_dim]), labels, training=training)
+        d_loss, fake_logits = self.discriminator_loss(real, fake, labels, training)
+        return {"d_loss": d_loss, "g_loss": losses.generator_loss(fake_logits)}
 
     def train_step(self, data):
+        """Alternating updates with one generator pass.
+
+        D is updated first on this step's fakes; G's loss then scores the *same*
+        fakes with the updated D. Alternating (not simultaneous) updates are the
+        stable choice (Mescheder et al. 2017, "The Numerics of GANs"), and reusing
+        the fakes avoids the second generator pass of the usual Keras pattern.
+        """
         images, labels = self.unpack(data)
         real = images * 2.0 - 1.0
-        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
-            values = self.compute_losses(real, labels, training=True)
-            d_scaled = self.d_optimizer.scale_loss(self.per_replica(values["d_loss"]))
-            g_scaled = self.g_optimizer.scale_loss(self.per_replica(values["g_loss"]))
-        self.minimize(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
+        noise = self.normal([tf.shape(real)[0], self.latent_dim])
+        with tf.GradientTape() as g_tape:
+            fake = self.generate(noise, labels, training=True)
+            with g_tape.stop_recording(), tf.GradientTape() as d_tape:
+                d_loss, _ = self.discriminator_loss(real, fake, labels, training=True)
+                d_scaled = self.d_optimizer.scale_loss(self.per_replica(d_loss))
+            self.minimize(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
+            g_loss = losses.generator_loss(self.discriminate(fake, labels, training=True))
+            g_scaled = self.g_optimizer.scale_loss(self.per_replica(g_loss))
         self.minimize(self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables)
-        return self.track(values)
+        return self.track({"d_loss": d_loss, "g_loss": g_loss})
 
     def test_step(self, data):
         images, labels = self.unpack(data)

@@ -121,7 +121,7 @@ class VAE(GenerativeModel):
 
     def decode(self, z, labels=None):
         """Mean of p(x | z): pixel probabilities in [0, 1]."""
-        return tf.sigmoid(self.decode_logits(z, labels))
+        return tf.sigmoid(tf.cast(self.decode_logits(z, labels), tf.float32))
 
     def reparameterize(self, z_mean, z_log_var, seed=None):
         eps = self.normal(tf.shape(z_mean), seed=seed)
@@ -136,6 +136,17 @@ class VAE(GenerativeModel):
         """Decode `n` draws from the prior N(0, I): pixel probabilities in [0, 1]."""
         z = self.normal([int(n), self.latent_dim], seed=seed)
         return self.decode(z, labels)
+
+    def export_endpoints(self):
+        """`sample(noise[, labels])` and `decode(z[, labels])` → images in [0, 1];
+        `encode(images[, labels])` → (z_mean, z_log_var). Labels for conditional subclasses."""
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        return {
+            "sample": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise"), *labels]),
+            "encode": (self.encode, [images, *labels]),
+            "decode": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *labels]),
+        }
 
     def call(self, inputs, training=False):
         """Reconstruction logits from the posterior mean (deterministic; what `predict` returns)."""

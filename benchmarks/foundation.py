@@ -1,0 +1,111 @@
+"""Foundation numbers for the README: train `vae` and `gan` with their default presets
+through `tfgen.train` (the same path as `tfgen train`) and record, per model:
+
+* training images/second — median over epochs 2..N (epoch 1 includes tracing),
+  from the `images_per_second` column `tfgen train` writes to history.csv;
+* for the VAE, the test −ELBO in nats per image after the last epoch (one-sample
+  estimate over the whole test split; continuous grayscale targets, Bernoulli decoder).
+
+    python benchmarks/foundation.py [--epochs 5] [--out benchmarks/results]
+
+Writes benchmarks/results/foundation.json and foundation.md (the README table), plus
+the last sample grid of each run as benchmarks/results/samples/foundation_<model>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tfgen  # noqa: E402
+from tfgen.io import write_json, write_text  # noqa: E402
+
+COMMAND = "python benchmarks/foundation.py"
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    with open(run_dir / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--models", default="vae,gan")
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    results = {
+        "command": f"{COMMAND} --epochs {args.epochs}",
+        "date": datetime.date.today().isoformat(),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
+        "dataset": "mnist_bundled",
+        "epochs": args.epochs,
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            run = tfgen.train(name, "default", dataset="mnist_bundled", epochs=args.epochs, seed=0,
+                              out=Path(tmp) / name, verbose=2)
+            history = read_history(run)
+            steady = [row["images_per_second"] for row in history[1:]] or [history[0]["images_per_second"]]
+            entry = {
+                "preset": "default",
+                "batch_size": 64,
+                "train_images_per_second_median": statistics.median(steady),
+                "train_images_per_second_by_epoch": [row["images_per_second"] for row in history],
+                "final": {k: v for k, v in history[-1].items() if k != "epoch"},
+            }
+            if "val_loss" in history[-1] and name == "vae":
+                entry["test_elbo_nats"] = -history[-1]["val_loss"]
+                entry["test_elbo_variant"] = "continuous grayscale targets, Bernoulli decoder (one-sample estimate)"
+            (out / "samples").mkdir(parents=True, exist_ok=True)
+            grids = sorted((run / "samples").glob("epoch_*.png"))
+            shutil.copy(grids[-1], out / "samples" / f"foundation_{name}.png")
+            results["models"][name] = entry
+    write_json(out / "foundation.json", results)
+    write_text(out / "foundation.md", render(results))
+    print(render(results))
+
+
+def render(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Trained with `{results['command']}` on {results['date']}, {m['cpus']} CPU cores ({m['cpu']}), "
+        f"dataset `{results['dataset']}`, {results['epochs']} epochs, default presets, batch 64.",
+        "",
+        "| model | training images/s (median, epochs 2+) | test −ELBO (nats/image) | final losses |",
+        "|---|---|---|---|",
+    ]
+    for name, e in results["models"].items():
+        elbo = f"{-e['test_elbo_nats']:.1f}" if "test_elbo_nats" in e else "—"
+        losses = ", ".join(f"{k} {v:.3g}" for k, v in e["final"].items()
+                           if not k.startswith(("epoch_", "images_")) and not k.startswith("val_"))
+        lines.append(f"| `{name}` | {e['train_images_per_second_median']:.0f} | {elbo} | {losses} |")
+    lines += ["", "The VAE's −ELBO is on continuous grayscale pixels (Bernoulli cross-entropy), which is not "
+              "comparable to published binarised-MNIST numbers; the evaluation suite reports those."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Leaderboard: every registered model, trained for the same wall-clock budget, scored the same way.
+
+    nice -n 10 python benchmarks/leaderboard.py --minutes 2                      # bundled digits
+    python benchmarks/leaderboard.py --minutes 10 --dataset idx:/usr/share/datasets/fashion-mnist
+
+For each model (its `default` preset unless --preset): train on the dataset's
+train split until the budget is spent (a `TimeBudget` callback stops `fit`
+mid-epoch; tracing counts against the budget), then `tfgen.eval.evaluate` with
+one evaluator and one sample count for all. Writes, under --out
+(default benchmarks/results/):
+
+    leaderboard.json        machine, budget, date, command, and every model's scores
+    leaderboard.md          the Markdown table (README.md embeds it: benchmarks/render_readme.py)
+    samples/<model>.png     a sample grid per model (one row per class for conditional models)
+
+Results are written after each model, so an interrupted run keeps what it finished.
+A model that fails is recorded with its error and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def train_for(model_name, preset, dataset, seconds, batch_size, seed):
+    """Build and train one model for `seconds` of wall-clock time; return (model, training facts)."""
+    import keras
+
+    import tfgen
+    from tfgen import data as tfdata
+    from tfgen.callbacks import TimeBudget
+
+    keras.utils.set_random_seed(seed)
+    train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, drop_remainder=True)
+    model = tfgen.get_model(model_name, preset, image_shape=info.image_shape,
+                            num_classes=max(info.num_classes, 1), seed=seed)
+    model.default_compile()
+    # The first step (tracing) is not counted: on a busy machine it can take a good part of a short budget.
+    budget = TimeBudget(seconds, exclude_first_batch=True)
+    load_before = _load_average()
+    history = model.fit(train_ds, epochs=1_000_000, callbacks=[budget], verbose=0)
+    steps = budget.batches
+    facts = {
+        "train_seconds": round(budget.elapsed(), 1),
+        "first_step_seconds": round(budget.first_batch_seconds or 0.0, 1),
+        "epochs": round(steps * batch_size / info.num_examples, 2),
+        "steps": steps,
+        "batch_size": batch_size,
+        "images_per_second": round(steps * batch_size / max(budget.elapsed(), 1e-9), 1),
+        "params": int(model.count_params()),
+        # A shared machine's load says how much of the budget the model really had.
+        "load_average_1min": {"start": load_before, "end": _load_average()},
+        "final_logs": {k: float(v[-1]) for k, v in history.history.items() if k != "elapsed_seconds"},
+    }
+    return model, facts
+
+
+def _load_average():
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def run(args) -> dict:
+    import keras
+
+    import tfgen
+    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.eval.evaluator import get_evaluator
+    from tfgen.io import write_json, write_text
+    from tfgen.plotting import sample_for_grid, save_grid
+
+    out = Path(args.out)
+    names = args.models.split(",") if args.models else list(tfgen.list_models())
+    evaluator = get_evaluator(args.dataset, directory=args.evaluator_dir)
+    ks = tuple(int(k) for k in args.k.split(","))
+    board = {
+        "title": f"tfgen leaderboard on {args.dataset}",
+        "dataset": args.dataset,
+        "budget_minutes_per_model": args.minutes,
+        "preset": args.preset,
+        "n_samples": args.n,
+        "iwae_k": max(ks),
+        "evaluator": {k: evaluator.meta.get(k) for k in ("dataset", "test_accuracy", "train_examples",
+                                                          "test_examples", "feature_dim", "epochs", "augment")},
+        "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "versions": _versions(),
+        "fid_note": "FID/KID/precision/recall are computed on the evaluator classifier's features, not Inception",
+        "models": {},
+    }
+    if args.merge and (out / "leaderboard.json").exists():
+        # Keep the models of an earlier run with the same settings (e.g. models run in separate batches).
+        import json
+
+        earlier = json.loads((out / "leaderboard.json").read_text())
+        same = all(earlier.get(k) == board[k] for k in ("dataset", "budget_minutes_per_model", "preset", "n_samples"))
+        if same:
+            board["models"] = {k: v for k, v in earlier["models"].items() if k not in names}
+            board["reference"] = earlier.get("reference")
+            board["command"] = f"{earlier['command']} ; {board['command']}"
+    for name in names:
+        print(f"=== {name}: training {args.minutes} min ({args.preset} preset) on {args.dataset}", flush=True)
+        entry = {"preset": args.preset}
+        try:
+            model, facts = train_for(name, args.preset, args.dataset, args.minutes * 60, args.batch_size, args.seed)
+            entry.update(facts)
+            print(f"    {facts['steps']} steps ({facts['epochs']} epochs) in {facts['train_seconds']} s", flush=True)
+            result = evaluate(model, dataset=args.dataset, n=args.n, seed=args.seed, evaluator=evaluator, ks=ks,
+                              n_likelihood=args.n_likelihood)
+            print(format_table(result), flush=True)
+            board["reference"] = result.pop("reference")
+            entry["scores"] = result
+            images, ncols = sample_for_grid(model, 100, seed=args.seed + 1)
+            grid = out / "samples" / f"{name}.png"
+            save_grid(images, grid, ncols=ncols)
+            entry["samples"] = str(grid.relative_to(out))
+        except Exception as err:  # record and go on: one broken model must not sink the board
+            traceback.print_exc()
+            entry["error"] = f"{type(err).__name__}: {err}"
+        board["models"][name] = entry
+        write_json(out / "leaderboard.json", board)
+        write_text(out / "leaderboard.md", markdown(board))
+        keras.backend.clear_session()
+    return board
+
+
+def _versions():
+    from tfgen.training import versions
+
+    return versions()
+
+
+def _num(value, fmt="{:.3g}"):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return fmt.format(value)
+
+
+def markdown(board: dict) -> str:
+    """The leaderboard as a Markdown section: table, reference row, and how it was made."""
+    rows = [
+        "| model | params | trained | FID (eval.) ↓ | KID ×10³ ↓ | class. score ↑ | precision ↑ | recall ↑ "
+        "| cond. acc. ↑ | NLL nats ↓ (bits/dim) | likelihood data |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def order(item):
+        s = item[1].get("scores")
+        return s["fid"] if s else math.inf
+
+    for name, e in sorted(board["models"].items(), key=order):
+        if "error" in e:
+            rows.append(f"| {name} | – | – | failed: {e['error'][:80]} | | | | | | | |")
+            continue
+        s = e["scores"]
+        nll = s.get("nll_nats", s.get("iwae_nats"))
+        if nll is not None:
+            bound = "" if "nll_nats" in s else f" (IWAE k={s['iwae_k']}, bound)"
+            nll_text = f"{nll:.1f} ({s['bits_per_dim']:.3f}){bound}"
+        else:
+            nll_text = "–"
+        rows.append(
+            f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep "
+            f"| {_num(s['fid'])} | {_num(s['kid'] * 1e3, '{:.2f}')} ± {_num(s['kid_std'] * 1e3, '{:.2f}')} "
+            f"| {_num(s['classifier_score'], '{:.2f}')} | {_num(s['precision'], '{:.2f}')} "
+            f"| {_num(s['recall'], '{:.2f}')} | {_num(s.get('conditional_accuracy'), '{:.3f}')} "
+            f"| {nll_text} | {s.get('data_variant', '–') if nll is not None else '–'} |"
+        )
+    ref = board.get("reference")
+    if ref:
+        rows.append(
+            f"| *real data (train vs test)* | | | {_num(ref['fid'])} "
+            f"| {_num(ref['kid'] * 1e3, '{:.2f}')} ± {_num(ref['kid_std'] * 1e3, '{:.2f}')} "
+            f"| {_num(ref['classifier_score'], '{:.2f}')} | {_num(ref['precision'], '{:.2f}')} "
+            f"| {_num(ref['recall'], '{:.2f}')} | {_num(ref.get('conditional_accuracy'), '{:.3f}')} | | |"
+        )
+    m, ev = board["machine"], board["evaluator"]
+    loads = [v for e in board["models"].values() for v in (e.get("load_average_1min") or {}).values()
+             if v is not None]
+    load_text = (f" 1-minute load average during training {min(loads):.1f}–{max(loads):.1f} (the machine is shared: "
+                 f"a load above {m['nproc']} means each model got less than the whole budget of CPU)."
+                 if loads else "")
+    notes = [
+        "",
+        f"Each model: `{board['preset']}` preset, trained for {board['budget_minutes_per_model']:g} min of wall-clock "
+        f"time on `{board['dataset']}`, then scored on {board['n_samples']} samples against the test split. "
+        f"FID, KID, precision/recall (Kynkäänniemi et al. 2019, k=3) and the classifier score are computed on the "
+        f"features of a small CNN evaluator trained on the same dataset (test accuracy "
+        f"{100 * ev['test_accuracy']:.2f}%) — **not Inception FID**, so not comparable with published FIDs. "
+        f"The *real data* row scores {board['n_samples']} real training images the same way: the floor for "
+        f"distances at this sample count. Conditional models sample with balanced labels. "
+        f"NLL: exact for autoregressive models, an IWAE upper bound on −log p(x) for VAEs, each on the data "
+        f"variant shown.",
+        "",
+        f"Machine: {m['nproc']} × {m['cpu']}; {board['date']}; tfgen {board['versions'].get('tfgen')}, "
+        f"TensorFlow {board['versions'].get('tensorflow')}.{load_text} Command: `{board['command']}`. "
+        f"Sample grids: `benchmarks/results/samples/`.",
+    ]
+    return "\n".join(rows + notes) + "\n"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=3.0, help="training budget per model (wall clock)")
+    p.add_argument("--dataset", default="mnist_bundled")
+    p.add_argument("--models", help="comma-separated model names (default: every registered model)")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--n", type=int, default=2000, help="samples per model")
+    p.add_argument("--k", default="1,50", help="importance samples for VAE bounds")
+    p.add_argument("--n-likelihood", type=int, default=1000, help="test images for likelihoods")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evaluator-dir")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--merge", action="store_true",
+                   help="keep other models' entries of an existing leaderboard.json made with the same settings")
+    p.add_argument("--render-only", action="store_true", help="rewrite leaderboard.md from leaderboard.json")
+    return p.parse_args(argv)
+
+
+def render_only(args) -> None:
+    import json
+
+    from tfgen.io import write_text
+
+    out = Path(args.out)
+    write_text(out / "leaderboard.md", markdown(json.loads((out / "leaderboard.json").read_text())))
+    print(f"wrote {out / 'leaderboard.md'}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start = time.time()
+    args = parse_args()
+    if args.render_only:
+        render_only(args)
+        sys.exit(0)
+    run(args)
+    print(f"done in {time.time() - start:.0f} s")

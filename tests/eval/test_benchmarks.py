@@ -1,0 +1,59 @@
+"""The leaderboard's Markdown and README rendering (pure text; no training)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_render_replaces_only_blocks_with_results(tmp_path):
+    render_readme = _load("render_readme")
+    (tmp_path / "leaderboard.md").write_text("| a | b |\n")
+    text = ("intro\n<!-- BEGIN leaderboard -->\nold table\n<!-- END leaderboard -->\nmiddle\n"
+            "<!-- BEGIN speed -->\nkept\n<!-- END speed -->\n")
+    new, filled, missing = render_readme.render(text, tmp_path)
+    assert new == ("intro\n<!-- BEGIN leaderboard -->\n| a | b |\n<!-- END leaderboard -->\nmiddle\n"
+                   "<!-- BEGIN speed -->\nkept\n<!-- END speed -->\n")
+    assert (filled, missing) == (["leaderboard"], ["speed"])
+    assert render_readme.render(new, tmp_path)[0] == new  # idempotent
+
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    assert render_readme.main(["--readme", str(readme), "--results", str(tmp_path), "--check"]) == 1
+    assert render_readme.main(["--readme", str(readme), "--results", str(tmp_path)]) == 0
+    assert readme.read_text() == new
+    assert render_readme.main(["--readme", str(readme), "--results", str(tmp_path), "--check"]) == 0
+
+
+def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
+    leaderboard = _load("leaderboard")
+    scores = dict(fid=5.0, kid=0.004, kid_std=0.001, classifier_score=9.1, precision=0.8, recall=0.7)
+    board = {
+        "preset": "default", "budget_minutes_per_model": 2, "dataset": "mnist_bundled", "n_samples": 2000,
+        "evaluator": {"test_accuracy": 0.985}, "date": "2026-01-01 00:00", "command": "python x",
+        "machine": {"nproc": 2, "cpu": "CPU"}, "versions": {"tfgen": "0.1.0", "tensorflow": "2.21"},
+        "reference": {**scores, "fid": 0.5, "conditional_accuracy": 0.985},
+        "models": {
+            "vae": {"params": 1e5, "train_seconds": 120, "epochs": 9.5, "scores": {
+                **scores, "fid": 20.0, "iwae_nats": 90.0, "iwae_k": 50, "bits_per_dim": 0.165,
+                "data_variant": "binarised (threshold 0.5)"}},
+            "cgan": {"params": 2e5, "train_seconds": 120, "epochs": 3.0,
+                     "scores": {**scores, "conditional_accuracy": 0.9}},
+            "broken": {"error": "ValueError: boom"},
+        },
+    }
+    md = leaderboard.markdown(board)
+    lines = md.splitlines()
+    assert lines[2].startswith("| cgan ") and lines[3].startswith("| vae ") and "failed" in lines[4]
+    assert "90.0 (0.165) (IWAE k=50, bound)" in lines[3] and "binarised (threshold 0.5)" in lines[3]
+    assert "0.900" in lines[2] and lines[5].startswith("| *real data (train vs test)* | | | 0.5 ")
+    assert "not Inception FID" in md and "python x" in md and "98.50%" in md

@@ -1,0 +1,133 @@
+"""evaluate(), its real-data reference row, the `tfgen eval` CLI and the scoring callbacks."""
+
+import csv
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import tfgen
+from tfgen.eval.evaluate import evaluate, format_table
+
+QUALITY_KEYS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall")
+
+
+class NoiseModel:
+    """Uniform-noise "generator": the worst a model can do."""
+
+    conditional = False
+    num_classes = 10
+    image_shape = (28, 28, 1)
+
+    def sample(self, n, labels=None, seed=None):
+        return np.random.default_rng(seed).random((n, *self.image_shape), dtype=np.float32)
+
+
+class RealDigits(NoiseModel):
+    """A conditional "generator" that returns real training digits of the requested class."""
+
+    conditional = True
+
+    def __init__(self, images, labels):
+        self.by_class = [images[labels == c] for c in range(10)]
+
+    def sample(self, n, labels=None, seed=None):
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 10, n) if labels is None else np.asarray(labels)
+        return np.stack([self.by_class[y][rng.integers(len(self.by_class[y]))] for y in labels])
+
+
+def _finite(result, keys):
+    for key in keys:
+        assert key in result, f"missing {key}"
+        assert np.isfinite(result[key]), f"{key} = {result[key]}"
+
+
+def test_evaluate_tiny_vae_returns_every_key(evaluator, random_batches):
+    model = tfgen.get_model("vae", "tiny", seed=0)
+    model.default_compile()
+    model.fit(random_batches, epochs=1, verbose=0)
+    result = evaluate(model, n=200, ks=(1, 5), n_likelihood=40, kid_subsets=10, evaluator=evaluator)
+    _finite(result, QUALITY_KEYS + ("elbo_nats", "iwae_nats", "bits_per_dim", "evaluator_accuracy"))
+    _finite(result["reference"], QUALITY_KEYS)
+    assert result["n_samples"] == 200 and result["dataset"] == "mnist_bundled"
+    assert result["data_variant"] == "binarised (threshold 0.5)"
+    assert {r["variant"] for r in result["likelihood"]} == {
+        "binarised (threshold 0.5)", "continuous (Bernoulli cross-entropy on grayscale)"}
+    assert result["iwae_k"] == 5 and result["iwae_nats"] <= result["elbo_nats"] + 5
+    assert "conditional_accuracy" not in result
+    json.dumps(result)  # JSON-ready
+    table = format_table(result)
+    assert "not Inception FID" in table and "real (train vs test)" in table and "binarised" in table
+
+
+def test_reference_row_is_far_better_than_noise(evaluator):
+    result = evaluate(NoiseModel(), n=500, evaluator=evaluator, kid_subsets=20)
+    ref = result["reference"]
+    assert ref["fid"] * 20 < result["fid"], (ref["fid"], result["fid"])
+    assert ref["kid"] + 10 * ref["kid_std"] < result["kid"]
+    assert ref["precision"] > 0.6 and result["precision"] < 0.05
+    assert ref["recall"] > 0.6
+    # real digits are confidently and evenly classified: near the maximum of 10
+    assert ref["classifier_score"] > 7 > result["classifier_score"]
+    assert "likelihood" not in result and "elbo_nats" not in result
+
+
+def test_real_digits_as_a_conditional_model_reach_the_reference(evaluator, digits):
+    x_train, y_train, _, _ = digits
+    result = evaluate(RealDigits(x_train, y_train), n=500, evaluator=evaluator, kid_subsets=20, seed=1)
+    ref = result["reference"]
+    assert result["conditional_accuracy"] >= 0.95
+    assert ref["conditional_accuracy"] == pytest.approx(evaluator.accuracy, abs=1e-3)
+    assert len(result["conditional_accuracy_per_class"]) == 10
+    assert min(result["conditional_accuracy_per_class"]) >= 0.8
+    # the same distribution as the reference row: same-order distances
+    assert result["fid"] < 3 * ref["fid"] + 1
+    assert abs(result["kid"] - ref["kid"]) < 5 * (result["kid_std"] + ref["kid_std"])
+
+
+def test_cli_eval_writes_json(tmp_path, evaluator, capsys):
+    from tfgen.cli import main
+    from tfgen.training import train
+
+    run = train("vae", "tiny", epochs=1, limit=256, out=tmp_path / "run", verbose=0)
+    out = tmp_path / "scores.json"
+    code = main(["eval", str(run), "--n", "100", "--json", str(out), "--k", "1,3", "--n-likelihood", "30"])
+    assert code == 0
+    result = json.loads(out.read_text())
+    _finite(result, QUALITY_KEYS + ("elbo_nats", "iwae_nats", "bits_per_dim", "evaluator_accuracy"))
+    assert result["n_samples"] == 100 and result["dataset"] == "mnist_bundled" and result["data_variant"]
+    printed = capsys.readouterr().out
+    assert "FID (evaluator)" in printed and str(out) in printed
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+
+
+def test_sample_score_callback_logs_before_csv_logger(tmp_path, evaluator, random_batches):
+    from tfgen.callbacks import SampleScore
+
+    model = tfgen.get_model("gan", "tiny", seed=0)
+    model.default_compile()
+    score = SampleScore(n=100, every=2, evaluator=evaluator)
+    history = model.fit(random_batches, epochs=3, verbose=0, callbacks=[
+        score, keras.callbacks.CSVLogger(str(tmp_path / "history.csv"))])
+    fid = history.history["fid"]
+    assert math.isnan(fid[0]) and np.isfinite(fid[1]) and np.isfinite(fid[2])  # epoch 2, and the last
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    assert [r["fid"] for r in rows][0] == "nan" and float(rows[1]["fid"]) == pytest.approx(fid[1])
+    assert np.isfinite(history.history["kid"][1])
+
+
+def test_time_budget_stops_training(random_batches):
+    from tfgen.callbacks import TimeBudget
+
+    model = tfgen.get_model("vae", "tiny", seed=0)
+    model.default_compile()
+    budget = TimeBudget(seconds=3)
+    history = model.fit(random_batches.repeat(), steps_per_epoch=5, epochs=10_000, verbose=0, callbacks=[budget])
+    assert budget.stopped_early
+    assert len(history.history["loss"]) < 10_000
+    assert 3 <= history.history["elapsed_seconds"][-1] < 60
+    with pytest.raises(ValueError):
+        TimeBudget(0)

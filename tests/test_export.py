@@ -1,0 +1,276 @@
+"""SavedModel export: every registered model's endpoints, loaded where tfgen cannot be imported.
+
+One subprocess loads every model's export with plain TensorFlow (`tf.saved_model.load`,
+`serving_default`, `keras.layers.TFSMLayer`) and two more run the real
+`saved_model_cli`; all three start together, since TensorFlow's import is most of their cost.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfgen
+from tfgen.cli import main
+from tfgen.export import ExportError, export_model, read_metadata
+
+MODELS = list(tfgen.list_models())
+N, SEED = 3, 7
+SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
+
+# Runs in a fresh interpreter where `import tfgen` fails.
+LOADER = r"""
+import sys
+sys.modules["tfgen"] = None  # the venv has tfgen installed: make sure nothing can use it
+import json
+import numpy as np
+import tensorflow as tf
+import keras
+try:
+    import tfgen
+    raise SystemExit("tfgen is importable in the loader process")
+except ImportError:
+    pass
+
+cases = json.load(open(sys.argv[1]))
+for name, case in cases.items():
+    loaded = tf.saved_model.load(case["path"])
+    inputs = np.load(case["inputs"])
+    out = {"settings/" + k: v.numpy() for k, v in loaded.settings().items()}
+    for endpoint, arity in case["endpoints"].items():
+        args = [inputs[f"{endpoint}/{i}"] for i in range(arity)]
+        result = getattr(loaded, endpoint)(*args)
+        for i, value in enumerate(tf.nest.flatten(result)):
+            out[f"{endpoint}/{i}"] = value.numpy()
+        if endpoint == case["tfsm_endpoint"]:  # TFSMLayer takes one input; each layer reloads the export
+            layer = keras.layers.TFSMLayer(case["path"], call_endpoint=endpoint)
+            for i, value in enumerate(tf.nest.flatten(layer(args[0]))):
+                out[f"tfsm/{endpoint}/{i}"] = np.asarray(value)
+    serving = loaded.signatures["serving_default"]
+    kwargs = {key: tf.constant(inputs[f"sample/{i}"]) for i, key in enumerate(case["sample_inputs"])}
+    out["serving_default/0"] = serving(**kwargs)["output_0"].numpy()
+    np.savez(case["outputs"], **out)
+print("loaded", len(cases), "exports")
+"""
+
+BLOCKED_CLI = "import runpy, sys; sys.modules['tfgen'] = None; sys.argv = sys.argv[1:]; " \
+              "runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
+def make_inputs(model, metadata, endpoint):
+    """Inputs for an endpoint from its signature: N examples, SEED, labels 0, 1, 2, …"""
+    rng = np.random.default_rng(1)
+    args = []
+    for spec in metadata["endpoints"][endpoint]["inputs"]:
+        name = spec["name"]
+        shape = [N if d is None else d for d in spec["shape"]]
+        if name == "noise":  # exactly the noise `model.sample(N, seed=SEED)` draws
+            args.append(tf.random.stateless_normal(shape, seed=[SEED, 0]).numpy())
+        elif name == "seed":
+            args.append(np.int64(SEED))
+        elif name == "n":
+            args.append(np.int32(N))
+        elif name == "labels":
+            args.append(np.arange(N, dtype=np.int32) % model.num_classes)
+        elif name == "images":
+            args.append(rng.random(shape, dtype=np.float32))
+        else:
+            args.append(rng.standard_normal(shape).astype(spec["dtype"]))
+    return args
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Each registered model (tiny preset) exported, its inputs, and its in-process outputs."""
+    root = tmp_path_factory.mktemp("exports")
+    cases, expected = {}, {}
+    for name in MODELS:
+        model = tfgen.get_model(name, "tiny", seed=0)
+        path = export_model(model, root / name, {"preset": "tiny"})
+        metadata = read_metadata(path)
+        endpoints = model.export_endpoints()
+        endpoints.pop("settings", None)
+        inputs, outputs = {}, {}
+        for endpoint, (fn, _) in endpoints.items():
+            args = make_inputs(model, metadata, endpoint)
+            inputs.update({f"{endpoint}/{i}": a for i, a in enumerate(args)})
+            if endpoint != "sample":  # the samplers' loops run slowly eagerly; `sample` is checked below
+                result = fn(*(tf.constant(a) for a in args))
+                outputs.update({f"{endpoint}/{i}": np.asarray(v) for i, v in enumerate(tf.nest.flatten(result))})
+        sample_inputs = [spec["name"] for spec in metadata["endpoints"]["sample"]["inputs"]]
+        labels = inputs[f"sample/{sample_inputs.index('labels')}"] if "labels" in sample_inputs else None
+        # The export's `sample` must give the model's own seeded samples: the same function, not a lookalike.
+        outputs["sample/0"] = np.asarray(model.sample(N, labels=labels, seed=SEED))
+        np.savez(root / f"{name}-inputs.npz", **inputs)
+        cases[name] = {
+            "path": str(path), "inputs": str(root / f"{name}-inputs.npz"),
+            "outputs": str(root / f"{name}-outputs.npz"),
+            "endpoints": {e: len(metadata["endpoints"][e]["inputs"]) for e in endpoints},
+            "sample_inputs": sample_inputs,
+            # One one-input endpoint per model for TFSMLayer (`sample` when it has one input).
+            "tfsm_endpoint": min((e for e in endpoints if len(metadata["endpoints"][e]["inputs"]) == 1),
+                                 key=lambda e: e != "sample", default=None),
+        }
+        expected[name] = (model, metadata, outputs)
+    (root / "cases.json").write_text(json.dumps(cases))
+    return root, cases, expected
+
+
+@pytest.fixture(scope="module")
+def without_tfgen(exported):
+    """Run the loader and `saved_model_cli show` / `run` at once, each where tfgen cannot be imported."""
+    root, cases, _ = exported
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    run = lambda *argv: subprocess.Popen([sys.executable, "-I", *argv], cwd=root, env=env, text=True,
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cvae = cases["cvae"]["path"]
+    np.save(root / "cvae-noise.npy", np.load(cases["cvae"]["inputs"])["sample/0"])
+    np.save(root / "cvae-labels.npy", np.load(cases["cvae"]["inputs"])["sample/1"])
+    procs = {
+        "loader": run("-c", LOADER, str(root / "cases.json")),
+        "show": run("-c", BLOCKED_CLI, str(SAVED_MODEL_CLI), "show", "--dir", cases["vae"]["path"], "--all"),
+        "run": run("-c", BLOCKED_CLI, str(SAVED_MODEL_CLI), "run", "--dir", cvae, "--tag_set", "serve",
+                   "--signature_def", "serving_default", "--inputs", f"noise={root / 'cvae-noise.npy'};labels={root / 'cvae-labels.npy'}",
+                   "--outdir", str(root / "cli_out")),
+    }
+    results = {}
+    for key, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{key} failed:\n{out}\n{err[-3000:]}"
+        results[key] = out
+    return results
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_endpoint_matches_the_model_in_a_process_without_tfgen(name, exported, without_tfgen):
+    _, cases, expected = exported
+    model, metadata, outputs = expected[name]
+    loaded = dict(np.load(cases[name]["outputs"]))
+    for key, want in outputs.items():
+        np.testing.assert_allclose(loaded[key], want, atol=1e-5, err_msg=f"{name} {key}")
+        if key.startswith(f"{cases[name]['tfsm_endpoint']}/"):
+            np.testing.assert_allclose(loaded[f"tfsm/{key}"], want, atol=1e-5, err_msg=f"{name} TFSMLayer {key}")
+    images = loaded["sample/0"]
+    assert images.dtype == np.float32 and images.shape == (N, *model.image_shape)
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    np.testing.assert_allclose(loaded["serving_default/0"], images, atol=1e-6)
+    # settings(): the hyperparameters and the export-time settings, as in metadata.json.
+    for key, value in metadata["settings"].items():
+        got = loaded[f"settings/{key}"].tolist()
+        if isinstance(value, str):
+            assert got.decode() == value, key
+        elif isinstance(value, bool):
+            assert got is value, key
+        else:
+            np.testing.assert_allclose(got, value, rtol=1e-6, err_msg=key)
+
+
+def test_saved_model_cli_shows_and_runs_the_endpoints(exported, without_tfgen):
+    root, cases, expected = exported
+    show = without_tfgen["show"]
+    for text in ("signature_def['serving_default']", "signature_def['sample']", "signature_def['encode']",
+                 "signature_def['decode']", "inputs['noise']", "outputs['output_0']"):
+        assert text in show
+    ran = np.load(root / "cli_out" / "output_0.npy")
+    np.testing.assert_allclose(ran, expected["cvae"][2]["sample/0"], atol=1e-5)
+
+
+def test_metadata_describes_the_export(exported):
+    _, _, expected = exported
+    for name in MODELS:
+        model, metadata, _ = expected[name]
+        assert metadata["model"] == name and metadata["preset"] == "tiny"
+        assert metadata["config"] == json.loads(json.dumps(model.get_config()))
+        assert {"tfgen", "tensorflow", "keras"} <= set(metadata["versions"])
+        assert metadata["default_endpoint"] == "sample" and "sample" in metadata["endpoints"]
+        assert metadata["settings"]["image_shape"] == [28, 28, 1]
+    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode"}
+    assert [s["name"] for s in expected["cvae"][1]["endpoints"]["encode"]["inputs"]] == ["images", "labels"]
+    if "diffusion" in expected:
+        settings = expected["diffusion"][1]["settings"]
+        assert settings["steps"] == 50 and settings["guidance"] == expected["diffusion"][0].guidance
+
+
+def test_exported_labels_out_of_range_fail_inside_the_graph(exported):
+    _, cases, _ = exported
+    loaded = tf.saved_model.load(cases["cgan"]["path"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < num_classes"):
+        loaded.sample(tf.zeros([2, 8]), tf.constant([1, 10]))
+
+
+def test_a_failed_export_leaves_the_previous_one_intact(tmp_path, monkeypatch):
+    import tfgen.export as export
+
+    first = tfgen.get_model("gan", "tiny", seed=0)
+    path = export_model(first, tmp_path / "gan")
+    noise = tf.random.stateless_normal([2, first.latent_dim], seed=[1, 0])
+    # Keep the loaded object referenced while calling it: its variables die with it.
+    previous = tf.saved_model.load(str(path))
+    before = previous.sample(noise).numpy()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "write_json", crash)  # after the SavedModel is written, before the swap
+    with pytest.raises(OSError, match="disk full"):
+        export_model(tfgen.get_model("gan", "tiny", seed=1), path)
+    monkeypatch.undo()
+    reloaded = tf.saved_model.load(str(path))
+    np.testing.assert_array_equal(reloaded.sample(noise).numpy(), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gan"]  # no temporary directory left
+
+    second = export_model(tfgen.get_model("gan", "tiny", seed=1), path)  # a successful export replaces it
+    replaced = tf.saved_model.load(str(second))
+    assert not np.allclose(replaced.sample(noise).numpy(), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gan"]
+
+
+def test_export_refuses_to_replace_a_directory_that_is_not_an_export(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not a SavedModel export"):
+        export_model(tfgen.get_model("gan", "tiny"), tmp_path / "notes")
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+
+
+def test_train_export_and_export_command(tmp_path, capsys, monkeypatch):
+    run, saved = tmp_path / "runs" / "vae", tmp_path / "saved_models" / "vae"
+    assert main(["train", "vae", "--preset", "tiny", "--epochs", "1", "--batch-size", "32", "--limit", "64",
+                 "--out", str(run), "--verbose", "0", "--export", str(saved)]) == 0
+    assert "SavedModel written to" in capsys.readouterr().out
+    metadata = read_metadata(saved)
+    assert metadata["dataset"] == "mnist_bundled" and metadata["source"]["file"].endswith("model.keras")
+
+    # A checkpointed (unfinished) run exports from its checkpoint, with its evaluation scores.
+    (run / "model.keras").unlink()
+    (run / "eval.json").write_text(json.dumps({"fid": 12.5}))
+    assert main(["export", str(run), "--out", str(tmp_path / "from_checkpoint")]) == 0
+    metadata = read_metadata(tmp_path / "from_checkpoint")
+    assert metadata["source"]["epoch"] == 1 and metadata["source"]["file"].endswith("last.keras")
+    assert metadata["eval"] == {"fid": 12.5}
+
+    # Default destination: saved_models/<run name>, relative to the working directory.
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(run)]) == 0
+    assert (tmp_path / "saved_models" / "vae" / "saved_model.pb").exists()
+
+
+def test_export_errors_are_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfgen: error:") and "not found" in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif("diffusion" not in MODELS, reason="no diffusion model registered")
+def test_diffusion_export_label_minus_one_is_the_unconditional_model(exported):
+    _, cases, expected = exported
+    model = expected["diffusion"][0]
+    loaded = tf.saved_model.load(cases["diffusion"]["path"])
+    noise = tf.random.stateless_normal([2, *model.image_shape], seed=[SEED, 0])
+    np.testing.assert_allclose(loaded.sample(noise, tf.constant([-1, -1])), model.sample(2, seed=SEED), atol=1e-5)

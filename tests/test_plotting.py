@@ -1,0 +1,153 @@
+"""Plotting helpers: grids written to PNG, and the figures the notebooks draw."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tfgen import plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_tile_places_each_image_in_row_major_order():
+    images = np.stack([np.full((2, 3, 1), i / 10) for i in range(5)])
+    grid = plotting.tile(images, ncols=2, pad=1)
+    assert grid.shape == (3 * 3 + 1, 2 * 4 + 1, 1)
+    # image 3 is row 1, column 1
+    np.testing.assert_allclose(grid[4:6, 5:8, 0], 0.3)
+    # the missing sixth cell and the padding stay white
+    np.testing.assert_allclose(grid[7:9, 5:8, 0], 1.0)
+    assert grid[0, 0, 0] == 1.0
+
+
+def test_save_grid_writes_a_png(tmp_path):
+    path = tmp_path / "grid.png"
+    plotting.save_grid(np.zeros((4, 28, 28, 1)), path, ncols=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_grid_leaves_the_matplotlib_backend_alone(tmp_path):
+    """Sample grids are saved during `fit` (tfgen.train): switching a Jupyter kernel's
+    inline backend to Agg there made every later figure of the notebook disappear."""
+    plt.switch_backend("svg")
+    try:
+        plotting.save_grid(np.zeros((2, 4, 4, 1)), tmp_path / "grid.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        plt.switch_backend("Agg")
+
+
+def test_show_grid_draws_the_tiled_images():
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 5, 5, 1)).astype(np.float32)
+    fig = plotting.show_grid(images, ncols=3, title="samples")
+    (ax,) = fig.axes
+    shown = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(shown, plotting.tile(images, 3)[..., 0])
+    assert ax.get_title() == "samples"
+    fig = plotting.show_grid(images, ncols=3, pad=0)
+    assert fig.axes[0].get_images()[0].get_array().shape == (2 * 5, 3 * 5)
+
+
+def test_show_rows_one_axes_per_row_with_titles():
+    rows = [np.zeros((4, 6, 6, 1)), np.ones((2, 6, 6, 1))]
+    fig = plotting.show_rows(rows, row_titles=["a", "b"], col_titles=["t0", "t1", "t2", "t3"], title="x")
+    assert len(fig.axes) == 2
+    assert [ax.get_ylabel() for ax in fig.axes] == ["a", "b"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["t0", "t1", "t2", "t3"]
+    # the short row is drawn at the same scale as the long one: same x range
+    assert fig.axes[0].get_xlim() == fig.axes[1].get_xlim()
+    # titles may be any sequence, e.g. a NumPy array of class labels
+    fig = plotting.show_rows(rows, col_titles=np.arange(4))
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0", "1", "2", "3"]
+    with pytest.raises(ValueError, match="expected 2 titles"):
+        plotting.show_rows(rows, row_titles=["only one"])
+    with pytest.raises(ValueError, match="image arrays"):
+        plotting.show_rows([np.zeros((6, 6))])
+
+
+def test_plot_history_pairs_validation_curves_dashed_in_the_same_colour():
+    history = {"loss": [3.0, 2.0, 1.5], "val_loss": [3.2, 2.5, 2.0], "kl": [1.0, 2.0, 3.0]}
+    fig = plotting.plot_history(history, keys=["loss"])
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["loss", "val_loss"]
+    assert lines[1].get_linestyle() == "--" and lines[0].get_color() == lines[1].get_color()
+    np.testing.assert_allclose(lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(lines[1].get_ydata(), [3.2, 2.5, 2.0])
+    fig = plotting.plot_history(history)
+    assert {line.get_label() for line in fig.axes[0].get_lines()} == {"loss", "val_loss", "kl"}
+    with pytest.raises(KeyError, match="no series"):
+        plotting.plot_history(history, keys=["d_loss"])
+
+
+def test_plot_latent_map_one_colour_per_class():
+    z = np.array([[0, 0], [1, 1], [2, 2], [3, 3]], np.float32)
+    labels = np.array([0, 1, 1, 2])
+    fig = plotting.plot_latent_map(z, labels)
+    ax = fig.axes[0]
+    assert [c.get_offsets().shape[0] for c in ax.collections] == [1, 2, 1]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="latent_dim=2"):
+        plotting.plot_latent_map(np.zeros((4, 3)), labels)
+    with pytest.raises(ValueError, match="labels"):
+        plotting.plot_latent_map(z, labels[:3])
+
+
+def test_latent_grid_is_at_gaussian_quantiles_and_oriented_like_a_scatter_plot():
+    z = plotting.latent_grid(3, coverage=0.95)
+    assert z.shape == (9, 2) and z.dtype == np.float32
+    # the 2.5 % and 97.5 % quantiles of N(0, 1) are ±1.95996
+    np.testing.assert_allclose(z[:3, 0], [-1.959964, 0.0, 1.959964], atol=1e-5)  # z1 grows along a row
+    np.testing.assert_allclose(z[::3, 1], [1.959964, 0.0, -1.959964], atol=1e-5)  # z2 falls down the rows
+    with pytest.raises(ValueError):
+        plotting.latent_grid(1)
+    with pytest.raises(ValueError):
+        plotting.latent_grid(5, coverage=1.0)
+
+
+def test_interpolate_linear_and_slerp_against_hand_values():
+    e1, e2 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    lin = plotting.interpolate(e1, e2, steps=3, method="linear")
+    np.testing.assert_allclose(lin, [[1, 0], [0.5, 0.5], [0, 1]])
+    sl = plotting.interpolate(e1, e2, steps=3)
+    np.testing.assert_allclose(sl, [[1, 0], [np.sqrt(0.5), np.sqrt(0.5)], [0, 1]], atol=1e-6)
+    # slerp keeps the norm between equal-norm endpoints; the straight line shrinks it
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=64), rng.normal(size=64)
+    b *= np.linalg.norm(a) / np.linalg.norm(b)
+    norms = np.linalg.norm(plotting.interpolate(a, b, 9), axis=1)
+    np.testing.assert_allclose(norms, np.linalg.norm(a), rtol=1e-5)
+    assert np.linalg.norm(plotting.interpolate(a, b, 9, "linear")[4]) < 0.8 * np.linalg.norm(a)
+    # parallel endpoints fall back to the straight line instead of dividing by sin(0)
+    np.testing.assert_allclose(plotting.interpolate(e1, 2 * e1, 3), [[1, 0], [1.5, 0], [2, 0]])
+
+
+def test_interpolate_batches_are_row_major():
+    z0, z1 = np.zeros((2, 4)), np.ones((2, 4))
+    z1[1] *= 3
+    out = plotting.interpolate(z0, z1, steps=5, method="linear")
+    assert out.shape == (10, 4)
+    np.testing.assert_allclose(out[4], 1.0)  # end of row 0
+    np.testing.assert_allclose(out[9], 3.0)  # end of row 1
+    with pytest.raises(ValueError):
+        plotting.interpolate(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError):
+        plotting.interpolate(np.zeros(3), np.ones(3), method="cubic")
+
+
+def test_raster_frames_reveal_pixels_in_raster_order():
+    images = np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 2, 3, 1) / 10
+    frames = plotting.raster_frames(images, counts=[0, 4, 6], fill=-1)
+    assert frames.shape == (2, 3, 2, 3, 1)
+    assert np.all(frames[:, 0] == -1)  # nothing drawn yet
+    # after 4 pixels: the whole first row and the first pixel of the second
+    np.testing.assert_allclose(frames[1, 1, ..., 0], [[0.6, 0.7, 0.8], [0.9, -1, -1]])
+    np.testing.assert_allclose(frames[:, 2], images)  # all 6 drawn

@@ -1,0 +1,204 @@
+"""Continuing training: `.keras` round trips keep all training state, and `tfgen train --resume`
+continues an interrupted run (an exception, or `kill -9` in the middle of an epoch)."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import tfgen
+from tfgen.callbacks import AtomicCheckpoint
+from tfgen.cli import main
+from tfgen.training import resume, train
+
+MODELS = list(tfgen.list_models())
+TINY_RUN = dict(preset="tiny", dataset="mnist_bundled", batch_size=32, limit=128, verbose=0)
+STEPS = 128 // 32
+
+
+def optimizers(model):
+    """Every optimiser the model holds (a GAN has three names for two), by attribute name."""
+    return {k: v for k, v in vars(model).items() if isinstance(v, keras.optimizers.Optimizer)}
+
+
+def seed_states(model):
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def history(run):
+    with open(run / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_round_trip_keeps_what_training_needs_and_continues_identically(name, random_batches, tmp_path):
+    # Eager steps: the same train_step code without tracing it twice per model (a third of the time).
+    model = tfgen.get_model(name, "tiny", seed=0)
+    model.default_compile(run_eagerly=True)
+    model.fit(random_batches.take(1), verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    loaded.run_eagerly = True
+
+    assert loaded.get_config() == model.get_config()
+    # Every weight, trainable or not (batch-norm statistics, EMA networks, ...).
+    assert [w.path for w in loaded.weights] == [w.path for w in model.weights]
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{name}: {a.path}")
+    # Every optimiser: step counts and moments (both of a GAN's optimisers).
+    assert optimizers(loaded).keys() == optimizers(model).keys() and optimizers(model)
+    for key, opt in optimizers(model).items():
+        assert int(opt.iterations) == 1, key
+        restored = optimizers(loaded)[key]
+        assert len(restored.variables) == len(opt.variables) > 1, key
+        for a, b in zip(opt.variables, restored.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{name} {key}: {a.path}")
+
+    # Training continues from there exactly as the original model does. Keras does not save
+    # random-generator states, so give both the same; lost Adam moments would show here.
+    for a, b in zip(seed_states(model), seed_states(loaded)):
+        b.assign(a)
+    batch = random_batches.skip(1).take(1)
+    model.fit(batch, verbose=0)
+    loaded.fit(batch, verbose=0)
+    for key, opt in optimizers(loaded).items():
+        assert int(opt.iterations) == 2, key
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=f"{name}: {a.path} after one more step")
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def gan_runs(tmp_path_factory):
+    """A 3-epoch GAN run, and the same run interrupted in epoch 2 and resumed.
+
+    A GAN: two optimisers, batch norm and fresh noise every step must all continue.
+    The interruption comes after epoch 2's history row, before its checkpoint, so
+    epoch 2 must be trained again and its first row dropped.
+    """
+    root = tmp_path_factory.mktemp("gan_runs")
+    whole = train("gan", epochs=3, out=root / "whole", **TINY_RUN)
+    save = AtomicCheckpoint.on_epoch_end
+
+    def interrupt(self, epoch, logs=None):
+        if epoch == 1:
+            raise Interrupted
+        save(self, epoch, logs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AtomicCheckpoint, "on_epoch_end", interrupt)
+        with pytest.raises(Interrupted):
+            train("gan", epochs=3, out=root / "cut", **TINY_RUN)
+    cut = root / "cut"
+    before = [r["epoch"] for r in history(cut)], (cut / "model.keras").exists()
+    assert resume(cut, verbose=0) == cut
+    return whole, cut, before
+
+
+def test_resumed_run_trains_exactly_like_an_uninterrupted_one(gan_runs):
+    whole, cut, (epochs_before, finished_before) = gan_runs
+    assert epochs_before == ["0", "1"] and not finished_before
+    rows, expected = history(cut), history(whole)
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    for got, want in zip(rows, expected):
+        for key in want:
+            if key not in ("epoch_seconds", "images_per_second"):
+                assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (got["epoch"], key)
+    assert sorted(p.name for p in (cut / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert json.loads((cut / "checkpoints" / "state.json").read_text())["epoch"] == 3
+    a, b = keras.saving.load_model(whole / "model.keras"), keras.saving.load_model(cut / "model.keras")
+    assert int(b.d_optimizer.iterations) == int(b.g_optimizer.iterations) == 3 * STEPS
+    for x, y in zip(a.weights, b.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-5, err_msg=x.path)
+
+
+def test_kill_9_mid_epoch_then_resume_finishes(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tfgen.cli", "train", "vae", "--preset", "tiny", "--epochs", "3", "--batch-size", "32",
+         "--limit", "4096", "--out", str(run), "--verbose", "0"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    state_file = run / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 240
+    try:
+        while not state_file.exists():
+            assert proc.poll() is None, f"training exited early: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.02)
+        # Into epoch 2 (128 steps: more than a second even on an idle machine).
+        time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = json.loads(state_file.read_text())["epoch"]
+    assert killed_at < 3 and not (run / "model.keras").exists()
+    assert len(history(run)) in (killed_at, killed_at + 1)  # + a row whose checkpoint never came
+
+    assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
+    assert [r["epoch"] for r in history(run)] == ["0", "1", "2"]
+    assert json.loads(state_file.read_text())["epoch"] == 3
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    model = keras.saving.load_model(run / "model.keras")
+    assert int(model.optimizer.iterations) == 3 * (4096 // 32)
+    assert not list((run / "checkpoints").glob(".*"))  # no leftover temporary files
+
+
+@pytest.fixture
+def finished_run(gan_runs, tmp_path):
+    """A copy of a finished 3-epoch run, to damage or extend."""
+    return shutil.copytree(gan_runs[1], tmp_path / "run")
+
+
+def test_resume_a_finished_run_is_a_no_op_and_epochs_extend_it(finished_run):
+    run = finished_run
+    assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
+    assert len(history(run)) == 3
+    assert main(["train", "--resume", str(run), "--epochs", "4", "--verbose", "0"]) == 0
+    assert [r["epoch"] for r in history(run)] == ["0", "1", "2", "3"]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 4
+    assert int(keras.saving.load_model(run / "model.keras").optimizer.iterations) == 4 * STEPS
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2  # fewer than trained
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_corrupt_checkpoint_is_a_one_line_error_naming_the_file(damage, finished_run, tmp_path, capsys):
+    run = finished_run
+    (run / "model.keras").unlink()  # an unfinished run: only the checkpoint
+    checkpoint = run / "checkpoints" / "last.keras"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a zip file" * 100)
+    for argv in (["train", "--resume", str(run)], ["export", str(run), "--out", str(tmp_path / "x")],
+                 ["sample", str(run), "--out", str(tmp_path / "x.png")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("tfgen: error:") and str(checkpoint) in err and err.count("\n") == 1, err
+        assert "truncated" in err
+
+
+def test_resume_errors_are_one_line(finished_run, tmp_path, capsys):
+    run = finished_run
+    (run / "checkpoints" / "state.json").write_text("{\"epo")
+    cases = [
+        (["train", "--resume", str(run)], "state.json is corrupt"),
+        (["train", "--resume", str(tmp_path / "nope")], "not found"),
+        (["train", "gan", "--resume", str(run)], "MODEL cannot be given"),
+        (["train", "--resume", str(run), "--preset", "tiny"], "--preset cannot be given"),
+        (["train"], "train needs a MODEL"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("tfgen: error:") and message in err and err.count("\n") == 1, err
