@@ -23,3 +23,11 @@ def digits():
     from tfgen.data import load_arrays
 
     return (*load_arrays("mnist_bundled", "train"), *load_arrays("mnist_bundled", "test"))
+
+
+@pytest.fixture(scope="session")
+def evaluator():
+    """The cached bundled-digits evaluator (saved_models/evaluator-mnist_bundled; trained on first use)."""
+    from tfgen.eval import get_evaluator
+
+    return get_evaluator("mnist_bundled")

@@ -1,9 +1,12 @@
 """Export a trained model as a TensorFlow SavedModel that anything in the TF ecosystem can load.
 
-    tfgen export runs/vae                      # -> saved_models/vae/
-    python -c "import tensorflow as tf, numpy as np
-    m = tf.saved_model.load('saved_models/vae')
-    images = m.sample(np.random.randn(16, int(m.settings()['latent_dim'])).astype('float32'))"
+    tfgen export runs/vae          # -> saved_models/vae/  (or: tfgen train vae ... --export)
+
+and then, with TensorFlow only:
+
+    import tensorflow as tf
+    m = tf.saved_model.load("saved_models/vae")
+    images = m.sample(tf.random.normal([16, int(m.settings()["latent_dim"])]))  # (16, 28, 28, 1) in [0, 1]
 
 `model.export()` would export `call()` only, which for a generative model is the
 wrong function (a VAE's reconstruction, a GAN's discriminator). Each model
@@ -80,6 +83,7 @@ def export_model(model, out, metadata: dict | None = None) -> Path:
         "model": model.registry_name,
         "class": type(model).__name__,
         "conditional": bool(model.conditional),
+        "accepts_labels": bool(model.accepts_labels),
         **(metadata or {}),
         "config": model.get_config(),
         "endpoints": described,
@@ -134,7 +138,7 @@ def export_run(run, out=None) -> Path:
 def model_settings(model) -> dict:
     """The model's hyperparameters that are plain values (what `settings()` returns before family extras)."""
     settings = {"image_shape": list(model.image_shape), "num_classes": model.num_classes,
-                "conditional": bool(model.conditional)}
+                "conditional": bool(model.conditional), "accepts_labels": bool(model.accepts_labels)}
     for key, value in model.get_config().items():
         if key not in _KERAS_KEYS and key not in settings:
             value = _plain(value, strict=False)
@@ -156,7 +160,8 @@ def _checked_endpoints(model) -> dict:
     for name, entry in endpoints.items():
         if not (isinstance(entry, tuple) and len(entry) == 2 and callable(entry[0])
                 and all(isinstance(s, tf.TensorSpec) for s in entry[1])):
-            raise ExportError(f"{type(model).__name__}.export_endpoints()[{name!r}] must be (callable, [tf.TensorSpec])")
+            raise ExportError(f"{type(model).__name__}.export_endpoints()[{name!r}] must be "
+                              "(callable, [tf.TensorSpec, ...])")
     if SETTINGS_ENDPOINT in endpoints and list(endpoints[SETTINGS_ENDPOINT][1]):
         raise ExportError(f"the {SETTINGS_ENDPOINT!r} endpoint takes no inputs")
     return endpoints

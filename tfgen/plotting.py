@@ -39,10 +39,13 @@ def save_grid(images, path, ncols: int | None = None, scale: int = 2) -> None:
 def sample_for_grid(model, n: int, seed: int | None = None, labels=None):
     """Samples for a grid, and its column count.
 
-    Conditional models get one row per class (unless labels are given), so a grid
+    Models that take labels (conditional models, diffusion trained with class
+    conditioning) get one row per class (unless labels are given), so a grid
     shows at a glance whether the model draws the digit it was asked for.
     """
-    if labels is None and getattr(model, "conditional", False):
+    from tfgen.layers.conditioning import takes_labels
+
+    if labels is None and takes_labels(model):
         per_class = max(1, n // model.num_classes)
         labels = np.repeat(np.arange(model.num_classes), per_class)
         return model.sample(len(labels), labels=labels, seed=seed), per_class

@@ -7,7 +7,6 @@ bug shared by reader and writer cannot hide; no network is used.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
 from pathlib import Path
 

@@ -3,7 +3,6 @@
 import importlib.util
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +56,26 @@ def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
     assert "90.0 (0.165) (IWAE k=50, bound)" in lines[3] and "binarised (threshold 0.5)" in lines[3]
     assert "0.900" in lines[2] and lines[5].startswith("| *real data (train vs test)* | | | 0.5 ")
     assert "not Inception FID" in md and "python x" in md and "98.50%" in md
+
+
+def test_sampling_results_merge_keeps_other_keys_and_renders_the_speedups(tmp_path):
+    sampling = _load("sampling_results")
+    timing = lambda seconds, **kw: {"seconds": seconds, "images_per_second": 64 / seconds, **kw}
+    diffusion = {
+        "images": 64, "command": "python d", "date": "2026-01-01",
+        "a_ddpm_1000_predict_loop": timing(400.0, extrapolated=True), "b_ddim_50_compiled": timing(4.0),
+        "c_ddim_50_predict_loop": timing(16.0), "speedup_a_over_b": 100.0,
+        "fid": {"samples": 512, "a_ddpm_1000": 10.0, "b_ddim_50": 10.5, "real_vs_real": 1.0},
+    }
+    ar = {"command": "python a", "date": "2026-01-01", "pixelcnn": {
+        "images": 16, "a_predict_loop": timing(300.0, extrapolated=True), "b_compiled_sampler": timing(10.0),
+        "c_compiled_forward_loop": timing(100.0, extrapolated=True), "speedup_a_over_b": 30.0,
+        "goal_speedup_a_over_b": 20.0}}
+    path = tmp_path / "sampling.json"
+    sampling.merge_results(path, "diffusion", diffusion)
+    sampling.merge_results(path, "autoregressive", ar)
+    md = (tmp_path / "sampling.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert rows[0].startswith("| `diffusion` | 64 | DDPM 1000 steps: 400 s\\*") and "| 100× | ≥ 20× |" in rows[0]
+    assert rows[1].startswith("| `pixelcnn` | 16 |") and "| 30× | ≥ 20× |" in rows[1]
+    assert "DDPM-1000 10.00, DDIM-50 10.50 (+5%" in md and "python d" in md and "python a" in md

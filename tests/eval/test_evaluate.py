@@ -88,6 +88,18 @@ def test_real_digits_as_a_conditional_model_reach_the_reference(evaluator, digit
     assert abs(result["kid"] - ref["kid"]) < 5 * (result["kid_std"] + ref["kid_std"])
 
 
+def test_a_model_with_optional_labels_is_scored_on_class_conditional_samples(evaluator):
+    from tfgen.cli import with_sampling_steps
+
+    # Diffusion trained with class conditioning: labels optional (not `conditional`) but accepted.
+    model = with_sampling_steps(tfgen.get_model("diffusion", "tiny", seed=0), 2)
+    assert not model.conditional and model.accepts_labels
+    result = evaluate(model, n=20, evaluator=evaluator, kid_subsets=2, likelihood=False)
+    assert result["conditional"] and 0.0 <= result["conditional_accuracy"] <= 1.0
+    assert len(result["conditional_accuracy_per_class"]) == 10
+    assert "cond. accuracy" in format_table(result)
+
+
 def test_cli_eval_writes_json(tmp_path, evaluator, capsys):
     from tfgen.cli import main
     from tfgen.training import train

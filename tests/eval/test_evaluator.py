@@ -63,17 +63,28 @@ def test_default_directory_and_env_var(monkeypatch, tmp_path):
         tmp_path / "evaluator-idx_usr_share_datasets_fashion-mnist")
 
 
+def test_cached_evaluator_is_accurate_and_its_record_is_true(evaluator, digits):
+    """The evaluator every score uses (saved_models/evaluator-mnist_bundled, trained by
+    the default recipe: 8 epochs with ±2-pixel shifts) and what its metadata claims."""
+    x_train, _, x_test, y_test = digits
+    assert evaluator.meta["dataset"] == "mnist_bundled"
+    assert (evaluator.meta["train_examples"], evaluator.meta["test_examples"]) == (len(x_train), len(x_test))
+    assert evaluator.accuracy >= 0.975, evaluator.meta
+    # The recorded accuracy is what the API's predictions give on the test split.
+    assert np.mean(evaluator.predict_labels(x_test) == y_test) == pytest.approx(evaluator.accuracy, abs=1e-3)
+
+
 @pytest.mark.learning
-def test_evaluator_learns_the_bundled_digits(tmp_path, digits):
-    # The full default recipe (8 epochs with ±2-pixel shifts; ~110 CPU-seconds): it measured 98.4% test
-    # accuracy with seed 0 (97.9% without the shifts). Shorter runs are not stable enough to test.
+def test_evaluator_training_learns_the_bundled_digits(tmp_path, digits):
+    """Training from scratch, shortened to 2 epochs (the default recipe's 8 take ~2 CPU-minutes).
+
+    Measured at 2 epochs: 87.5% and 92.4% test accuracy (seeds 0, 1; chance is 10%);
+    the full recipe gives the cached evaluator's 98.4% (previous test).
+    """
     directory = tmp_path / "ev"
-    e = ev.get_evaluator("mnist_bundled", directory=directory)
+    e = ev.get_evaluator("mnist_bundled", directory=directory, epochs=2)
     meta = json.loads((directory / ev.META_FILE).read_text())
-    assert meta["dataset"] == "mnist_bundled"
+    assert meta["dataset"] == "mnist_bundled" and meta["epochs"] == 2
     assert (meta["train_examples"], meta["test_examples"]) == (len(digits[0]), len(digits[2]))
     assert meta["test_accuracy"] == pytest.approx(e.accuracy)
-    assert e.accuracy >= 0.975, e.meta
-    # The recorded accuracy is what the API's predictions give on the test split.
-    _, _, x_test, y_test = digits
-    assert np.mean(e.predict_labels(x_test) == y_test) == pytest.approx(e.accuracy, abs=1e-3)
+    assert e.accuracy >= 0.8, e.meta

@@ -1,7 +1,6 @@
 """cVAE: encoder and decoder both take the label, the loss is the conditional −ELBO,
 and on real digits it draws the requested class and transfers handwriting across classes."""
 
-import math
 
 import numpy as np
 import pytest
@@ -9,13 +8,6 @@ import tensorflow as tf
 
 import tfgen
 from model_checks import train_tiny
-
-
-@pytest.fixture(scope="module")
-def evaluator():
-    from tfgen.eval import get_evaluator
-
-    return get_evaluator("mnist_bundled")
 
 
 def test_encoder_and_decoder_both_use_the_label(random_batches):

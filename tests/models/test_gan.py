@@ -52,24 +52,29 @@ def test_document_preset_is_the_documents_architecture_at_28x28():
 
 
 @pytest.mark.learning
-def test_gan_samples_move_towards_the_data(digits):
-    """After one short epoch on real digits, samples are much closer to the data.
+def test_gan_learns_to_draw_digits(digits, evaluator):
+    """256 updates on real digits take samples most of the way towards the data.
 
-    Statistic: the distance between the mean sample image and the mean real image,
-    plus how much of the image is background (MNIST is ~80% exact zeros).
+    Statistic: Fréchet distance on the evaluator's features (500 samples vs the test
+    split). Measured for seeds 0–2: 152 at initialisation, 35–44 after training
+    (ratio 0.23–0.29); the bound 0.45 leaves room for seed noise yet fails for a
+    generator that only learned the mean image (the mean digit plus noise scores 127).
+    Also: samples are mostly background, as MNIST is (measured 75–85% of pixels < 0.1).
     """
-    x_train, y_train, _, _ = digits
-    ds = tf.data.Dataset.from_tensor_slices((x_train[:4096], y_train[:4096])).shuffle(4096, seed=0).batch(64)
+    from tfgen.eval.metrics import frechet_distance
+
+    x_train, y_train, x_test, _ = digits
+    ds = tf.data.Dataset.from_tensor_slices((x_train[:4096], y_train[:4096])).shuffle(4096, seed=0).batch(32)
     model = tfgen.get_model("gan", "default", seed=0)
     model.default_compile()
-    real_mean = x_train.mean(axis=0)
+    real = evaluator.features(x_test)
 
-    def mean_image_distance():
-        return float(np.linalg.norm(np.asarray(model.sample(256, seed=1)).mean(axis=0) - real_mean))
+    def fid():
+        return frechet_distance(evaluator.features(np.asarray(model.sample(500, seed=1))), real)
 
-    before = mean_image_distance()
-    model.fit(ds, epochs=1, verbose=0)
-    after = mean_image_distance()
-    samples = np.asarray(model.sample(256, seed=1))
-    assert after < 0.5 * before, (before, after)
+    before = fid()
+    model.fit(ds, epochs=2, verbose=0)
+    after = fid()
+    assert after < 0.45 * before, (before, after)
+    samples = np.asarray(model.sample(500, seed=1))
     assert (samples < 0.1).mean() > 0.6, "samples should be mostly dark background, like MNIST"

@@ -8,8 +8,10 @@ Sample quality, in the feature space of the dataset's evaluator classifier
 * `kid`, `kid_std` — kernel distance, unbiased MMD² (Bińkowski et al. 2018);
 * `classifier_score` — Inception-score analogue (Salimans et al. 2016);
 * `precision`, `recall` — Kynkäänniemi et al. 2019 (k = 3);
-* `conditional_accuracy` — conditional models only: samples drawn with
-  balanced labels, classified by the evaluator (overall and per class).
+* `conditional_accuracy` — models that take labels (`accepts_labels`: the
+  conditional families, and diffusion trained with class conditioning): samples
+  drawn with balanced labels (every quality score above is then of those
+  class-conditional samples), classified by the evaluator (overall and per class).
 
 Every one of these also gets a `reference` value: `n` real *train* images
 scored against the same test split in the same way. That is the floor (for
@@ -29,6 +31,7 @@ import numpy as np
 
 from tfgen.eval import likelihood as lik
 from tfgen.eval import metrics
+from tfgen.layers.conditioning import takes_labels
 
 FID_NOTE = "Fréchet distance on evaluator-classifier features (not Inception FID)"
 
@@ -138,7 +141,8 @@ def evaluate(
 ) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
-    model: any tfgen model (`sample`; `conditional`; optionally `encode`/`decode_logits`
+    model: any tfgen model (`sample`; `accepts_labels`, or `conditional` for a duck-typed
+        model; optionally `encode`/`decode_logits`
         for VAE bounds or `log_prob` + `data_variant` for exact likelihoods).
     dataset: the data the model was trained on (any `tfgen.data.load` name); picks the evaluator.
     n: number of samples (and of real train images in the reference row).
@@ -158,7 +162,8 @@ def evaluate(
                          f"expects {tuple(evaluator.image_shape)}: evaluate on the dataset the model was trained on")
     real = RealData.get(evaluator, dataset, n, seed)
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
-    conditional = bool(getattr(model, "conditional", False))
+    # "conditional" in the result: samples drawn with labels, so conditional accuracy is measured.
+    conditional = takes_labels(model)
 
     t = time.perf_counter()
     requested = balanced_labels(n, model.num_classes) if conditional else None

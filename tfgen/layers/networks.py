@@ -7,8 +7,28 @@ family's variables exist before `fit` (needed to build optimisers inside a
 
 from __future__ import annotations
 
-import keras
+import tensorflow as tf
 from keras import layers
+
+
+def batch_norm_layer(name: str):
+    """Batch normalisation whose moving statistics follow training closely.
+
+    Samples are drawn in inference mode, with the moving mean and variance.
+    Keras' default momentum 0.99 averages over the last ~100 steps: after one
+    short epoch those statistics are still half the initial (0, 1), and a GAN
+    generator that draws digits in training mode draws flat grey images in
+    inference mode (measured: 0% background pixels vs 58–77% in training mode,
+    64 steps). Momentum 0.9 (the DCGAN reference code's) averages ~10 steps.
+
+    Built under a `tf.distribute` strategy with several replicas, the batch
+    statistics are synchronised across replicas (one small all-reduce per layer):
+    they are then those of the global batch, so a step on N devices is the step
+    on one device, instead of normalising each replica's slice by its own
+    statistics (tests/test_distribute.py). On one device nothing is synchronised.
+    """
+    synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return layers.BatchNormalization(momentum=0.9, synchronized=synchronized, name=name)
 
 
 def _activation(name: str):
@@ -33,7 +53,7 @@ def conv_features(
         else:
             raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}{i}_bn")(x)
+            x = batch_norm_layer(f"{name}{i}_bn")(x)
         x = _activation(activation)(x)
     return layers.Flatten(name=f"{name}_flatten")(x)
 
@@ -64,13 +84,13 @@ def upsampling_decoder(
     x = dense_stack(inputs, dense_units, activation, name=f"{name}_dense")
     x = layers.Dense(h0 * w0 * filters[0], name=f"{name}_project")(x)
     if batch_norm:
-        x = layers.BatchNormalization(name=f"{name}_project_bn")(x)
+        x = batch_norm_layer(f"{name}_project_bn")(x)
     x = _activation(activation)(x)
     x = layers.Reshape((h0, w0, filters[0]))(x)
     for i, f in enumerate(filters):
         x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", name=f"{name}_up{i}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}_up{i}_bn")(x)
+            x = batch_norm_layer(f"{name}_up{i}_bn")(x)
         x = _activation(activation)(x)
     # float32 output so that losses and sampled images stay float32 under mixed precision.
     return layers.Conv2D(channels, 3, padding="same", dtype="float32", name=f"{name}_out")(x)

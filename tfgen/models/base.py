@@ -17,10 +17,12 @@ This module holds what every family needs and nothing family-specific:
 from __future__ import annotations
 
 import inspect
+import numbers
 
 import keras
 import tensorflow as tf
 
+from tfgen.layers import conditioning
 from tfgen.registry import UnknownNameError
 
 
@@ -28,7 +30,11 @@ class GenerativeModel(keras.Model):
     """Base class: subclasses define `PRESETS`, `train_step`, `sample` and `get_config`."""
 
     PRESETS: dict[str, dict] = {}
-    #: Conditional models receive labels in every step and in `sample`.
+    #: What `tfgen train` / `tfgen.train` use when epochs or batch size are not given:
+    #: enough training for the `default` preset to draw recognisable digits on the
+    #: bundled data. Families that need more steps override it.
+    FIT_DEFAULTS = {"epochs": 5, "batch_size": 64}
+    #: Conditional models need labels in every training batch (and `sample` draws them when not given).
     conditional = False
     #: Set by `@register_model`.
     registry_name = None
@@ -38,12 +44,15 @@ class GenerativeModel(keras.Model):
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or min(image_shape) <= 0:
             raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {image_shape}")
-        check_positive(num_classes=num_classes)
+        check_sizes(num_classes=num_classes)
         self.image_shape = image_shape
         self.num_classes = int(num_classes)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._trackers: dict[str, keras.metrics.Mean] = {}
+        # Compiled functions (`cached_function`): set without Keras' attribute tracking, which would
+        # make them part of the model's TensorFlow object graph. A cache, not state to save.
+        object.__setattr__(self, "_compiled_functions", {})
         # Subclasses build every sub-network in __init__ as a functional model, so
         # all variables exist from construction: nothing is left for `build`.
         self.built = True
@@ -78,13 +87,43 @@ class GenerativeModel(keras.Model):
             "seed": self.seed,
         }
 
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild under the saved model's dtype policy (mixed precision survives a reload).
+
+        The sub-networks are built in `__init__` and take the *global* policy: without
+        this, a `mixed_float16` model reloaded in a float32 process (`tfgen sample`,
+        `export`, `eval`) would compute in float32, behind a loss-scaling optimiser.
+        """
+        policy = config.get("dtype")
+        if policy is None:
+            return super().from_config(config)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(keras.dtype_policies.get(policy))
+        try:
+            return super().from_config(config)
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    @property
+    def accepts_labels(self) -> bool:
+        """Whether the model takes class labels (`sample(n, labels=...)`, labels in batches).
+
+        Conditional models always do, and require them; a family whose labels are
+        optional (diffusion trained with class conditioning) says so by overriding
+        this. Grids, `tfgen sample --labels` and evaluation read it.
+        """
+        return bool(self.conditional)
+
     # ------------------------------------------------------------------ batches
     def unpack(self, data):
-        """Split a batch into (images, labels) and check the image shape.
+        """Split a batch into (images, labels), check the image shape and the labels.
 
         Shapes are checked on the static shape, so a wrong dataset fails when
         `fit` traces the step, before any training, with a message that says
-        what the model expected.
+        what the model expected. Labels of a model that takes them are checked
+        by `conditioning.as_labels` (graph assertions inside a step): an
+        out-of-range label fails the step instead of reading another embedding row.
         """
         if isinstance(data, (tuple, list)):
             images, labels = data[0], (data[1] if len(data) > 1 else None)
@@ -92,14 +131,28 @@ class GenerativeModel(keras.Model):
             images, labels = data["images"], data.get("labels")
         else:
             images, labels = data, None
-        check_image_shape(images.shape, self.image_shape, type(self).__name__)
+        images = self.check_images(images)
         if self.conditional and labels is None:
             raise ValueError(f"{type(self).__name__} is conditional: batches must be (images, labels), got images only")
-        # Loss maths stays in float32 under mixed precision; layers cast their own inputs.
-        images = tf.cast(images, "float32")
         if labels is not None:
-            labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+            if self.accepts_labels:
+                labels = conditioning.as_labels(labels, self.num_classes)
+            else:  # ignored by the model
+                labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
         return images, labels
+
+    def check_images(self, images):
+        """`images` as a float32 tensor, after checking its shape against `image_shape`.
+
+        Loss maths stays in float32 under mixed precision; layers cast their own inputs.
+        """
+        images = tf.convert_to_tensor(images)
+        owner = type(self).__name__
+        check_image_shape(images.shape, self.image_shape, owner)
+        if not images.dtype.is_floating:
+            raise ValueError(f"{owner} expects float images in [0, 1], got {images.dtype.name} images: "
+                             f"divide 0-255 pixels by 255 (tfgen.data.load does)")
+        return check_pixel_range(tf.cast(images, "float32"), owner)
 
     # ------------------------------------------------------------------ metrics
     def track(self, values: dict) -> dict:
@@ -108,7 +161,13 @@ class GenerativeModel(keras.Model):
             if name not in self._trackers:
                 raise KeyError(f"no tracker {name!r}; declare it in __init__ with declare_metrics")
             self._trackers[name].update_state(value)
-        return {name: t.result() for name, t in self._trackers.items()}
+        results = {name: t.result() for name, t in self._trackers.items()}
+        if _multi_worker(tf.distribute.get_strategy()):
+            # Keras 3.15 averages step outputs across workers with `strategy.reduce("MEAN", v, axis=0)`,
+            # which fails on scalars (keras-team/keras#20585). With an axis of length 1 it averages
+            # the replicas' values into a scalar, as it does on one machine.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def declare_metrics(self, *names: str) -> None:
         # Trackers are created in __init__ (not lazily in the step) so that Keras
@@ -142,6 +201,8 @@ class GenerativeModel(keras.Model):
     def minimize(optimizer, tape, scaled_loss, variables):
         """Apply gradients of `scaled_loss` (from `optimizer.scale_loss`, inside the tape)."""
         grads = tape.gradient(scaled_loss, variables)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            grads = _overflow_on_every_replica_if_on_one(grads)
         optimizer.apply(grads, variables)
 
     # ------------------------------------------------------------------ randomness
@@ -165,6 +226,16 @@ class GenerativeModel(keras.Model):
     def uniform_labels(self, n, seed=None):
         return tf.random.stateless_uniform([n], seed=self.draw_seed(seed), maxval=self.num_classes, dtype=tf.int32)
 
+    def cached_function(self, key, build):
+        """The function `build()` returns (a `tf.function`), built once per model and `key`.
+
+        Cached outside Keras' attribute tracking: a traced graph is neither a weight
+        to save nor something `tf.saved_model.save` should serialise with the model.
+        """
+        if key not in self._compiled_functions:
+            self._compiled_functions[key] = build()
+        return self._compiled_functions[key]
+
     # ------------------------------------------------------------------ generation
     def sample(self, n: int, labels=None, seed=None):
         """Draw `n` images in [0, 1], NHWC float32."""
@@ -185,6 +256,21 @@ class GenerativeModel(keras.Model):
         if self.optimizer is not None and not self.optimizer.built:
             self.optimizer.build(self.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Build what `fit` would build before the first step: here, only the optimiser.
+
+        Keras 3.15 first averages a data batch across replicas to trace the model
+        symbolically, which fails under MultiWorkerMirroredStrategy (a tuple batch;
+        keras-team/keras#20585). A tfgen model is built at construction and compiled
+        without Keras losses or metrics (its trackers are built too), so the optimiser
+        is all there is to build; any other compile goes through Keras' own path.
+        """
+        if getattr(self, "_compile_loss", None) is not None or getattr(self, "_compile_metrics", None) is not None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
     def export_endpoints(self) -> dict:
         """The functions a SavedModel export serves: `{name: (fn, [tf.TensorSpec, ...])}`.
 
@@ -202,10 +288,75 @@ class GenerativeModel(keras.Model):
         )
 
 
+def _overflow_on_every_replica_if_on_one(grads):
+    """Make every replica's gradients non-finite (NaN) when one replica's are; else leave them as they are.
+
+    A `LossScaleOptimizer` skips a step whose float16 gradients overflowed, but under
+    `tf.distribute` Keras 3.15 decides on each replica's *local* gradients, before they
+    are summed across replicas: when one replica overflows and another does not, the
+    other applies the sum, inf included, and the weights become inf/NaN (seen with
+    two replicas at the initial loss scale). With the replicas agreeing, every one
+    skips the step and halves the loss scale. One scalar all-reduce per step.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return grads
+    present = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in present])
+    overflowed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, 1.0 - tf.cast(finite, tf.float32))
+    factor = tf.where(overflowed > 0, float("nan"), 1.0)
+
+    def apply_factor(g):
+        if g is None:
+            return None
+        if isinstance(g, tf.IndexedSlices):
+            return tf.IndexedSlices(g.values * tf.cast(factor, g.values.dtype), g.indices, g.dense_shape)
+        return g * tf.cast(factor, g.dtype)
+
+    return [apply_factor(g) for g in grads]
+
+
+def _multi_worker(strategy) -> bool:
+    """A MultiWorkerMirroredStrategy over several workers (Keras' own test for its multi-worker paths)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
 def check_positive(**values):
     for name, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_sizes(**values):
+    """Sizes (units, channels, layers, classes, ...): positive integers, NumPy's included."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_pixel_range(images, owner="model"):
+    """float32 `images` after checking that every pixel is in [0, 1].
+
+    NaN and ±Inf pixels fail the check (every comparison with NaN is false), and
+    so do 0-255 or [-1, 1] data, which would otherwise train silently on the
+    wrong scale. Concrete tensors are checked now (ValueError); inside a
+    `tf.function` (a training step) by one graph assertion: a comparison and
+    three reductions per batch, nothing next to the network. (XLA drops assertions.)
+    """
+    in_range = tf.reduce_all((images >= 0.0) & (images <= 1.0))
+    nans = tf.reduce_sum(tf.cast(tf.math.is_nan(images), tf.int32))
+    if not tf.is_symbolic_tensor(images):
+        if not bool(in_range):
+            finite = tf.boolean_mask(images, tf.math.is_finite(images)).numpy()
+            seen = f"values in [{finite.min():.4g}, {finite.max():.4g}]" if finite.size else "no finite values"
+            infinite = int(tf.size(images)) - finite.size - int(nans)
+            raise ValueError(f"{owner} expects pixels in [0, 1], got {seen}, {int(nans)} NaN and {infinite} "
+                             f"infinite pixels (0-255 or [-1, 1] data? rescale to [0, 1])")
+        return images
+    check = tf.debugging.Assert(in_range, [f"{owner} expects pixels in [0, 1]; got min, max, NaN count:",
+                                           tf.reduce_min(images), tf.reduce_max(images), nans])
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
 
 
 def check_image_shape(shape, expected, owner="model"):

@@ -28,7 +28,7 @@ from keras import layers
 
 from tfgen.layers import conditioning
 from tfgen.models.gan import GAN
-from tfgen.models.base import check_positive
+from tfgen.models.base import check_sizes
 from tfgen.registry import register_model
 
 D_CONDITIONINGS = ("projection", "concat")
@@ -44,13 +44,16 @@ class CGAN(GAN):
         # The documents' GAN (dense generator and dense discriminator, noise dim 100)
         # with the label added to both networks.
         "document": dict(architecture="document", latent_dim=100, width=64, embed_dim=50),
-        "default": dict(architecture="dcgan", latent_dim=64, width=64, embed_dim=32),
+        # DCGAN networks at half the GAN's default width: a quarter of the generator's
+        # cost per image, and on 8.5k digits the class is learned long before
+        # capacity limits quality. Dropout 0.3 in D (the TensorFlow DCGAN tutorial's).
+        "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32),
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4, embed_dim=4),
     }
 
-    def __init__(self, embed_dim=32, d_conditioning="projection", mismatch_weight=0.0, **kwargs):
+    def __init__(self, embed_dim=32, d_conditioning="projection", mismatch_weight=1.0, **kwargs):
         # Set before GAN.__init__, which builds the networks from them.
-        check_positive(embed_dim=embed_dim)
+        check_sizes(embed_dim=embed_dim)
         if d_conditioning not in D_CONDITIONINGS:
             raise ValueError(f"d_conditioning must be one of {', '.join(D_CONDITIONINGS)}, got {d_conditioning!r}")
         if mismatch_weight < 0:
@@ -78,7 +81,11 @@ class CGAN(GAN):
         body = keras.Model([noise, label_vector], self.generator_trunk(h), name="generator_body")
 
         labels = conditioning.label_input()
-        embedded = conditioning.embed_labels(labels, self.num_classes, self.embed_dim)
+        # Initial norm ≈ 1, a one-hot vector's (Mirza & Osindero feed G a one-hot). Louder,
+        # N(0, 1) per dimension, G draws one image per class and ignores the noise
+        # (within-class spread 0.43 of the data's vs 0.75 here, 5 epochs); much
+        # quieter (Keras' ±0.05), it learns the class later.
+        embedded = conditioning.embed_labels(labels, self.num_classes, self.embed_dim, stddev=self.embed_dim**-0.5)
         return keras.Model([noise, labels], body([noise, embedded]), name="generator")
 
     def build_discriminator(self):

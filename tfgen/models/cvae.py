@@ -23,7 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfgen.layers import conditioning
-from tfgen.models.base import check_image_shape, check_positive
+from tfgen.models.base import check_image_shape, check_sizes
 from tfgen.models.vae import VAE
 from tfgen.registry import register_model
 
@@ -49,7 +49,7 @@ class CVAE(VAE):
 
     def __init__(self, embed_dim=16, **kwargs):
         # Set before VAE.__init__, which builds the networks from it.
-        check_positive(embed_dim=embed_dim)
+        check_sizes(embed_dim=embed_dim)
         self.embed_dim = int(embed_dim)
         super().__init__(**kwargs)
 

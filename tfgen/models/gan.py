@@ -22,8 +22,9 @@ import tensorflow as tf
 from keras import layers
 
 from tfgen import losses
+from tfgen.layers.conditioning import check_count
 from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel, check_positive
+from tfgen.models.base import GenerativeModel, check_positive, check_sizes
 from tfgen.registry import UnknownNameError, register_model
 
 ARCHITECTURES = ("dcgan", "document")
@@ -37,10 +38,16 @@ class GAN(GenerativeModel):
         # Generator: Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1;
         # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100.
         "document": dict(architecture="document", latent_dim=100, width=64),
-        # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs in D.
-        "default": dict(architecture="dcgan", latent_dim=64, width=64),
+        # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs
+        # in D. Width 32, not DCGAN's 64: a quarter of the cost per image, and a GAN's quality
+        # on a CPU budget is bound by the number of updates, not by capacity (measured on the
+        # bundled digits: width 64, batch 64, 5 epochs = 660 steps, 137 images/s, no
+        # recognisable digits; width 32, batch 32: 430 images/s, digits by ~10 epochs).
+        "default": dict(architecture="dcgan", latent_dim=64, width=32),
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4),
     }
+    # Small batches: twice the updates per epoch (see the `default` preset).
+    FIT_DEFAULTS = {"epochs": 15, "batch_size": 32}
 
     def __init__(
         self, architecture="dcgan", latent_dim=64, width=64, dropout=0.0, learning_rate=2e-4, beta_1=0.5, **kwargs
@@ -48,7 +55,8 @@ class GAN(GenerativeModel):
         super().__init__(**kwargs)
         if architecture not in ARCHITECTURES:
             raise UnknownNameError(f"unknown GAN architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
-        check_positive(latent_dim=latent_dim, width=width, learning_rate=learning_rate)
+        check_sizes(latent_dim=latent_dim, width=width)
+        check_positive(learning_rate=learning_rate)
         self.architecture = architecture
         self.latent_dim = int(latent_dim)
         self.width = int(width)
@@ -158,7 +166,7 @@ class GAN(GenerativeModel):
         return (tf.cast(self.generate(noise, labels), tf.float32) + 1.0) / 2.0
 
     def sample(self, n, labels=None, seed=None):
-        noise = self.normal([int(n), self.latent_dim], seed=seed)
+        noise = self.normal([check_count(n), self.latent_dim], seed=seed)
         return self.images_from_noise(noise, labels)
 
     def export_endpoints(self):

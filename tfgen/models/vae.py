@@ -20,8 +20,9 @@ import tensorflow as tf
 from keras import layers
 
 from tfgen import losses
+from tfgen.layers.conditioning import check_count
 from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel, check_positive
+from tfgen.models.base import GenerativeModel, check_positive, check_sizes
 from tfgen.registry import register_model
 
 
@@ -54,7 +55,8 @@ class VAE(GenerativeModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive(latent_dim=latent_dim, learning_rate=learning_rate)
+        check_sizes(latent_dim=latent_dim)
+        check_positive(learning_rate=learning_rate)
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta!r}")
         self.latent_dim = int(latent_dim)
@@ -134,7 +136,7 @@ class VAE(GenerativeModel):
 
     def sample(self, n, labels=None, seed=None):
         """Decode `n` draws from the prior N(0, I): pixel probabilities in [0, 1]."""
-        z = self.normal([int(n), self.latent_dim], seed=seed)
+        z = self.normal([check_count(n), self.latent_dim], seed=seed)
         return self.decode(z, labels)
 
     def export_endpoints(self):

@@ -1,0 +1,314 @@
+"""What every autoregressive image model in tfgen shares.
+
+An autoregressive model factorises the likelihood of an image x with D pixels,
+read in raster order (row by row, left to right, channels innermost), as
+
+    p(x) = ∏_i p(x_i | x_<i),
+
+each factor a categorical distribution over `levels` values. Training maximises
+the exact log-likelihood by teacher forcing (one pass computes every factor from
+the true previous pixels); sampling draws pixels one at a time. This module
+holds the parts that do not depend on the network:
+
+* quantisation of [0, 1] images to `levels` integer values, and the data variant;
+* the loss in nats per image and bits per dimension, `log_prob`, `train_step`;
+* the sampler: the whole pixel-by-pixel loop is one `tf.while_loop` inside one
+  `tf.function`, traced once per model. Each step asks the network for the
+  logits of one position given a per-model cache (`_sampler_init`,
+  `_sampler_step`), so a step costs far less than a full forward pass.
+
+It lives in `tfgen.layers` (and registers nothing) because every module in
+`tfgen.models` is a registered model family. For the same reason it must not
+import `tfgen.models` (that package imports the model modules, which import
+this one): `AutoregressiveMixin` is a mixin, used as
+`class PixelCNN(AutoregressiveMixin, GenerativeModel)`, and each model spells out
+the shared hyperparameters in its own constructor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tfgen.layers import conditioning
+
+
+
+def quantize(images, levels):
+    """[0, 1] floats -> int32 in [0, levels): round(x·(levels − 1)).
+
+    For levels = 2 this is the fixed threshold x ≥ 0.5 → 1 ("statically
+    binarised" MNIST); for 256 it recovers the original 8-bit values.
+    """
+    q = tf.floor(tf.cast(images, tf.float32) * (levels - 1) + 0.5)
+    return tf.cast(tf.clip_by_value(q, 0.0, levels - 1.0), tf.int32)
+
+
+def bits_per_dim(nats_per_image, dims):
+    """Nats per image -> bits per dimension: nats / (D · ln 2)."""
+    return nats_per_image / (dims * math.log(2.0))
+
+
+def sample_categorical(logits, seed, temperature=1.0, top_k=0):
+    """One draw per row of `logits` (B, L): softmax(logits / temperature), optionally top-k.
+
+    `top_k` ≤ 0 keeps every level. A tensor `temperature` and `top_k` keep one
+    traced graph for every setting.
+    """
+    logits = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
+    levels = tf.shape(logits)[-1]
+    k = tf.where(top_k > 0, tf.minimum(top_k, levels), levels)
+    kth_largest = tf.reduce_min(tf.math.top_k(logits, k).values, axis=-1, keepdims=True)
+    logits = tf.where(logits < kth_largest, tf.constant(-1e9, tf.float32), logits)
+    return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[:, 0], tf.int32)
+
+
+class AutoregressiveMixin:
+    """Exact-likelihood pixel models over `levels` quantisation levels (mixin for `GenerativeModel`).
+
+    Subclasses build their network in `__init__` and implement:
+
+    * `pixel_logits(q, labels, training)`: logits (B, H, W, C, levels), float32,
+      for the int32 image `q` by teacher forcing — the logits at a pixel may
+      depend on pixels before it in raster order only;
+    * `_sampler_init(batch, labels)`: the sampler's cache (a tuple of tensors);
+    * `_sampler_step(t, canvas, cache, labels)`: the logits (B, levels) of flat
+      position t given `canvas` (B, D) int32 (positions < t hold the image so
+      far), and the updated cache.
+
+    Data variant: inputs are [0, 1] grayscale; the model quantises them to
+    `levels` values with round(x·(levels − 1)), so levels = 2 is MNIST
+    binarised with the fixed threshold 0.5. With `dynamic_binarization=True`
+    (levels = 2 only) each training step instead draws x_bin ~ Bernoulli(x)
+    afresh (Salakhutdinov & Murray 2008), seeded by the model's seed generator;
+    evaluation, `log_prob` and validation always use the fixed threshold, so
+    their numbers are deterministic. `data_variant` says which in words.
+
+    Metrics: `loss` is the negative log-likelihood in nats per image, and
+    `bits_per_dim` the same in bits per dimension, nats / (D · ln 2).
+    """
+
+    def __init__(self, levels=2, conditional=False, dynamic_binarization=False, learning_rate=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 256:
+            raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
+        if dynamic_binarization and levels != 2:
+            raise ValueError(f"dynamic_binarization needs levels=2 (binary pixels), got levels={levels}")
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        self.levels = int(levels)
+        # An instance attribute: `unpack`, `sample` and `accepts_labels` (grids, the CLI, eval) read it.
+        self.conditional = bool(conditional)
+        self.dynamic_binarization = bool(dynamic_binarization)
+        self.learning_rate = float(learning_rate)
+        height, width, channels = self.image_shape
+        self.num_dims = height * width * channels
+        self.declare_metrics("loss", "bits_per_dim")
+
+    @property
+    def data_variant(self) -> str:
+        """The data the likelihoods refer to, in words (for reports next to NLL numbers)."""
+        if self.levels == 2:
+            fixed = "binarised with a fixed threshold 0.5 (pixel >= 0.5 -> 1)"
+            if self.dynamic_binarization:
+                return f"training: dynamically binarised, x ~ Bernoulli(pixel) each step; evaluation: {fixed}"
+            return fixed
+        return f"quantised to {self.levels} levels: round(pixel * {self.levels - 1})"
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "levels": self.levels,
+            "conditional": self.conditional,
+            "dynamic_binarization": self.dynamic_binarization,
+            "learning_rate": self.learning_rate,
+        }
+
+    def default_compile(self, **kwargs):
+        # Global-norm clipping: the occasional very large NLL gradient early in training
+        # (thousands of nats per image) otherwise throws attention weights far off.
+        self.compile(optimizer=keras.optimizers.Adam(self.learning_rate, global_clipnorm=1.0), **kwargs)
+
+    # ------------------------------------------------------------------ likelihood
+    def to_levels(self, images):
+        """[0, 1] images -> int32 levels (the fixed-threshold variant when levels = 2)."""
+        return quantize(images, self.levels)
+
+    def pixel_logits(self, q, labels=None, training=False):
+        raise NotImplementedError
+
+    def call(self, inputs, training=False):
+        """Per-pixel logits (B, H, W, C, levels) of a batch of [0, 1] images (teacher forcing)."""
+        images, labels = self.unpack(inputs)
+        return self.pixel_logits(self.to_levels(images), labels, training=training)
+
+    def _images_and_labels(self, images, labels):
+        """Checked [0, 1] images and labels for the likelihood paths (labels: None if unconditional).
+
+        A conditional model requires labels, checked by `conditioning.as_labels` (an int
+        is given to every image); an unconditional one ignores them, as it does in batches.
+        """
+        images = self.check_images(images)
+        if not self.conditional:
+            return images, None
+        return images, conditioning.as_labels(labels, self.num_classes, images.shape[0])
+
+    def pixel_log_probs(self, images, labels=None):
+        """log p(x_i | x_<i) for every pixel: (B, H, W, C) in nats."""
+        images, labels = self._images_and_labels(images, labels)
+        q = self.to_levels(images)
+        logits = self.pixel_logits(q, labels)
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=q, logits=logits)
+
+    def log_prob(self, images, labels=None):
+        """Exact log-likelihood log p(x) in nats per image, shape (B,), of [0, 1] images.
+
+        The images are quantised first (see `data_variant`); this is the
+        likelihood of the quantised image under the model.
+        """
+        return tf.reduce_sum(tf.reshape(self.pixel_log_probs(images, labels), [tf.shape(images)[0], -1]), axis=1)
+
+    def compute_losses(self, q, labels=None, training=False):
+        """NLL in nats per image (batch mean) and in bits per dimension."""
+        logits = self.pixel_logits(q, labels, training=training)
+        per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=q, logits=tf.cast(logits, tf.float32))
+        nll = tf.reduce_mean(tf.reduce_sum(tf.reshape(per_pixel, [tf.shape(q)[0], -1]), axis=1))
+        return {"loss": nll, "bits_per_dim": bits_per_dim(nll, self.num_dims)}
+
+    def _training_targets(self, images):
+        if self.dynamic_binarization:
+            # A fresh binarisation each step, from the model's seed generator (never a Python int).
+            u = tf.random.stateless_uniform(tf.shape(images), seed=self.draw_seed())
+            return tf.cast(u < images, tf.int32)
+        return self.to_levels(images)
+
+    def train_step(self, data):
+        images, labels = self.unpack(data)
+        q = self._training_targets(images)
+        with tf.GradientTape() as tape:
+            values = self.compute_losses(q, labels, training=True)
+            scaled = self.optimizer.scale_loss(self.per_replica(values["loss"]))
+        self.minimize(self.optimizer, tape, scaled, self.trainable_variables)
+        return self.track(values)
+
+    def test_step(self, data):
+        images, labels = self.unpack(data)
+        return self.track(self.compute_losses(self.to_levels(images), labels))
+
+    # ------------------------------------------------------------------ sampling
+    def _sampler_init(self, batch, labels):
+        raise NotImplementedError
+
+    def _sampler_step(self, t, canvas, cache, labels):
+        raise NotImplementedError
+
+    def _loop(self, labels, temperature, top_k, seed, teacher=None):
+        """The pixel loop. With `teacher` (B, D) int32 it feeds the true pixels and returns all logits."""
+        batch, dims = tf.shape(labels)[0], self.num_dims
+        cache = self._sampler_init(batch, labels)
+        canvas = tf.zeros([batch, dims], tf.int32)
+        logits_seen = tf.TensorArray(tf.float32, size=dims)
+
+        def body(t, canvas, cache, logits_seen):
+            logits, cache = self._sampler_step(t, canvas, cache, labels)
+            if teacher is None:
+                value = sample_categorical(logits, tf.random.experimental.stateless_fold_in(seed, t),
+                                           temperature, top_k)
+            else:
+                value = teacher[:, t]
+                logits_seen = logits_seen.write(t, logits)
+            # Write position t: a (B, D) int add, negligible next to the network step.
+            canvas = canvas + tf.one_hot(t, dims, dtype=tf.int32)[None] * value[:, None]
+            return t + 1, canvas, cache, logits_seen
+
+        _, canvas, _, logits_seen = tf.while_loop(
+            lambda t, *_: t < dims, body, (tf.constant(0), canvas, cache, logits_seen),
+            parallel_iterations=1,
+        )
+        if teacher is None:
+            return canvas
+        return tf.transpose(logits_seen.stack(), [1, 0, 2])
+
+    def _sampler(self):
+        # Traced once per model (batch size, temperature, top_k and seed are all
+        # tensors in the signature): later calls reuse the graph.
+        return self.cached_function("sampler", lambda: tf.function(
+            lambda labels, temperature, top_k, seed: self._loop(labels, temperature, top_k, seed),
+            input_signature=[
+                tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.float32),
+                tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int64),
+            ],
+            autograph=False,  # an explicit tf.while_loop: the same graph as in an exported endpoint
+        ))
+
+    def sample(self, n, labels=None, temperature=1.0, top_k=None, seed=None):
+        """Draw `n` images pixel by pixel: float32 (n, H, W, C) in [0, 1], value = level / (levels − 1).
+
+        temperature: divides the logits (< 1 sharper, > 1 more diverse); 1 is the model.
+        top_k: keep only the k most likely levels at each pixel (None: all).
+        labels: conditional models only — an int, a sequence of n ints, or None
+            for labels drawn uniformly. Deterministic for an int `seed`.
+        """
+        n = conditioning.check_count(n)
+        if not float(temperature) > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k <= 0):
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        label_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
+        labels = self._sample_labels(n, labels, label_seed)
+        canvas = self._sampler()(labels, tf.constant(float(temperature)), tf.constant(int(top_k or 0)), pixel_seed)
+        images = tf.reshape(tf.cast(canvas, tf.float32), [n, *self.image_shape])
+        return images / float(self.levels - 1)
+
+    def export_endpoints(self):
+        """SavedModel endpoints (see `tfgen.export`): `log_prob(images[, labels])` → nats per image,
+        and `sample(n, seed)` — `sample(labels, seed)` for conditional models — → images in [0, 1].
+
+        The int64 `seed` plays the part of `sample(..., seed=seed)`: the endpoint returns what
+        `model.sample(n, labels, seed=seed)` does (temperature 1, every level).
+        """
+        seed = tf.TensorSpec([], tf.int64, name="seed")
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        if self.conditional:
+            labels = tf.TensorSpec([None], tf.int32, name="labels")
+            return {"sample": (self._seeded_sample, [labels, seed]), "log_prob": (self.log_prob, [images, labels])}
+        return {
+            "sample": (lambda n, seed: self._seeded_sample(tf.zeros([n], tf.int32), seed),
+                       [tf.TensorSpec([], tf.int32, name="n"), seed]),
+            "log_prob": (self.log_prob, [images]),
+        }
+
+    def _seeded_sample(self, labels, seed):
+        """`sample` from graph tensors: int32 labels (B,) and an int64 scalar seed."""
+        if self.conditional:
+            labels = conditioning.as_labels(labels, self.num_classes)  # graph assertions on the range
+        seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])  # = draw_seed(int seed)
+        _, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        canvas = self._loop(labels, tf.constant(1.0), tf.constant(0), pixel_seed)
+        return tf.reshape(tf.cast(canvas, tf.float32), [-1, *self.image_shape]) / float(self.levels - 1)
+
+    def stepwise_logits(self, images, labels=None):
+        """Logits (B, H, W, C, levels) computed by the sampler's cached step, fed the true pixels.
+
+        The same numbers as `pixel_logits` up to rounding; tests compare the two,
+        which checks the cache.
+        """
+        images, labels = self._images_and_labels(images, labels)
+        q = tf.reshape(self.to_levels(images), [tf.shape(images)[0], self.num_dims])
+        if labels is None:
+            labels = tf.zeros([tf.shape(images)[0]], tf.int32)
+        stepwise = self.cached_function("stepwise", lambda: tf.function(
+            lambda labels, q: self._loop(labels, 1.0, 0, tf.zeros([2], tf.int64), teacher=q), autograph=False))
+        logits = stepwise(labels, q)
+        return tf.reshape(logits, [tf.shape(images)[0], *self.image_shape, self.levels])
+
+    def _sample_labels(self, n, labels, seed):
+        if not self.conditional:
+            if labels is not None:
+                raise ValueError(f"{type(self).__name__} is unconditional (conditional=False): do not pass labels")
+            return tf.zeros([n], tf.int32)
+        if labels is None:
+            return tf.random.stateless_uniform([n], seed=seed, maxval=self.num_classes, dtype=tf.int32)
+        return conditioning.as_labels(labels, self.num_classes, n)  # the zoo's checks and messages

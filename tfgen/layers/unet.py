@@ -1,0 +1,162 @@
+"""A small U-Net for denoising diffusion on small images (28×28).
+
+The architecture of Ho et al. 2020 ("Denoising Diffusion Probabilistic Models",
+Appendix B), which follows PixelCNN++ / Wide ResNet, scaled down:
+
+* a sinusoidal embedding of the timestep (Vaswani et al. 2017), then a 2-layer MLP;
+  an optional class embedding is added to it (with an extra "null" class for
+  classifier-free guidance, Ho & Salimans 2022);
+* residual blocks GroupNorm → SiLU → conv, with the embedding added (as a per-channel
+  bias) between the two convolutions; group norm (Wu & He 2018) because the batch
+  mixes timesteps, so batch statistics would mix noise levels;
+* stride-2 convolutions down, nearest-neighbour upsampling up, skip
+  connections concatenated from every block on the way down;
+* optional single-head self-attention at the lowest resolution (7×7 = 49 positions
+  for MNIST: cheap, and it lets the network see the whole digit);
+* a zero-initialised output convolution, so an untrained network predicts 0 and
+  the ε-prediction loss starts at exactly E[ε²] = 1.
+
+Everything is built from stock Keras layers in the functional API, except the
+sinusoidal embedding, so the network saves to `.keras` without custom code.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="tfgen")
+class SinusoidalEmbedding(layers.Layer):
+    """Timestep t → [sin(t·ω_k), cos(t·ω_k)], ω_k = max_period^(−k/half), k = 0 … half−1."""
+
+    def __init__(self, dim, max_period=10_000.0, **kwargs):
+        super().__init__(**kwargs)
+        if dim % 2:
+            raise ValueError(f"SinusoidalEmbedding dim must be even, got {dim}")
+        self.dim = int(dim)
+        self.max_period = float(max_period)
+
+    def call(self, t):
+        half = self.dim // 2
+        frequencies = ops.exp(-math.log(self.max_period) * ops.arange(half, dtype="float32") / half)
+        angles = ops.cast(ops.reshape(t, (-1, 1)), "float32") * frequencies[None, :]
+        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dim)
+
+    def get_config(self):
+        return {**super().get_config(), "dim": self.dim, "max_period": self.max_period}
+
+
+def _norm(x, groups, name):
+    """Group norm of x; with fewer channels than groups, one group per channel."""
+    channels = x.shape[-1]
+    if channels > groups and channels % groups:
+        # Checked here, where every normalised width is known (including the stem's output and
+        # the concatenations on the way up), while `build_unet` runs: before any training.
+        raise ValueError(
+            f"U-Net group norm {name!r}: {channels} channels do not split into {groups} groups. Every block "
+            f"input and output must be a multiple of the group count (on the way up, a block's input is the "
+            f"path concatenated with a skip connection): change base_channels, channel_mults or the groups"
+        )
+    return layers.GroupNormalization(groups=min(groups, channels), epsilon=1e-5, name=name)(x)
+
+
+def residual_block(x, embedding, channels, groups=8, dropout=0.0, name="res"):
+    """GroupNorm-SiLU-conv, + projected embedding, GroupNorm-SiLU-dropout-conv, + skip."""
+    skip = x if x.shape[-1] == channels else layers.Conv2D(channels, 1, name=f"{name}_skip")(x)
+    h = layers.Activation("silu")(_norm(x, groups, f"{name}_norm1"))
+    h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
+    e = layers.Dense(channels, name=f"{name}_emb")(layers.Activation("silu")(embedding))
+    h = layers.Add()([h, layers.Reshape((1, 1, channels))(e)])
+    h = layers.Activation("silu")(_norm(h, groups, f"{name}_norm2"))
+    if dropout:
+        h = layers.Dropout(dropout)(h)
+    h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv2")(h)
+    return layers.Add()([skip, h])
+
+
+def attention_block(x, groups=8, heads=1, name="attn"):
+    """Self-attention over all spatial positions, residual (as in Ho et al. 2020 at 16×16)."""
+    height, width, channels = x.shape[1:]
+    h = layers.Reshape((height * width, channels))(_norm(x, groups, f"{name}_norm"))
+    h = layers.MultiHeadAttention(heads, channels // heads, name=f"{name}_mha")(h, h)
+    return layers.Add()([x, layers.Reshape((height, width, channels))(h)])
+
+
+def check_channel_mults(channel_mults) -> tuple[int, ...]:
+    """`channel_mults` as a tuple of positive ints (one per resolution), or a clear ValueError."""
+    mults = tuple(channel_mults) if isinstance(channel_mults, (tuple, list)) else None
+    if not mults or any(isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m <= 0 for m in mults):
+        raise ValueError(f"channel_mults must be a non-empty sequence of positive integers "
+                         f"(one per U-Net resolution), got {channel_mults!r}")
+    return tuple(int(m) for m in mults)
+
+
+def build_unet(
+    image_shape,
+    num_labels=0,
+    base_channels=32,
+    channel_mults=(1, 2, 2),
+    num_res_blocks=1,
+    attention=True,
+    groups=8,
+    dropout=0.0,
+    name="unet",
+):
+    """Inputs [x_t (B, H, W, C), t (B,) int, label (B,) int if num_labels]; output (B, H, W, C) float32.
+
+    `channel_mults` has one entry per resolution (28, 14, 7 for three levels);
+    `num_labels` > 0 adds a label embedding of that many classes (include the null class).
+    """
+    height, width, channels = image_shape
+    channel_mults = check_channel_mults(channel_mults)
+    levels = len(channel_mults)
+    if height % 2 ** (levels - 1) or width % 2 ** (levels - 1):
+        raise ValueError(f"image size {height}×{width} is not divisible by 2**{levels - 1} for {levels} U-Net levels")
+    emb_dim = 4 * base_channels
+
+    x_in = keras.Input(image_shape, name="x_t")
+    t_in = keras.Input((), dtype="int32", name="t")
+    inputs = [x_in, t_in]
+    emb = SinusoidalEmbedding(base_channels, name="t_sinusoid")(t_in)
+    emb = layers.Dense(emb_dim, activation="silu", name="t_mlp1")(emb)
+    emb = layers.Dense(emb_dim, name="t_mlp2")(emb)
+    if num_labels:
+        y_in = keras.Input((), dtype="int32", name="label")
+        inputs.append(y_in)
+        emb = layers.Add()([emb, layers.Embedding(num_labels, emb_dim, name="label_embedding")(y_in)])
+
+    h = layers.Conv2D(base_channels, 3, padding="same", name="stem")(x_in)
+    skips = [h]
+    for level, mult in enumerate(channel_mults):
+        for i in range(num_res_blocks):
+            h = residual_block(h, emb, base_channels * mult, groups, dropout, name=f"down{level}_{i}")
+            skips.append(h)
+        if level < levels - 1:
+            h = layers.Conv2D(h.shape[-1], 3, strides=2, padding="same", name=f"down{level}_sample")(h)
+            skips.append(h)
+
+    mid = base_channels * channel_mults[-1]
+    h = residual_block(h, emb, mid, groups, dropout, name="mid0")
+    if attention:
+        h = attention_block(h, groups, name="mid_attn")
+    h = residual_block(h, emb, mid, groups, dropout, name="mid1")
+
+    for level, mult in reversed(list(enumerate(channel_mults))):
+        for i in range(num_res_blocks + 1):
+            h = layers.Concatenate()([h, skips.pop()])
+            h = residual_block(h, emb, base_channels * mult, groups, dropout, name=f"up{level}_{i}")
+        if level > 0:
+            # No convolution after upsampling: the next block's first conv follows at once,
+            # and a conv at the higher resolution would cost as much as a residual block.
+            h = layers.UpSampling2D(2, interpolation="nearest", name=f"up{level}_sample")(h)
+
+    h = layers.Activation("silu")(_norm(h, groups, "out_norm"))
+    out = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros", dtype="float32", name="out")(h)
+    return keras.Model(inputs, out, name=name)

@@ -1,0 +1,428 @@
+"""Denoising diffusion (Ho et al. 2020, "Denoising Diffusion Probabilistic Models").
+
+Forward process, fixed: q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I), t = 0 … T−1, with ᾱ
+from a named schedule (`tfgen.schedules`: `linear`, `cosine`). A U-Net
+(`tfgen.layers.unet`) is trained to undo it:
+
+* `prediction="epsilon"`: predict the noise ε in x_t = √ᾱ x_0 + √(1−ᾱ) ε and minimise
+  ‖ε − ε̂‖² (Ho et al.'s "simple" loss);
+* `prediction="v"`: predict v = √ᾱ ε − √(1−ᾱ) x_0 (Salimans & Ho 2022, "Progressive
+  Distillation", §4), which stays well scaled at both ends of the schedule.
+
+Either way the loss is the mean squared error per pixel, a batch mean over uniform t.
+
+Sampling runs the reverse process with DDIM (Song et al. 2021, "Denoising Diffusion
+Implicit Models", eq. 12) on a sub-sequence of `steps` timesteps:
+
+    x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t                    (clipped to [−1, 1], ε̂ recomputed)
+    σ_t = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)
+    x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ_t²) ε̂ + σ_t z
+
+η = 0 is deterministic DDIM; η = 1 is ancestral sampling with the posterior variance
+β̃_t of q(x_{t−1} | x_t, x_0), i.e. Ho et al.'s DDPM sampler (σ² = β̃ choice) when
+every timestep is used: `sampler="ddpm"` means exactly that. The whole reverse
+process is one `tf.while_loop` inside one compiled `tf.function` — not, as in the
+keras.io examples, a Python loop calling `predict` once per step (see
+benchmarks/diffusion_sampling.py for what that costs).
+
+Class conditioning with classifier-free guidance (Ho & Salimans 2022): a label
+embedding with an extra null class; during training a label is replaced by the null
+class with probability `label_dropout`, so one network learns both ε(x, c) and ε(x, ∅).
+At sampling, ε̃ = ε(x, ∅) + guidance · (ε(x, c) − ε(x, ∅)): `guidance` = 1 is the
+plain conditional model, > 1 trades diversity for fidelity to the class (their w is
+guidance − 1).
+
+Sampling uses an exponential moving average (EMA) of the weights (Ho et al. 2020,
+App. B; decay 0.9999 there, with warm-up here for short runs). The EMA network is a
+second sub-model, `ema_network`, updated at the end of every `train_step`, so a
+`.keras` file saves it with the model.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfgen import schedules
+from tfgen.layers import conditioning
+from tfgen.layers.unet import build_unet, check_channel_mults
+from tfgen.models.base import GenerativeModel, check_positive, check_sizes
+from tfgen.registry import UnknownNameError, register_model
+
+PREDICTIONS = ("epsilon", "v")
+SAMPLERS = ("ddim", "ddpm")
+#: What the graphs gather per timestep, computed from ᾱ in float64 and only then cast to float32:
+#: 1 − ᾱ_t computed in float32 from ᾱ_t ≈ 1 would keep only a few digits at small t.
+SCHEDULE_TABLES = {
+    "alpha_bar": lambda a: a,
+    "one_minus_alpha_bar": lambda a: 1.0 - a,
+    "sqrt_alpha_bar": np.sqrt,
+    "sqrt_one_minus_alpha_bar": lambda a: np.sqrt(1.0 - a),
+}
+#: Seed of the fixed noise used by `test_step` and `call`: validation losses are comparable across epochs.
+VALIDATION_SEED = (20200619, 0)
+
+
+@register_model("diffusion")
+class Diffusion(GenerativeModel):
+    """DDPM-trained U-Net, DDIM/DDPM sampling in one compiled loop, optional classifier-free guidance.
+
+    Labels are optional: `conditional` is False (batches may be images only, and then
+    train the unconditional model), but with `class_conditional=True` the model
+    `accepts_labels`: labels in a batch train the conditional model too, and
+
+    * `sample(n)` (labels=None) draws from the unconditional model ε(x, ∅);
+    * `sample(n, labels=...)` draws digits of those classes, with guidance; label −1
+      draws from the unconditional model (as in the exported endpoint).
+
+    So grids draw one row per class, `tfgen sample --labels` works, and evaluation
+    measures conditional accuracy, as for the conditional families.
+    """
+
+    PRESETS = {
+        # Chosen for 2 CPU cores and runs of minutes: 16/32/64 channels at 28/14/7, attention
+        # at 7×7 (0.6M parameters); a high learning rate (with gradient clipping) and a short
+        # EMA horizon (~100 steps) because such runs are a few hundred steps long.
+        "default": dict(
+            base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention=True,
+            schedule="cosine", learning_rate=2e-3, ema_decay=0.99,
+        ),
+        # A wider network for machines with a GPU (Ho et al.'s layout at 28×28, scaled down).
+        "large": dict(
+            base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True, dropout=0.1,
+            schedule="cosine", learning_rate=2e-4, ema_decay=0.9995,
+        ),
+        "tiny": dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, ema_decay=0.9),
+    }
+
+    def __init__(
+        self,
+        timesteps=1000,
+        schedule="cosine",
+        prediction="epsilon",
+        base_channels=16,
+        channel_mults=(1, 2, 4),
+        num_res_blocks=1,
+        attention=True,
+        norm_groups=8,
+        dropout=0.0,
+        class_conditional=True,
+        label_dropout=0.1,
+        guidance=2.0,
+        ema_decay=0.995,
+        learning_rate=1e-3,
+        grad_clip_norm=1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if prediction not in PREDICTIONS:
+            raise UnknownNameError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
+        check_sizes(base_channels=base_channels, num_res_blocks=num_res_blocks, norm_groups=norm_groups)
+        check_positive(learning_rate=learning_rate)
+        for name, value in (("dropout", dropout), ("ema_decay", ema_decay)):
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not 0.0 <= label_dropout <= 1.0:
+            raise ValueError(f"label_dropout must be a probability in [0, 1], got {label_dropout!r}")
+        if guidance < 0 or grad_clip_norm < 0:
+            raise ValueError(f"guidance and grad_clip_norm must be >= 0, got {guidance!r}, {grad_clip_norm!r}")
+        self.timesteps = int(timesteps)
+        self.schedule = schedule
+        self.prediction = prediction
+        self.base_channels = int(base_channels)
+        self.channel_mults = check_channel_mults(channel_mults)
+        self.num_res_blocks = int(num_res_blocks)
+        self.attention = bool(attention)
+        self.norm_groups = int(norm_groups)
+        self.dropout = float(dropout)
+        self.class_conditional = bool(class_conditional)
+        self.label_dropout = float(label_dropout)
+        self.guidance = float(guidance)
+        self.ema_decay = float(ema_decay)
+        self.learning_rate = float(learning_rate)
+        self.grad_clip_norm = float(grad_clip_norm)
+
+        # ᾱ_t as float64: the graphs gather float32 tables computed from it in float64 (`schedule_at`).
+        self.alpha_bar = schedules.alpha_bars(schedule, self.timesteps)
+        #: The label fed for "no label": the extra embedding row learned through label dropout.
+        self.null_label = self.num_classes
+        self.network = self.build_network("network")
+        self.ema_network = self.build_network("ema_network")
+        self.ema_network.trainable = False
+        for ema_weight, weight in zip(self.ema_network.weights, self.network.weights):
+            ema_weight.assign(weight)
+        self.declare_metrics("loss")
+
+    @property
+    def accepts_labels(self) -> bool:
+        return self.class_conditional
+
+    def build_network(self, name):
+        return build_unet(
+            self.image_shape, num_labels=self.num_classes + 1, base_channels=self.base_channels,
+            channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks, attention=self.attention,
+            groups=self.norm_groups, dropout=self.dropout, name=name,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "timesteps": self.timesteps,
+            "schedule": self.schedule,
+            "prediction": self.prediction,
+            "base_channels": self.base_channels,
+            "channel_mults": list(self.channel_mults),
+            "num_res_blocks": self.num_res_blocks,
+            "attention": self.attention,
+            "norm_groups": self.norm_groups,
+            "dropout": self.dropout,
+            "class_conditional": self.class_conditional,
+            "label_dropout": self.label_dropout,
+            "guidance": self.guidance,
+            "ema_decay": self.ema_decay,
+            "learning_rate": self.learning_rate,
+            "grad_clip_norm": self.grad_clip_norm,
+        }
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # Build the optimiser's slots now (inside any strategy scope). Built lazily, they are
+        # created inside the first traced step, which makes TensorFlow trace it twice: with
+        # ~100 U-Net variables that costs more than the first epoch of a small run.
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.network.trainable_variables)
+
+    def default_compile(self, **kwargs):
+        # Gradient clipping as in Ho et al.'s code: early ε-losses at t ≈ 0 are spiky.
+        clip = self.grad_clip_norm or None
+        self.compile(optimizer=keras.optimizers.Adam(self.learning_rate, global_clipnorm=clip), **kwargs)
+
+    # ------------------------------------------------------------------ forward process
+    def schedule_at(self, name, t):
+        """`SCHEDULE_TABLES[name]` at int timesteps t (any shape), float32."""
+        return tf.gather(tf.constant(SCHEDULE_TABLES[name](self.alpha_bar), tf.float32), t)
+
+    def coefficients(self, t):
+        """(√ᾱ_t, √(1 − ᾱ_t)) for a batch of int timesteps, each (B, 1, 1, 1) to broadcast over images."""
+        return tuple(tf.reshape(self.schedule_at(name, t), [-1, 1, 1, 1])
+                     for name in ("sqrt_alpha_bar", "sqrt_one_minus_alpha_bar"))
+
+    def q_sample(self, x0, t, noise):
+        """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε: a draw from q(x_t | x_0) given the noise ε."""
+        signal, noise_scale = self.coefficients(t)
+        return signal * x0 + noise_scale * noise
+
+    def prediction_target(self, x0, noise, t):
+        if self.prediction == "epsilon":
+            return noise
+        signal, noise_scale = self.coefficients(t)
+        return signal * noise - noise_scale * x0
+
+    def predicted_x0_and_noise(self, x_t, prediction, signal, noise_scale):
+        """(x̂_0, ε̂) from the network's output, for either parameterisation; signal = √ᾱ_t, noise_scale = √(1 − ᾱ_t)."""
+        if self.prediction == "epsilon":
+            noise = prediction
+            x0 = (x_t - noise_scale * noise) / signal
+        else:
+            x0 = signal * x_t - noise_scale * prediction
+            noise = noise_scale * x_t + signal * prediction
+        return x0, noise
+
+    # ------------------------------------------------------------------ training
+    def _labels_or_null(self, labels, batch):
+        if labels is None or not self.class_conditional:
+            return tf.fill([batch], self.null_label)
+        return labels
+
+    def denoising_loss(self, network, images, labels, t, noise, training=False):
+        """Mean squared error of the network's prediction of ε (or v) at timesteps t."""
+        x0 = images * 2.0 - 1.0
+        x_t = self.q_sample(x0, t, noise)
+        prediction = network([x_t, t, labels], training=training)
+        return tf.reduce_mean(tf.square(self.prediction_target(x0, noise, t) - tf.cast(prediction, tf.float32)))
+
+    def train_step(self, data):
+        images, labels = self.unpack(data)
+        batch = tf.shape(images)[0]
+        # Timesteps, noise and label dropout come from the model's seed generator: new every step.
+        t = tf.random.stateless_uniform([batch], self.draw_seed(), maxval=self.timesteps, dtype=tf.int32)
+        noise = self.normal(tf.shape(images))
+        labels = self._labels_or_null(labels, batch)
+        if self.class_conditional and self.label_dropout > 0:
+            drop = tf.random.stateless_uniform([batch], self.draw_seed()) < self.label_dropout
+            labels = tf.where(drop, self.null_label, labels)
+        with tf.GradientTape() as tape:
+            loss = self.denoising_loss(self.network, images, labels, t, noise, training=True)
+            scaled = self.optimizer.scale_loss(self.per_replica(loss))
+        self.minimize(self.optimizer, tape, scaled, self.network.trainable_variables)
+        self.update_ema()
+        return self.track({"loss": loss})
+
+    def update_ema(self):
+        """ema ← d·ema + (1 − d)·weights, with d = min(ema_decay, (1 + n)/(10 + n)) after n steps.
+
+        The warm-up (as in `tf.train.ExponentialMovingAverage(num_updates=...)`) lets the
+        EMA follow the fast early changes, so short runs sample from trained weights.
+        """
+        step = tf.cast(self.optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
+        pairs = [(e.value, w.value) for e, w in zip(self.ema_network.weights, self.network.weights)]
+
+        def update(strategy):
+            # In cross-replica context: each replica's copy is updated from its own (identical)
+            # weights. A plain assign in replica context fails for mirrored variables.
+            for ema_weight, weight in pairs:
+                strategy.extended.update(ema_weight, lambda e, w: e.assign(decay * e + (1.0 - decay) * w),
+                                         args=(weight,), group=False)
+
+        tf.distribute.get_replica_context().merge_call(update)
+
+    def _validation_inputs(self, images):
+        """Fixed timesteps (evenly spread over [0, T) across the batch) and fixed noise."""
+        batch = tf.shape(images)[0]
+        t = (tf.range(batch) * self.timesteps + self.timesteps // 2) // batch
+        noise = tf.random.stateless_normal(tf.shape(images), seed=VALIDATION_SEED)
+        return t, noise
+
+    def test_step(self, data):
+        """The EMA network's denoising loss at fixed timesteps and noise (the network that samples)."""
+        images, labels = self.unpack(data)
+        t, noise = self._validation_inputs(images)
+        labels = self._labels_or_null(labels, tf.shape(images)[0])
+        return self.track({"loss": self.denoising_loss(self.ema_network, images, labels, t, noise)})
+
+    def call(self, inputs, training=False):
+        """The EMA network's prediction (ε or v) for the batch noised as in `test_step`: deterministic."""
+        images, labels = self.unpack(inputs)
+        t, noise = self._validation_inputs(images)
+        x_t = self.q_sample(images * 2.0 - 1.0, t, noise)
+        labels = self._labels_or_null(labels, tf.shape(images)[0])
+        return self.ema_network([x_t, t, labels], training=training)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n, labels=None, steps=50, sampler="ddim", eta=0.0, guidance=None, seed=None):
+        """Draw `n` images in [0, 1] with `steps` reverse steps of the EMA network.
+
+        labels: None samples the unconditional model; an int, list, array or tensor of
+            class ids samples those classes (an int repeats for all n), −1 the
+            unconditional model for that sample.
+        sampler: "ddim" (η = `eta`; 0 is deterministic given the seed) or "ddpm"
+            (ancestral, η = 1; use steps=1000 for Ho et al.'s sampler; `eta` is ignored).
+        guidance: classifier-free guidance scale (default: the model's `guidance`);
+            1 disables it, used only when labels are given.
+        seed: an int makes the draw reproducible; None draws from the model's generator.
+        """
+        n = conditioning.check_count(n)
+        if sampler not in SAMPLERS:
+            raise UnknownNameError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
+        eta = 1.0 if sampler == "ddpm" else float(eta)
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta!r}")
+        guidance = self.guidance if guidance is None else float(guidance)
+        if guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {guidance!r}")
+        guided = labels is not None and guidance != 1.0
+        labels = self.network_labels(labels, n)
+        timesteps = schedules.sampling_timesteps(self.timesteps, steps)
+        x0 = self._sampler(guided)(self.draw_seed(seed), labels, tf.constant(timesteps),
+                                   tf.constant(eta, tf.float32), tf.constant(guidance, tf.float32))
+        return tf.clip_by_value((x0 + 1.0) / 2.0, 0.0, 1.0)
+
+    def export_endpoints(self, steps=50):
+        """SavedModel endpoints (see `tfgen.export`): deterministic DDIM (η = 0) with `steps` steps.
+
+        `sample(noise, labels)` (`sample(noise)` when not class-conditional), with the
+        model's `guidance`; label −1 draws from the unconditional model ε(x, ∅) (with the
+        null label in both halves of the guided batch, guidance leaves ε(x, ∅) unchanged).
+        `noise` is x_T, shape (B, H, W, C): the endpoint returns what
+        `sample(n, labels, steps=steps, seed=s)` does when x_T = stateless_normal(shape, seed=[s, 0]).
+        The step count and guidance are fixed here and reported by the `settings` endpoint.
+        """
+        timesteps = tf.constant(schedules.sampling_timesteps(self.timesteps, steps))
+        noise = tf.TensorSpec([None, *self.image_shape], tf.float32, name="noise")
+
+        def run(noise, labels=None):
+            guided = labels is not None and self.guidance != 1.0
+            labels = self.network_labels(labels, tf.shape(noise)[0])
+            x0 = self.reverse_process(tf.zeros([2], tf.int64), labels, timesteps, tf.constant(0.0),
+                                      tf.constant(self.guidance, tf.float32), guided=guided, x_start=noise)
+            return tf.clip_by_value((x0 + 1.0) / 2.0, 0.0, 1.0)
+
+        settings = {"steps": int(steps), "guidance": self.guidance, "eta": 0.0, "sampler": "ddim"}
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.class_conditional else []
+        if labels:
+            settings["unconditional_label"] = -1
+        return {"sample": (run, [noise, *labels]), "settings": (lambda: settings, [])}
+
+    def network_labels(self, labels, n):
+        """User-given labels (None, or class ids with −1 for "unconditional") → the network's (n,) int32
+        labels, with the null class for "unconditional". Checked by `conditioning.as_labels`."""
+        if labels is None:
+            return tf.fill([n], self.null_label)
+        if not self.class_conditional:
+            raise ValueError("this diffusion model was built with class_conditional=False: sample with labels=None")
+        labels = conditioning.as_labels(labels, self.num_classes, None if tf.is_tensor(n) else n,
+                                        allow_unconditional=True)
+        return tf.where(labels < 0, self.null_label, labels)
+
+    def _sampler(self, guided):
+        spec = [
+            tf.TensorSpec([2], tf.int64, name="seed"),
+            tf.TensorSpec([None], tf.int32, name="labels"),
+            tf.TensorSpec([None], tf.int32, name="timesteps"),
+            tf.TensorSpec([], tf.float32, name="eta"),
+            tf.TensorSpec([], tf.float32, name="guidance"),
+        ]
+        # One compiled reverse process per value of `guided` (a second network pass or not).
+        return self.cached_function(("sampler", guided), lambda: tf.function(
+            lambda *args: self.reverse_process(*args, guided=guided), input_signature=spec, autograph=False))
+
+    def reverse_process(self, seed, labels, timesteps, eta, guidance, guided=False, x_start=None):
+        """x_T ~ N(0, I), then DDIM updates along `timesteps` (increasing) from last to first; returns x̂_0.
+
+        Written with an explicit `tf.while_loop` (AutoGraph off) so that it is one graph
+        whatever the number of steps, and can go into an exported SavedModel.
+        """
+        shape = tf.concat([tf.shape(labels), tf.constant(self.image_shape, tf.int32)], 0)
+        if x_start is None:  # given by an exported endpoint, which takes its noise as input
+            x_start = tf.random.stateless_normal(shape, seed=seed)
+        null = tf.fill(tf.shape(labels), self.null_label)
+
+        def predict(x, t):
+            t = tf.fill(tf.shape(labels), t)
+            if not guided:
+                return self.ema_network([x, t, labels], training=False)
+            # Conditional and unconditional predictions in one batch of 2n.
+            both = self.ema_network([tf.concat([x, x], 0), tf.concat([t, t], 0), tf.concat([labels, null], 0)],
+                                    training=False)
+            conditional, unconditional = tf.split(both, 2, axis=0)
+            return unconditional + guidance * (conditional - unconditional)
+
+        def at(name, i):
+            return self.schedule_at(name, timesteps[i])
+
+        def before(name, i, clean):
+            """The entry at the previous (less noisy) timestep; before the first one, x_0 itself (ᾱ = 1)."""
+            return tf.where(i > 0, at(name, tf.maximum(i - 1, 0)), clean)
+
+        def step(i, x):
+            signal, noise_scale, variance = (at(name, i) for name in (
+                "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "one_minus_alpha_bar"))
+            a_prev, signal_prev = before("alpha_bar", i, 1.0), before("sqrt_alpha_bar", i, 1.0)
+            variance_prev = before("one_minus_alpha_bar", i, 0.0)
+            x0, noise = self.predicted_x0_and_noise(x, tf.cast(predict(x, timesteps[i]), tf.float32),
+                                                    signal, noise_scale)
+            # Clip x̂_0 to the data range and recompute ε̂ to match (Ho et al.'s "clip_denoised").
+            x0 = tf.clip_by_value(x0, -1.0, 1.0)
+            noise = (x - signal * x0) / noise_scale
+            # σ² = η² (1−ᾱ_prev)/(1−ᾱ_t) (1 − ᾱ_t/ᾱ_prev), with 1 − ᾱ_t/ᾱ_prev = ((1−ᾱ_t) − (1−ᾱ_prev))/ᾱ_prev:
+            # a difference of the accurate 1 − ᾱ values, not of two float32 numbers close to 1.
+            sigma = eta * tf.sqrt(variance_prev / variance * (variance - variance_prev) / a_prev)
+            direction = tf.sqrt(tf.maximum(variance_prev - sigma**2, 0.0)) * noise
+            z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
+            return i - 1, signal_prev * x0 + direction + sigma * z
+
+        last = tf.shape(timesteps)[0] - 1
+        _, x = tf.while_loop(lambda i, x: i >= 0, step, (last, x_start))
+        return x

@@ -1,0 +1,173 @@
+"""Gated PixelCNN (van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders").
+
+An autoregressive model whose conditionals p(x_i | x_<i) all come from one
+convolutional network, masked so that the output at a pixel only sees pixels
+before it in raster order (see `tfgen.layers.masked_conv`):
+
+* a vertical stack (everything above the current row) and a horizontal stack
+  (the current row, to the left), so there is no blind spot;
+* gated activations tanh(W_f ∗ x) ⊙ σ(W_g ∗ x); the vertical stack feeds the
+  horizontal stack through a 1×1 convolution at every layer; residual
+  connections in the horizontal stack;
+* with `conditional=True`, a learned per-class bias in every gate (the paper's
+  V^T h with a one-hot h);
+* a 1×1 ReLU head gives `levels` logits per pixel (float32).
+
+Sampling runs all D pixel steps in one compiled `tf.while_loop` with a row
+cache: the vertical stack, which cannot see the current row, runs once per
+row (on just the rows its receptive field covers), and each pixel step runs
+only the horizontal stack on the few columns to its left that can reach it.
+This is the idea of Ramachandran et al. 2017 ("Fast Generation for
+Convolutional Autoregressive Models": cache what earlier steps computed)
+applied at row and receptive-field granularity, not their full per-layer
+queues; `benchmarks/ar_sampling.py` measures what it buys.
+
+Data variant: [0, 1] grayscale inputs quantised to `levels` values; levels = 2 is
+MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
+in training (see `AutoregressiveMixin`; `model.data_variant` says which).
+Grayscale only (channels = 1): colour would need masks across channels too.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from tfgen.layers.autoregressive import AutoregressiveMixin
+from tfgen.layers.masked_conv import GatedActivation, HorizontalConv, VerticalConv
+from tfgen.models.base import GenerativeModel, check_sizes
+from tfgen.registry import register_model
+
+
+@register_model("pixelcnn")
+class PixelCNN(AutoregressiveMixin, GenerativeModel):
+    """Gated PixelCNN over `levels` quantisation levels, optionally class-conditional."""
+
+    PRESETS = {
+        # Sized for CPUs: 64 filters cost 3× the time per image for a small gain within minutes of training.
+        "default": dict(levels=2, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64,
+                        learning_rate=1e-3),
+        "conditional": dict(levels=2, conditional=True, filters=32, num_layers=8, kernel_size=3,
+                            first_kernel_size=7, head_filters=64, learning_rate=1e-3),
+        "tiny": dict(levels=2, filters=8, num_layers=2, kernel_size=3, first_kernel_size=3, head_filters=8),
+    }
+
+    def __init__(
+        self,
+        levels=2,
+        conditional=False,
+        dynamic_binarization=False,
+        filters=32,
+        num_layers=8,
+        kernel_size=3,
+        first_kernel_size=7,
+        head_filters=64,
+        learning_rate=1e-3,
+        **kwargs,
+    ):
+        super().__init__(levels=levels, conditional=conditional, dynamic_binarization=dynamic_binarization,
+                         learning_rate=learning_rate, **kwargs)
+        check_sizes(filters=filters, num_layers=num_layers, head_filters=head_filters)
+        if self.image_shape[-1] != 1:
+            raise ValueError(f"PixelCNN models grayscale images (channels = 1), got image_shape {self.image_shape}")
+        self.filters, self.num_layers, self.head_filters = int(filters), int(num_layers), int(head_filters)
+        self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)
+        # How far up (rows) and left (columns) the network sees from a pixel: the
+        # first layer reaches k₀//2, each later one k//2 further.
+        self.reach = self.first_kernel_size // 2 + (self.num_layers - 1) * (self.kernel_size // 2)
+        self.vertical = self.build_vertical()
+        self.horizontal = self.build_horizontal()
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "num_layers": self.num_layers,
+            "kernel_size": self.kernel_size,
+            "first_kernel_size": self.first_kernel_size,
+            "head_filters": self.head_filters,
+        }
+
+    # ------------------------------------------------------------------ networks
+    def _kernel(self, layer):
+        return self.first_kernel_size if layer == 0 else self.kernel_size
+
+    def build_vertical(self):
+        """Image (+ labels) -> per layer, the vertical stack's contribution to the horizontal stack.
+
+        Any height and width: the sampler runs it on a window of rows.
+        """
+        f2 = 2 * self.filters
+        image = keras.Input((None, None, 1), name="image")
+        inputs = [image]
+        if self.conditional:
+            labels = keras.Input((), dtype="int32", name="labels")
+            inputs.append(labels)
+        v, links = image, []
+        for i in range(self.num_layers):
+            # Layer 0 is shifted down one row: the vertical stack never sees the current row.
+            pre = VerticalConv(f2, self._kernel(i), include_current_row=i > 0, name=f"v_conv{i}")(v)
+            link = layers.Conv2D(f2, 1, name=f"v_to_h{i}")(pre)
+            if self.conditional:
+                # Class-conditional gate biases, one per stack (the h-stack's rides on the link).
+                pre = pre + layers.Reshape((1, 1, f2))(layers.Embedding(self.num_classes, f2, name=f"v_class{i}")(labels))
+                link = link + layers.Reshape((1, 1, f2))(layers.Embedding(self.num_classes, f2, name=f"h_class{i}")(labels))
+            v = GatedActivation(name=f"v_gate{i}")(pre)
+            links.append(link)
+        return keras.Model(inputs, links, name="vertical_stack")
+
+    def build_horizontal(self):
+        """Image rows + the vertical links for those rows -> logits (B, rows, W, levels)."""
+        f2 = 2 * self.filters
+        image = keras.Input((None, None, 1), name="image")
+        links = [keras.Input((None, None, f2), name=f"link{i}") for i in range(self.num_layers)]
+        h = image
+        for i in range(self.num_layers):
+            # Layer 0 is shifted right one column: the prediction for a pixel never sees the pixel.
+            pre = HorizontalConv(f2, self._kernel(i), include_current=i > 0, name=f"h_conv{i}")(h)
+            pre = layers.Add(name=f"h_add{i}")([pre, links[i]])
+            out = layers.Conv2D(self.filters, 1, name=f"h_out{i}")(GatedActivation(name=f"h_gate{i}")(pre))
+            h = out if i == 0 else layers.Add(name=f"h_res{i}")([h, out])
+        h = layers.Conv2D(self.head_filters, 1, activation="relu", name="head")(layers.ReLU()(h))
+        logits = layers.Conv2D(self.levels, 1, dtype="float32", name="logits")(h)
+        return keras.Model([image, *links], logits, name="horizontal_stack")
+
+    def _network_input(self, q):
+        # Levels to [−1, 1]: centred inputs for the first convolution.
+        return tf.cast(q, self.compute_dtype) * (2.0 / (self.levels - 1)) - 1.0
+
+    def _links(self, image, labels, training=False):
+        links = self.vertical([image, labels] if self.conditional else image, training=training)
+        return list(links) if isinstance(links, (list, tuple)) else [links]
+
+    def pixel_logits(self, q, labels=None, training=False):
+        image = self._network_input(q)
+        logits = self.horizontal([image, *self._links(image, labels, training)], training=training)
+        return tf.reshape(tf.cast(logits, tf.float32), [tf.shape(q)[0], *self.image_shape, self.levels])
+
+    # ------------------------------------------------------------------ row-cached sampling
+    def _sampler_init(self, batch, labels):
+        # The cache: the vertical links of the current row, (B, 1, W, 2·filters) per layer.
+        width = self.image_shape[1]
+        return tuple(tf.zeros([batch, 1, width, 2 * self.filters], self.compute_dtype)
+                     for _ in range(self.num_layers))
+
+    def _sampler_step(self, t, canvas, cache, labels):
+        height, width, _ = self.image_shape
+        row, col = t // width, t % width
+        image = self._network_input(tf.reshape(canvas, [-1, height, width, 1]))
+
+        def row_links():
+            # Row `row` of the vertical stack needs only the `reach` rows above it
+            # (and the row itself, whose values it never reads).
+            top = tf.maximum(row - self.reach, 0)
+            links = self._links(image[:, top:row + 1], labels)
+            return tuple(tf.ensure_shape(link[:, -1:], [None, 1, width, 2 * self.filters]) for link in links)
+
+        # New row: refresh the vertical cache (all of this row's pixels depend on the same rows above).
+        cache = tf.cond(tf.equal(col, 0), row_links, lambda: cache)
+        left = tf.maximum(col - self.reach, 0)
+        strip = image[:, row:row + 1, left:col + 1]
+        logits = self.horizontal([strip, *(link[:, :, left:col + 1] for link in cache)])
+        return tf.cast(logits[:, 0, -1], tf.float32), cache
