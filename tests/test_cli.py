@@ -45,6 +45,22 @@ def test_sample_writes_a_png(vae_run, tmp_path, capsys):
     assert "wrote 16 samples" in capsys.readouterr().out
 
 
+def test_sample_labels_all_draws_one_row_per_class_from_a_model_with_optional_labels(tmp_path, capsys):
+    import tfgen
+
+    for class_conditional in (True, False):
+        run = tmp_path / f"diffusion-{class_conditional}"
+        run.mkdir()
+        tfgen.get_model("diffusion", "tiny", seed=0, class_conditional=class_conditional).save(run / "model.keras")
+        args = ["sample", str(run), "--n", "25", "--labels", "all", "--steps", "2", "--out", str(tmp_path / "g.png")]
+        if class_conditional:
+            assert main(args) == 0
+            assert "wrote 20 samples" in capsys.readouterr().out  # 2 per class, one row each
+        else:
+            assert main(args) == 2
+            assert "--labels needs a model that takes labels" in capsys.readouterr().err
+
+
 def test_train_refuses_to_overwrite_a_run(vae_run, capsys):
     assert main(["train", "vae", "--preset", "tiny", "--out", str(vae_run), "--verbose", "0"]) == 2
     assert "already holds a run" in capsys.readouterr().err

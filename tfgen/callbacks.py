@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from tfgen.io import save_model, write_json
 from tfgen.plotting import sample_for_grid, save_grid
@@ -71,6 +76,91 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         write_json(self.directory / "state.json", {"epoch": epoch + 1, "logs": dict(logs or {})})
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training stopped because a loss (or a weight) became NaN or infinite."""
+
+
+class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
+    """Stop training at the first NaN or infinite loss, before anything can save it.
+
+    Keras' `TerminateOnNaN` watches `loss` only and, by default, lets the epoch
+    end normally, so a checkpoint callback then saves the NaN weights. This one
+    watches every value a training step logs (a GAN logs `d_loss` and `g_loss`),
+    and raises `NonFiniteLossError` from the batch itself, naming the epoch and
+    step (1-based): `fit` stops there, no epoch-end callback runs, the last
+    checkpoint stays as it was. At epoch end it also checks that the weights are
+    finite (a NaN update in an epoch's last step shows in no loss of that
+    epoch); put it before the checkpoint callback.
+
+    note: appended to the message (e.g. where the last good checkpoint is).
+    """
+
+    def __init__(self, note: str = ""):
+        super().__init__(raise_error=True)
+        self.note = note
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = {k: float(v) for k, v in (logs or {}).items() if not math.isfinite(float(v))}
+        if bad:
+            values = ", ".join(f"{k} = {v}" for k, v in bad.items())
+            self._fail(f"{values} at epoch {self._epoch + 1}, step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = [w.path for w in self.model.weights
+               if "float" in str(w.dtype) and not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+        if bad:
+            self._fail(f"non-finite weights after epoch {epoch + 1} ({', '.join(bad[:3])})")
+
+    def _fail(self, what: str):
+        raise NonFiniteLossError(f"training stopped: {what}{'; ' + self.note if self.note else ''}")
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) ends training cleanly: after the current epoch and its checkpoint.
+
+    The first Ctrl-C asks to stop: the epoch in progress finishes, its epoch-end
+    callbacks (a checkpoint) run, then `fit` returns; `stopped_epoch` is then the
+    number of epochs done (None when not interrupted). A second Ctrl-C stops at
+    once with `KeyboardInterrupt`: that epoch is lost, the previous checkpoint
+    stays. The handler is installed while `fit` runs (from the main thread only);
+    call `restore()` in a `finally` too, as Keras skips `on_train_end` when `fit` raises.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested, self.stopped_epoch, self._previous = False, None, None
+
+    def on_train_begin(self, logs=None):
+        self.requested, self.stopped_epoch = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this epoch and its checkpoint (Ctrl-C again to stop now and lose this epoch)",
+              file=sys.stderr, flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.requested:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+
+    def on_train_end(self, logs=None):
+        self.restore()
+
+    def restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 class SampleScore(keras.callbacks.Callback):
     """Score `n` samples every `every` epochs and add the scores to the epoch logs.
 
@@ -85,7 +175,7 @@ class SampleScore(keras.callbacks.Callback):
     Put it *before* CSVLogger, TensorBoard and ModelCheckpoint in the callback
     list: callbacks run in order and read the logs this one writes. Samples use
     a fixed seed, so successive scores differ by the model, not the noise;
-    conditional models sample with balanced labels. A few hundred samples cost a
+    models that take labels sample with balanced labels. A few hundred samples cost a
     second or two for fast samplers; FID at small n is biased upwards, so
     compare scores only at the same n.
     """
@@ -119,9 +209,10 @@ class SampleScore(keras.callbacks.Callback):
     def score(self) -> dict:
         from tfgen.eval.evaluate import balanced_labels, generate
         from tfgen.eval.metrics import frechet_distance, kernel_inception_distance
+        from tfgen.layers.conditioning import takes_labels
 
         model = self.model
-        labels = balanced_labels(self.n, model.num_classes) if getattr(model, "conditional", False) else None
+        labels = balanced_labels(self.n, model.num_classes) if takes_labels(model) else None
         feats = self.evaluator.features(generate(model, self.n, seed=self.seed, labels=labels))
         out = {}
         if "fid" in self.metric_names:

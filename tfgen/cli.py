@@ -2,14 +2,16 @@
 
     tfgen list
     tfgen train MODEL [--preset P] [--dataset D] [--epochs N] [--batch-size B] [--seed S]
-                      [--out DIR] [--set key=value ...] [--export [DIR]]
+                      [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
+                      [--strategy auto|one|mirrored|multiworker] [--precision float32|mixed_float16|mixed_bfloat16]
+                      [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
     tfgen export RUN_DIR [--out saved_models/NAME]
     tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] [--steps K] --out FILE.png
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
 
 Errors a user can cause print one line and exit with status 2 (set TFGEN_DEBUG=1
-for the traceback).
+for the traceback); Ctrl-C during training stops after a checkpoint and exits with 130.
 """
 
 from __future__ import annotations
@@ -20,15 +22,23 @@ import os
 import sys
 
 EXIT_USAGE = 2
-DEFAULT_EPOCHS = 5
+#: tfgen.precision.PRECISIONS, spelled out here: importing it would load Keras for `--help`.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 def main(argv=None) -> int:
     # Before TensorFlow loads: keep its C++ start-up chatter out of the user's terminal.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # a usage error (status 2, message printed) or --help (0)
+        return stop.code or 0
     try:
         return args.func(args) or 0
+    except KeyboardInterrupt as err:  # from training: which checkpoint --resume continues from
+        print(f"tfgen: {err or 'interrupted'}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ValueError, LookupError, FileNotFoundError, RuntimeError) as err:
         if os.environ.get("TFGEN_DEBUG"):
             raise
@@ -36,8 +46,15 @@ def main(argv=None) -> int:
         return EXIT_USAGE
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other tfgen error (status 2)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfgen", description="Generative models in Keras 3 / TensorFlow.")
+    parser = OneLineErrors(prog="tfgen", description="Generative models in Keras 3 / TensorFlow.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="registered models and their presets")
@@ -52,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default")
     p.add_argument("--dataset", default="mnist_bundled",
                    help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
-    p.add_argument("--epochs", type=int, help=f"default {DEFAULT_EPOCHS}; with --resume: a new total")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
+    p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -61,16 +78,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="TFDS data_dir")
     p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
     p.add_argument("--limit", type=int, help="use only the first N training/test examples")
-    p.add_argument("--strategy", default="auto", help="auto | one | mirrored | multiworker")
-    p.add_argument("--jit-compile", choices=("on", "off"), default="off", help="XLA compilation of the step")
-    p.add_argument("--verbose", default="auto", help="Keras fit verbosity: auto, 0, 1 or 2")
+    p.add_argument("--strategy", default="auto",
+                   help="auto | one | mirrored | multiworker (MultiWorkerMirroredStrategy from TF_CONFIG: run the "
+                        "same command on every worker; only the chief writes)")
+    p.add_argument("--jit-compile", choices=("on", "off", "auto"), default="off",
+                   help="XLA compilation of the training step (auto: Keras' choice, i.e. XLA on one GPU only)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="dtype policy: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 compute in "
+                        "16 bits, weights and losses in float32")
+    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("sample", help="draw a sample grid from a trained run")
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int)
-    p.add_argument("--labels", help="conditional models: comma-separated labels, or 'all' for one row per class")
+    p.add_argument("--labels", help="models that take labels: comma-separated labels, or 'all' for one row per "
+                                    "class (the default for them)")
     p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_sample)
@@ -94,13 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args) -> None:
-    from tfgen.registry import list_models
+    from tfgen.registry import get_model_class, list_models
 
+    print(f"{'model':<20} {'default epochs, batch':<24} presets")
     for name, presets in list_models().items():
-        print(f"{name:<20} {' '.join(presets)}")
+        fit = get_model_class(name).FIT_DEFAULTS
+        print(f"{name:<20} {fit['epochs']:>3} epochs, batch {fit['batch_size']:<6} {' '.join(presets)}")
 
 
 def cmd_train(args) -> None:
+    from tfgen.distribute import is_chief
     from tfgen.registry import get_model_class
     from tfgen.training import resume, train
 
@@ -115,15 +144,20 @@ def cmd_train(args) -> None:
         overrides = parse_overrides(get_model_class(args.model), args.set)
         out = train(
             args.model, preset=args.preset, dataset=args.dataset,
-            epochs=DEFAULT_EPOCHS if args.epochs is None else args.epochs, batch_size=args.batch_size,
+            epochs=args.epochs, batch_size=args.batch_size,
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
-            jit_compile=args.jit_compile == "on", data_dir=args.data_dir, manual_dir=args.manual_dir,
-            limit=args.limit, verbose=verbose,
+            jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
+            limit=args.limit, verbose=verbose, deterministic=args.deterministic,
         )
+        if not is_chief():  # a non-chief worker of a multi-worker run: the chief writes (and exports)
+            print(f"worker done: the chief worker wrote the run to its {out}/")
+            return
         print(f"run written to {out}/ (samples in {out}/samples, model in {out}/model.keras)")
     if args.export is not None:
         from tfgen.export import export_run
 
+        if not is_chief():  # after --resume on a non-chief worker
+            return
         path = export_run(out, args.export or None)
         print(f"SavedModel written to {path}/")
 
@@ -133,7 +167,7 @@ def check_resume_args(args) -> None:
     defaults = build_parser().parse_args(["train", "vae"])
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
-        "jit_compile") if getattr(args, name) != getattr(defaults, name)]
+        "jit_compile", "precision", "deterministic") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:
@@ -162,9 +196,8 @@ def cmd_sample(args) -> None:
         model = with_sampling_steps(model, args.steps)
     labels = None
     if args.labels is not None:
-        # `class_conditional`: models that take labels optionally (diffusion with classifier-free guidance).
-        if not (model.conditional or getattr(model, "class_conditional", False)):
-            raise ValueError(f"--labels needs a conditional model; {type(model).__name__} is unconditional")
+        if not model.accepts_labels:
+            raise ValueError(f"--labels needs a model that takes labels; {type(model).__name__} does not")
         if args.labels != "all":
             labels = np.array(parse_labels(args.labels, model.num_classes))
     n = args.n if labels is None else len(labels)

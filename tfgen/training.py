@@ -8,9 +8,15 @@ A run directory holds everything a run produced:
     checkpoints/       last.keras + state.json, rewritten atomically each epoch
     logs/              TensorBoard
     model.keras        the final model
+    .lock              locked (flock) by the process writing the run: a second writer refuses
 
 `resume(run_dir)` continues an interrupted run from its last checkpoint: the
 epoch count, optimiser state, history.csv and sample numbering continue.
+
+Faults: a NaN or infinite loss stops training at that step (`NonFiniteLossError`)
+before the epoch's checkpoint could save the NaN weights; Ctrl-C stops after the
+current epoch's checkpoint (`TrainingInterrupted`; a second Ctrl-C at once);
+kill -9 loses at most the current epoch.
 
 Determinism across an interruption: epoch e sees the training examples in an
 order that depends only on (seed, e) — each epoch is its own `shuffle` seeded
@@ -23,22 +29,34 @@ non-associativity of the hardware).
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import csv
 import dataclasses
 import datetime
 import io
 import json
+import os
 import platform
+import shutil
+import tempfile
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import keras
 import tensorflow as tf
 
 import tfgen
 from tfgen import data as tfdata
-from tfgen.callbacks import AtomicCheckpoint, SampleGrid, Throughput
-from tfgen.distribute import get_strategy
+from tfgen.callbacks import (AtomicCheckpoint, NonFiniteLossError, SampleGrid, StopOnInterrupt, TerminateOnNonFinite,
+                             Throughput)
+from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json, write_text
+from tfgen.precision import check_precision, dtype_policy, jit_compile_setting
 from tfgen.registry import get_model_class
 
 CONFIG_FILE = "config.json"
@@ -46,6 +64,7 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.csv"
 CHECKPOINT_FILE = "checkpoints/last.keras"
 STATE_FILE = "checkpoints/state.json"
+LOCK_FILE = ".lock"
 
 
 class RunDirectoryError(ValueError):
@@ -56,29 +75,48 @@ def train(
     model: str,
     preset: str = "default",
     dataset: str = tfdata.BUNDLED_NAME,
-    epochs: int = 5,
-    batch_size: int = 64,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     seed: int = 0,
     out=None,
     overrides: dict | None = None,
     strategy: str = "auto",
-    jit_compile: bool = False,
+    jit_compile: bool | str = False,
+    precision: str = "float32",
     data_dir=None,
     manual_dir=None,
     limit: int | None = None,
     sample_every: int = 1,
     verbose="auto",
+    deterministic: bool = False,
 ):
-    """Train a registered model on a dataset and write a run directory; return its path."""
+    """Train a registered model on a dataset and write a run directory; return its path.
+
+    `epochs` and `batch_size` default to the family's `FIT_DEFAULTS`. `deterministic`:
+    see `seed_everything`. Raises `NonFiniteLossError` when a loss becomes NaN or
+    infinite and `TrainingInterrupted` on Ctrl-C (after a checkpoint to resume from).
+    `precision` (float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
+    "auto"; or on/off/auto): see `tfgen.precision`. `strategy`: see `tfgen.distribute`;
+    under `multiworker` every worker calls `train` with the same arguments and only the
+    chief writes `out`.
+    """
     model_cls = get_model_class(model)
+    epochs = model_cls.FIT_DEFAULTS["epochs"] if epochs is None else epochs
+    batch_size = model_cls.FIT_DEFAULTS["batch_size"] if batch_size is None else batch_size
     for arg, value in (("epochs", epochs), ("batch_size", batch_size), ("sample_every", sample_every)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    out = Path(out or Path("runs") / f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    if (out / CONFIG_FILE).exists():
-        raise RunDirectoryError(f"{out} already holds a run; choose another --out")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    check_precision(precision)
+    jit_compile = jit_compile_setting(jit_compile)
+    out = requested_out = Path(out or Path("runs") / f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    # A multi-worker strategy is made first, before any TensorFlow op (see tfgen.distribute).
+    if strategy == "multiworker" and not is_chief(get_strategy(strategy)):
+        out = _worker_scratch(out)
+    _refuse_existing_run(out)
 
-    keras.utils.set_random_seed(seed)
+    seed_everything(seed, deterministic)
     config = {
         "model": model,
         "preset": preset,
@@ -87,11 +125,13 @@ def train(
         "batch_size": batch_size,
         "seed": seed,
         "jit_compile": jit_compile,
+        "precision": precision,
         "strategy": strategy,
         "data_dir": None if data_dir is None else str(data_dir),
         "manual_dir": None if manual_dir is None else str(manual_dir),
         "limit": limit,
         "sample_every": sample_every,
+        "deterministic": deterministic,
     }
     data = _load_data(config)
     info = data["info"]
@@ -99,14 +139,52 @@ def train(
                  **(overrides or {})}
     tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
 
-    with get_strategy(strategy).scope():
+    with get_strategy(strategy).scope(), dtype_policy(precision):
         net = model_cls.from_preset(preset, **overrides)
         net.default_compile(jit_compile=jit_compile)
 
     out.mkdir(parents=True, exist_ok=True)
-    config = {**config, "config": net.get_config(), "versions": versions()}
-    write_json(out / CONFIG_FILE, config)
-    return _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
+    with run_lock(out):
+        _refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
+        config = {**config, "config": net.get_config(), "versions": versions()}
+        write_json(out / CONFIG_FILE, config)
+        _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
+    return requested_out
+
+
+def _worker_scratch(run_dir: Path, copy: bool = False) -> Path:
+    """A temporary stand-in for `run_dir` on a non-chief worker of a multi-worker run, removed at exit.
+
+    Every worker runs the same steps, callbacks and saves, so that their collective ops
+    and random streams stay in step; only the chief's files are kept, the others write
+    here (as Keras' multi-worker checkpointing does). `copy`: start from a copy of
+    `run_dir` (to resume it; the run directory must be readable by every worker).
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="tfgen-worker-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if copy:
+        shutil.copytree(run_dir, scratch / "run", ignore=shutil.ignore_patterns(LOCK_FILE))
+    return scratch / "run"
+
+
+def _refuse_existing_run(out: Path) -> None:
+    if (out / CONFIG_FILE).exists():
+        model = read_run_config(out).get("model", "?")
+        raise RunDirectoryError(f"{out} already holds a run (of {model!r}); choose another --out, "
+                                f"or continue it with --resume {out}")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy, TensorFlow and Keras; with `deterministic`, make TensorFlow's ops deterministic too.
+
+    `tf.config.experimental.enable_op_determinism()` is process-wide and cannot be
+    undone; ops without a deterministic kernel then raise, and some get slower (on
+    CPU, few). With it, two runs of the same command on the same machine and
+    versions give the same weights bit for bit.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 def resume(run_dir, epochs: int | None = None, verbose="auto"):
@@ -118,6 +196,16 @@ def resume(run_dir, epochs: int | None = None, verbose="auto"):
     checkpoint was written) are dropped: that epoch is trained again.
     """
     run_dir = Path(run_dir)
+    config = read_run_config(run_dir)  # a clear error for a directory that is not a run, before taking its lock
+    # A multi-worker strategy is made first (see `train`); a non-chief worker resumes a scratch copy.
+    if config.get("strategy") == "multiworker" and not is_chief(get_strategy("multiworker")):
+        _resume(_worker_scratch(run_dir, copy=True), epochs, verbose)
+        return run_dir
+    with run_lock(run_dir):
+        return _resume(run_dir, epochs, verbose)
+
+
+def _resume(run_dir: Path, epochs, verbose):
     config = read_run_config(run_dir)
     state = read_state(run_dir)
     if epochs is not None:
@@ -125,15 +213,19 @@ def resume(run_dir, epochs: int | None = None, verbose="auto"):
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if epochs < state["epoch"]:
             raise ValueError(f"{run_dir} has already trained {state['epoch']} epochs; --epochs {epochs} is fewer")
-        if epochs != config["epochs"]:
-            config = {**config, "epochs": epochs}
-            write_json(run_dir / CONFIG_FILE, config)
     _remove_stale_temporaries(run_dir)
 
-    keras.utils.set_random_seed(config["seed"])
+    seed_everything(config["seed"], config.get("deterministic", False))
     data = _load_data(config)
-    with get_strategy(config.get("strategy", "auto")).scope():
+    with get_strategy(config.get("strategy", "auto")).scope(), dtype_policy(config.get("precision", "float32")):
         net = _load_model_file(run_dir / CHECKPOINT_FILE, "resume from")
+    family = getattr(type(net), "registry_name", None) or type(net).__name__
+    if family != config["model"]:
+        raise RunDirectoryError(f"{run_dir / CHECKPOINT_FILE} holds a {family!r} model, but {run_dir / CONFIG_FILE} "
+                                f"describes a run of {config['model']!r}: files of two runs are mixed up")
+    if epochs is not None and epochs != config["epochs"]:
+        config = {**config, "epochs": epochs}
+        write_json(run_dir / CONFIG_FILE, config)
     done = _epochs_done(net, state["epoch"], data["steps"])
     _trim_history(run_dir / HISTORY_FILE, done)
     if done >= config["epochs"]:
@@ -148,18 +240,68 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
     callbacks = [
         Throughput(config["batch_size"]),  # first: it adds to the logs that the loggers below write
         EpochSeed(seed),
+        # Before everything that writes: a NaN step ends the run before its epoch is logged or saved.
+        TerminateOnNonFinite(),
         # append: a resumed run adds its rows (a fresh run starts without the file).
         keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
         SampleGrid(out / "samples", seed=seed + 1, every=config.get("sample_every", 1)),
         AtomicCheckpoint(out / "checkpoints"),
+        interrupt := StopOnInterrupt(),
     ]
     train_ds = training_batches(data["examples"], data["info"].num_examples, config["batch_size"], seed,
                                 initial_epoch, epochs)
-    net.fit(train_ds, validation_data=data["test"], epochs=epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=data["steps"], callbacks=callbacks, verbose=verbose, shuffle=False)
+    resume_hint = f"continue with: tfgen train --resume {out}"
+    try:
+        net.fit(train_ds, validation_data=data["test"], epochs=epochs, initial_epoch=initial_epoch,
+                steps_per_epoch=data["steps"], callbacks=callbacks, verbose=verbose, shuffle=False)
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{err}; {_checkpoint_note(out)}") from None
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-epoch
+        raise TrainingInterrupted(f"interrupted; {_checkpoint_note(out)}; {resume_hint}") from None
+    finally:
+        interrupt.restore()
+    if interrupt.stopped_epoch is not None and interrupt.stopped_epoch < epochs:
+        raise TrainingInterrupted(f"interrupted after epoch {interrupt.stopped_epoch} of {epochs}; "
+                                  f"{_checkpoint_note(out)}; {resume_hint}")
     save_model(net, out / MODEL_FILE)
     return out
+
+
+def _checkpoint_note(out: Path) -> str:
+    try:
+        return f"the checkpoint of epoch {read_state(out)['epoch']} is kept in {out / CHECKPOINT_FILE}"
+    except RunDirectoryError:
+        return "no checkpoint was written (the first epoch did not finish)"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the message says which checkpoint `--resume` continues from."""
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold `RUN_DIR/.lock` while writing into a run: a second `train`/`resume` of it refuses.
+
+    An advisory `flock`, which the kernel releases when the process ends, however
+    it ends (Ctrl-C, a crash, kill -9): a lock file left by a dead process does
+    not block. The file holds the writer's pid, for the message. (No locking
+    where `fcntl` is missing: Windows.)
+    """
+    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise RunDirectoryError(f"{run_dir} is being written by another running tfgen process (pid {holder}); "
+                                        "wait for it to finish, or stop it and then --resume") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _load_data(config: dict) -> dict:
@@ -265,7 +407,7 @@ def _epochs_done(net, state_epoch: int, steps: int) -> int:
     """
     optimizer = getattr(net, "optimizer", None)
     if optimizer is not None:
-        iterations = int(optimizer.iterations)
+        iterations = int(tf.convert_to_tensor(optimizer.iterations.value))  # also a MirroredVariable
         if iterations % steps == 0 and iterations // steps in (state_epoch, state_epoch + 1):
             return iterations // steps
     return state_epoch
@@ -297,7 +439,13 @@ def read_run_config(run_dir) -> dict:
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
         raise RunDirectoryError(f"{path} not found: {run_dir} is not a tfgen run directory")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirectoryError(f"{path} is corrupt ({err})") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise RunDirectoryError(f"{path} is corrupt: no model name in it")
+    return config
 
 
 def versions() -> dict:
