@@ -24,7 +24,7 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6", "scipy>=1.11", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6", "scipy>=1.11", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
     },
     entry_points={"console_scripts": ["tfgen=tfgen.cli:main"]},
 )

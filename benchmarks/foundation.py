@@ -6,7 +6,10 @@ through `tfgen.train` (the same path as `tfgen train`) and record, per model:
 * for the VAE, the test −ELBO in nats per image after the last epoch (one-sample
   estimate over the whole test split; continuous grayscale targets, Bernoulli decoder).
 
-    python benchmarks/foundation.py [--epochs 5] [--out benchmarks/results]
+    python benchmarks/foundation.py [--epochs N] [--out benchmarks/results]
+
+Each model trains for its own default epochs and batch size (`FIT_DEFAULTS`, what
+`tfgen train MODEL` uses) unless `--epochs` is given.
 
 Writes benchmarks/results/foundation.json and foundation.md (the README table), plus
 the last sample grid of each run as benchmarks/results/samples/foundation_<model>.png.
@@ -50,28 +53,32 @@ def cpu_model() -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="default: each model's own (tfgen list)")
     parser.add_argument("--models", default="vae,gan")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
     out = Path(args.out)
     results = {
-        "command": f"{COMMAND} --epochs {args.epochs}",
+        "command": COMMAND + (f" --epochs {args.epochs}" if args.epochs else ""),
         "date": datetime.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version()},
         "dataset": "mnist_bundled",
-        "epochs": args.epochs,
         "models": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            run = tfgen.train(name, "default", dataset="mnist_bundled", epochs=args.epochs, seed=0,
-                              out=Path(tmp) / name, verbose=2)
+            fit = dict(tfgen.get_model_class(name).FIT_DEFAULTS)
+            if args.epochs:
+                fit["epochs"] = args.epochs
+            run = tfgen.train(name, "default", dataset="mnist_bundled", seed=0, out=Path(tmp) / name, verbose=2,
+                              **fit)
             history = read_history(run)
             steady = [row["images_per_second"] for row in history[1:]] or [history[0]["images_per_second"]]
             entry = {
                 "preset": "default",
-                "batch_size": 64,
+                "batch_size": fit["batch_size"],
+                "epochs": fit["epochs"],
+                "train_seconds": sum(row["epoch_seconds"] for row in history),
                 "train_images_per_second_median": statistics.median(steady),
                 "train_images_per_second_by_epoch": [row["images_per_second"] for row in history],
                 "final": {k: v for k, v in history[-1].items() if k != "epoch"},
@@ -92,16 +99,19 @@ def render(results: dict) -> str:
     m = results["machine"]
     lines = [
         f"Trained with `{results['command']}` on {results['date']}, {m['cpus']} CPU cores ({m['cpu']}), "
-        f"dataset `{results['dataset']}`, {results['epochs']} epochs, default presets, batch 64.",
+        f"dataset `{results['dataset']}`, `default` presets, each model's default epochs and batch size.",
         "",
-        "| model | training images/s (median, epochs 2+) | test −ELBO (nats/image) | final losses |",
-        "|---|---|---|---|",
+        "| model | epochs × batch | training time | training images/s (median, epochs 2+) "
+        "| test −ELBO (nats/image) | final losses | last sample grid |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, e in results["models"].items():
         elbo = f"{-e['test_elbo_nats']:.1f}" if "test_elbo_nats" in e else "—"
         losses = ", ".join(f"{k} {v:.3g}" for k, v in e["final"].items()
                            if not k.startswith(("epoch_", "images_")) and not k.startswith("val_"))
-        lines.append(f"| `{name}` | {e['train_images_per_second_median']:.0f} | {elbo} | {losses} |")
+        lines.append(f"| `{name}` | {e['epochs']} × {e['batch_size']} | {e['train_seconds'] / 60:.1f} min "
+                     f"| {e['train_images_per_second_median']:.0f} | {elbo} | {losses} "
+                     f"| `benchmarks/results/samples/foundation_{name}.png` |")
     lines += ["", "The VAE's −ELBO is on continuous grayscale pixels (Bernoulli cross-entropy), which is not "
               "comparable to published binarised-MNIST numbers; the evaluation suite reports those."]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,12 @@ one evaluator and one sample count for all. Writes, under --out
 
     leaderboard.json        machine, budget, date, command, and every model's scores
     leaderboard.md          the Markdown table (README.md embeds it: benchmarks/render_readme.py)
-    samples/<model>.png     a sample grid per model (one row per class for conditional models)
+    samples/<model>.png     a sample grid per model (one row per class for models that take labels)
+
+Each model trains with its own default batch size (`FIT_DEFAULTS`, what `tfgen
+train` uses) unless --batch-size is given. With `--save-models DIR`, each trained
+model is also saved as DIR/<model>/model.keras, a directory that `tfgen sample`,
+`tfgen eval` and the sampling benchmarks accept as a run.
 
 Results are written after each model, so an interrupted run keeps what it finished.
 A model that fails is recorded with its error and the others still run.
@@ -55,6 +60,7 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed):
     from tfgen.callbacks import TimeBudget
 
     keras.utils.set_random_seed(seed)
+    batch_size = batch_size or tfgen.get_model_class(model_name).FIT_DEFAULTS["batch_size"]
     train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, drop_remainder=True)
     model = tfgen.get_model(model_name, preset, image_shape=info.image_shape,
                             num_classes=max(info.num_classes, 1), seed=seed)
@@ -141,6 +147,10 @@ def run(args) -> dict:
             grid = out / "samples" / f"{name}.png"
             save_grid(images, grid, ncols=ncols)
             entry["samples"] = str(grid.relative_to(out))
+            if args.save_models:
+                from tfgen.io import save_model
+
+                save_model(model, Path(args.save_models) / name / "model.keras")
         except Exception as err:  # record and go on: one broken model must not sink the board
             traceback.print_exc()
             entry["error"] = f"{type(err).__name__}: {err}"
@@ -215,7 +225,7 @@ def markdown(board: dict) -> str:
         f"features of a small CNN evaluator trained on the same dataset (test accuracy "
         f"{100 * ev['test_accuracy']:.2f}%) — **not Inception FID**, so not comparable with published FIDs. "
         f"The *real data* row scores {board['n_samples']} real training images the same way: the floor for "
-        f"distances at this sample count. Conditional models sample with balanced labels. "
+        f"distances at this sample count. Models that take labels sample with balanced labels. "
         f"NLL: exact for autoregressive models, an IWAE upper bound on −log p(x) for VAEs, each on the data "
         f"variant shown.",
         "",
@@ -235,7 +245,8 @@ def parse_args(argv=None):
     p.add_argument("--n", type=int, default=2000, help="samples per model")
     p.add_argument("--k", default="1,50", help="importance samples for VAE bounds")
     p.add_argument("--n-likelihood", type=int, default=1000, help="test images for likelihoods")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, help="default: each model's own (tfgen list)")
+    p.add_argument("--save-models", help="also save each trained model as DIR/<model>/model.keras")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluator-dir")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
