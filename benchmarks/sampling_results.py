@@ -47,7 +47,10 @@ def markdown(data: dict) -> str:
                 f"Diffusion sample quality, {f['samples']} samples each, FID on evaluator features (not Inception): "
                 f"DDPM-1000 {f['a_ddpm_1000']:.2f}, DDIM-50 {f['b_ddim_50']:.2f} "
                 f"({100 * (f['b_ddim_50'] / f['a_ddpm_1000'] - 1):+.0f}%; goal within ±10%); two halves of "
-                f"the real test split score {f['real_vs_real']:.2f}. Command: `{d['command']}`, {d['date']}.")
+                f"the real test split score {f['real_vs_real']:.2f}.")
+        else:
+            notes.append("Diffusion sample quality of (a) vs (b) not measured in this run (`--fid-samples 0`).")
+        notes.append(f"Diffusion: command `{d['command']}`, {d['date']}.")
     if "autoregressive" in data:
         ar = data["autoregressive"]
         for name in ("pixel_transformer", "pixelcnn"):
