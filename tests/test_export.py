@@ -173,9 +173,9 @@ def test_every_endpoint_matches_the_model_in_a_process_without_tfgen(name, expor
     model, metadata, outputs = expected[name]
     loaded = dict(np.load(cases[name]["outputs"]))
     for key, want in outputs.items():
-        np.testing.assert_allclose(loaded[key], want, atol=1e-5, err_msg=f"{name} {key}")
+        np.testing.assert_allclose(loaded[key], want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {key}")
         if key.startswith(f"{cases[name]['tfsm_endpoint']}/"):
-            np.testing.assert_allclose(loaded[f"tfsm/{key}"], want, atol=1e-5, err_msg=f"{name} TFSMLayer {key}")
+            np.testing.assert_allclose(loaded[f"tfsm/{key}"], want, rtol=1e-5, atol=1e-5, err_msg=f"{name} TFSMLayer {key}")
     images = loaded["sample/0"]
     assert images.dtype == np.float32 and images.shape == (N, *model.image_shape)
     assert images.min() >= 0.0 and images.max() <= 1.0
