@@ -386,12 +386,7 @@ def _load_model_file(path: Path, action="load"):
 def read_state(run_dir) -> dict:
     """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}."""
     path = Path(run_dir) / STATE_FILE
-    if not path.exists():
-        raise RunDirectoryError(f"{path} not found: {run_dir} has no checkpoint to resume from")
-    try:
-        state = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunDirectoryError(f"{path} is corrupt ({err})") from None
+    state = _read_json(path, f"{run_dir} has no checkpoint to resume from")
     epoch = state.get("epoch") if isinstance(state, dict) else None
     if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise RunDirectoryError(f"{path} is corrupt: no epoch count in it")
@@ -437,15 +432,20 @@ def _remove_stale_temporaries(run_dir: Path) -> None:
 
 def read_run_config(run_dir) -> dict:
     path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise RunDirectoryError(f"{path} not found: {run_dir} is not a tfgen run directory")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunDirectoryError(f"{path} is corrupt ({err})") from None
+    config = _read_json(path, f"{run_dir} is not a tfgen run directory")
     if not isinstance(config, dict) or "model" not in config:
         raise RunDirectoryError(f"{path} is corrupt: no model name in it")
     return config
+
+
+def _read_json(path: Path, missing: str):
+    """The JSON in a run directory's file, or a RunDirectoryError saying it is `missing` or corrupt."""
+    if not path.exists():
+        raise RunDirectoryError(f"{path} not found: {missing}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirectoryError(f"{path} is corrupt ({err})") from None
 
 
 def versions() -> dict:

@@ -388,7 +388,7 @@ def main(argv=None) -> int:
     allb = {a.tobytes() for a in x_train}
     assert not any(a.tobytes() in allb for a in x_test), "train/test overlap"
 
-    print(f"sources: " + ", ".join(f"{k}: {v} images" for k, v in stats["per_source"].items()))
+    print("sources: " + ", ".join(f"{k}: {v} images" for k, v in stats["per_source"].items()))
     print(f"duplicates within a source: {stats['within_dups']}")
     for (a, b), n in stats["overlap"].items():
         print(f"exact-pixel overlap {b} already in {a}: {n}")
