@@ -330,6 +330,6 @@ def test_validation_denoising_loss_falls_well_below_its_start(digits):
     start = model.evaluate(test, verbose=0, return_dict=True)["loss"]
     model.fit(train, epochs=1, verbose=0)
     end = model.evaluate(test, verbose=0, return_dict=True)["loss"]
-    # ε-prediction starts at E[ε²] = 1; a network that has learnt anything about digits
-    # (where the strokes are, that the background is flat) predicts most of the noise.
+    # The untrained network predicts 0 (a loss of E[target²]); one that has learnt anything
+    # about digits (where the strokes are, that the background is flat) predicts most of the target.
     assert end < 0.35 * start, (start, end)

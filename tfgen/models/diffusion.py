@@ -11,6 +11,16 @@ from a named schedule (`tfgen.schedules`: `linear`, `cosine`). A U-Net
 
 Either way the loss is the mean squared error per pixel, a batch mean over uniform t.
 
+The `default` and `large` presets predict v. With ε-prediction, x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ
+divides the network's error by √ᾱ, which is 0.016 at t = 990 of the cosine schedule: a
+short run's small error in ε̂ becomes a wrong x̂_0 (measured after 400 steps on the
+bundled digits: mean squared error of the clipped x̂_0 1.3 at t = 990, worse than guessing
+the mean digit; the image-mean error alone 0.54 on a [−1, 1] scale). Deterministic DDIM
+keeps what the first steps decide, so about half the samples got grey or white
+backgrounds. A v-network predicts −x_0 directly at high noise (x̂_0 error 0.26 at
+t = 990 after the same 400 steps) and every background came out black. `epsilon`
+remains the constructor's default, as in Ho et al.
+
 Sampling runs the reverse process with DDIM (Song et al. 2021, "Denoising Diffusion
 Implicit Models", eq. 12) on a sub-sequence of `steps` timesteps:
 
@@ -82,19 +92,23 @@ class Diffusion(GenerativeModel):
 
     PRESETS = {
         # Chosen for 2 CPU cores and runs of minutes: 16/32/64 channels at 28/14/7, attention
-        # at 7×7 (0.6M parameters); a high learning rate (with gradient clipping) and a short
-        # EMA horizon (~100 steps) because such runs are a few hundred steps long.
+        # at 7×7 (0.6M parameters); v-prediction (see the module docstring); a high learning
+        # rate (with gradient clipping) and a short EMA horizon (~100 steps) because such runs
+        # are a few hundred steps long.
         "default": dict(
             base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention=True,
-            schedule="cosine", learning_rate=2e-3, ema_decay=0.99,
+            schedule="cosine", prediction="v", learning_rate=2e-3, ema_decay=0.99,
         ),
         # A wider network for machines with a GPU (Ho et al.'s layout at 28×28, scaled down).
         "large": dict(
             base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True, dropout=0.1,
-            schedule="cosine", learning_rate=2e-4, ema_decay=0.9995,
+            schedule="cosine", prediction="v", learning_rate=2e-4, ema_decay=0.9995,
         ),
         "tiny": dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, ema_decay=0.9),
     }
+    # Measured on the bundled digits (`default`, 133 steps per epoch): most samples recognisable
+    # after 6 epochs, few after 4. About 1 s per step on 2 CPU cores; `--jit-compile on` saves a quarter.
+    FIT_DEFAULTS = {"epochs": 10, "batch_size": 64}
 
     def __init__(
         self,
