@@ -9,6 +9,7 @@
     tfgen export RUN_DIR [--out saved_models/NAME]
     tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] [--steps K] --out FILE.png
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
+    tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
 
 Errors a user can cause print one line and exit with status 2 (set TFGEN_DEBUG=1
 for the traceback); Ctrl-C during training stops after a checkpoint and exits with 130.
@@ -116,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-likelihood", type=int, default=1000, help="test images for likelihoods (0: all)")
     p.add_argument("--evaluator-dir", help="evaluator directory (default saved_models/evaluator-DATASET)")
     p.set_defaults(func=cmd_eval)
+
+    p = commands.add_parser("bench", help="training/sampling throughput, FLOP/s against this machine's matmul peak")
+    p.add_argument("--models", help="comma-separated (default: every registered model)")
+    p.add_argument("--presets", help="comma-separated (default: every preset; with --quick: default)")
+    p.add_argument("--steps", type=int, help="timed training steps per model (default 20; --quick 5)")
+    p.add_argument("--warmup", type=int, help="untimed steps before them (default 3; --quick 2)")
+    p.add_argument("--sample-n", type=int, help="images per sample call (default: the batch size; --quick 16)")
+    p.add_argument("--quick", action="store_true", help="few steps, default presets")
+    p.add_argument("--out", default="runs/bench", help="directory for throughput.json and throughput.md "
+                                                       "(default runs/bench)")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -240,6 +252,27 @@ def cmd_eval(args) -> None:
     out = Path(args.json) if args.json else Path(args.run_dir) / "eval.json"
     write_json(out, result)
     print(f"\nwrote {out}")
+
+
+def cmd_bench(args) -> None:
+    """The measurement of benchmarks/throughput.py without its keras.io baselines (see tfgen.bench)."""
+    from tfgen import bench
+
+    settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10}
+    if args.quick:
+        settings.update(bench.quick_settings())
+    for key in ("steps", "warmup", "sample_n"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    split = lambda text: [t for t in text.split(",") if t] if text else None  # noqa: E731
+    presets = split(args.presets) or (["default"] if args.quick else None)
+    command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {getattr(args, name)}" for name in (
+        "models", "presets", "steps", "warmup", "sample_n", "out") if getattr(args, name) is not None)
+    results = bench.run(split(args.models), presets, command=command + (" --quick" if args.quick else ""),
+                        **settings)
+    json_path, md_path = bench.write_results(results, args.out)
+    print(bench.render_markdown(results))
+    print(f"wrote {json_path} and {md_path}")
 
 
 def parse_labels(text: str, num_classes: int) -> list[int]:

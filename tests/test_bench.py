@@ -1,0 +1,115 @@
+"""The throughput measurement core (`tfgen.bench`) and `tfgen bench`, on tiny presets and a few steps."""
+
+import json
+import math
+
+import pytest
+import tensorflow as tf
+
+from tfgen import bench
+from tfgen.cli import main
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    results = bench.run(["vae", "gan"], ["tiny"], steps=3, warmup=1, sample_n=4, sample_repeats=1, matmul_repeats=2,
+                        profile_presets=("tiny",), command="pytest", log=lambda *_: None)
+    json_path, md_path = bench.write_results(results, out)
+    return json.loads(json_path.read_text()), md_path.read_text()
+
+
+def _positive(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_every_model_has_positive_finite_figures(results):
+    data, _ = results
+    assert _positive(data["matmul"]["before"]["gflops"]) and _positive(data["matmul"]["after"]["gflops"])
+    assert set(data["models"]) == {"vae", "gan"}
+    for name in ("vae", "gan"):
+        e = data["models"][name]["tiny"]
+        train = e["train"]
+        for key in ("images_per_second", "step_seconds", "first_step_seconds", "gflop_per_step", "gflops",
+                    "fraction_of_matmul_peak"):
+            assert _positive(train[key]), (name, key, train[key])
+        assert train["compile_seconds"] >= 0 and train["timed_steps"] == 3
+        assert _positive(e["sample"]["images_per_second"]) and e["sample"]["n"] == 4
+        assert 0.0 <= e["input"]["wait_fraction"] <= 1.0
+        assert _positive(e["input"]["pipeline_alone_seconds_per_batch"])
+        assert e["memory"]["peak_rss_increase_mb"] >= 0 and _positive(e["memory"]["process_peak_rss_mb"])
+        assert e["batch_size"] == (32 if name == "gan" else 64) and _positive(e["parameters"])
+
+
+def test_flops_count_the_backward_convolutions(results):
+    flops = results[0]["models"]["gan"]["tiny"]["flops"]
+    assert flops["method"] == "tf_flops_registry"
+    by_type = flops["by_op_type"]
+    for op in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul"):
+        assert by_type.get(op, 0) > 0, op
+    assert math.isclose(flops["total"], sum(by_type.values()))
+
+
+def test_profile_and_markdown(results):
+    data, md = results
+    profile = data["models"]["vae"]["tiny"]["profile"]
+    assert profile["op_types"] and _positive(profile["op_ms_per_step"]) and profile["summary"]
+    assert abs(sum(t["share_of_op_time"] for t in profile["op_types"]) - 1.0) < 0.5
+    rows = [line for line in md.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2 and rows[0].startswith("| `vae` | tiny | 64 |")
+    assert "`pytest`" in md and "GFLOP/s" in md
+
+
+def test_flop_count_of_a_matmul_and_its_gradient():
+    @tf.function
+    def step(x, w):
+        with tf.GradientTape() as tape:
+            tape.watch(w)
+            y = tf.reduce_sum(tf.matmul(x, w))
+        return y, tape.gradient(y, w)  # like a training step: the loss and the weights' gradient
+
+    concrete = step.get_concrete_function(tf.TensorSpec([8, 16]), tf.TensorSpec([16, 4]))
+    by_type = bench.count_step_flops(concrete)["by_op_type"]
+    assert by_type["MatMul"] == 2 * (2 * 8 * 16 * 4)  # forward x·w, backward xᵀ·dy
+
+    @tf.function
+    def attention(q, k):
+        return tf.einsum("bqd,bkd->bqk", q, k)
+
+    concrete = attention.get_concrete_function(tf.TensorSpec([2, 5, 3]), tf.TensorSpec([2, 7, 3]))
+    assert bench.count_step_flops(concrete)["by_op_type"]["Einsum"] == 2 * 2 * 5 * 7 * 3
+
+
+def test_flop_count_of_a_batched_dot_product_gradient():
+    """TensorFlow's own registry counts this gradient (BatchMatMulV2 with adj_x) as 2·B·D² FLOPs; the
+    gradient for x, which TensorFlow builds and then prunes, is not counted."""
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            tape.watch(y)
+            z = tf.reduce_sum(tf.matmul(x[:, None, :], y[:, :, None]))  # a dot product per row
+        return z, tape.gradient(z, y)
+
+    b, d = 4, 100
+    concrete = step.get_concrete_function(tf.TensorSpec([b, d]), tf.TensorSpec([b, d]))
+    assert bench.count_step_flops(concrete)["by_op_type"]["BatchMatMulV2"] == 2 * (2 * b * d)
+
+
+def test_plan_selects_presets_and_rejects_unknown_names():
+    assert ("diffusion", "large") in bench.plan(None, ["large"]) and ("vae", "large") not in bench.plan(None, ["large"])
+    with pytest.raises(ValueError, match="nope"):
+        bench.plan(["vae"], ["nope"])
+
+
+def test_cli_bench_writes_results(tmp_path, capsys):
+    assert main(["bench", "--models", "vae", "--presets", "tiny", "--steps", "3", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "throughput.json").read_text())
+    assert data["command"].startswith("tfgen bench --models vae --presets tiny --steps 3")
+    assert _positive(data["models"]["vae"]["tiny"]["train"]["images_per_second"])
+    assert (tmp_path / "throughput.md").read_text().count("| `vae` | tiny |") == 1
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_cli_bench_unknown_preset_is_a_one_line_error(tmp_path, capsys):
+    assert main(["bench", "--models", "vae", "--presets", "nope", "--out", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err

@@ -1,0 +1,290 @@
+"""Training and sampling throughput: the measurement core of `tfgen bench` and benchmarks/throughput.py.
+
+For one registered model and preset, `measure` reports
+
+* steady-state training images/second through `model.fit` (the path `tfgen train`
+  uses, fed by the same `tf.data` pipeline): per-batch times from a callback, the
+  median over the batches after `warmup`; the first batch's tracing and
+  compilation is reported separately (`compile_seconds`);
+* sampling images/second: `model.sample(n)` after a first (tracing) call;
+* FLOPs per training step, counted on the traced graph of `train_step` (see
+  `count_step_flops`), and the achieved FLOP/s as a fraction of the machine's
+  dense fp32 matmul FLOP/s (`matmul_peak`, measured in the same process);
+* peak memory (resident set size, sampled while the model is built, trained and
+  sampled: see `MemoryWatcher`);
+* how much of the step time is spent waiting for input (see `input_wait`);
+* optionally (`profile=True`), where the step time goes: TensorFlow's profiler,
+  time per op type next to the FLOPs of that op type (`profile_step`).
+
+`run` measures several models and presets and `render_markdown` writes the table.
+
+This module times training and sampling and puts one measurement together; the rest
+is in submodules, whose public names are re-exported here:
+
+* `tfgen.bench.hardware` — `machine`, `matmul_peak` (the reference FLOP/s);
+* `tfgen.bench.memory` — `MemoryWatcher` and RSS readings;
+* `tfgen.bench.flops` — `count_step_flops` on a traced step (`step_function`);
+* `tfgen.bench.profile` — `profile_step`, `summarize_profile`;
+* `tfgen.bench.report` — the FLOP goal, `render_markdown`, `write_results`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import inspect
+import math
+import statistics
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfgen import data as tfdata
+from tfgen.bench.flops import FLOPS_METHOD, count_step_flops, step_function
+from tfgen.bench.hardware import MATMUL_SIZE, machine, matmul_peak
+from tfgen.bench.memory import MEMORY_METHOD, MemoryWatcher, max_rss_bytes
+from tfgen.bench.profile import profile_step, summarize_profile
+from tfgen.bench.report import _fmt, flop_goal, render_markdown, write_results
+from tfgen.registry import get_model_class, list_models
+
+INPUT_WAIT_METHOD = ("1 − (median step time on one batch held in memory) / (median step time fed by the training "
+                     "pipeline), clipped at 0; both through the same compiled fit step, in alternating rounds. Also "
+                     "the pipeline alone: seconds per batch when it is iterated with no model")
+
+
+
+# ---------------------------------------------------------------------- data
+def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0):
+    """The batches `tfgen train` feeds (`tfgen.training.training_batches`), enough for `steps` steps."""
+    from tfgen.training import training_batches
+
+    batches, info = tfdata.load(dataset, "train", batch_size, seed, shuffle=False, with_info=True)
+    epochs = math.ceil(steps * batch_size / info.num_examples) + 1
+    return training_batches(batches.unbatch(), info.num_examples, batch_size, seed, 0, epochs), info
+
+
+def pipeline_seconds_per_batch(dataset, batches: int) -> float:
+    """Median seconds per batch of iterating `dataset` alone (after its first batch, which fills the shuffle buffer)."""
+    iterator = iter(dataset)
+    next(iterator)
+    seconds = []
+    for _ in range(batches):
+        start = time.perf_counter()
+        next(iterator)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
+# ---------------------------------------------------------------------- timing
+class BatchTimer(keras.callbacks.Callback):
+    """Per-batch wall times of `fit` (begin → end of each training batch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.begins, self.ends = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.begins.append(time.perf_counter())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.perf_counter())
+
+
+def time_fit(model, dataset, steps: int, warmup: int) -> dict:
+    """Train `warmup + steps` batches with `model.fit`; the median of the last `steps` batch times.
+
+    `compile_seconds`: from the `fit` call to the end of the first batch (tracing,
+    graph optimisation, the first step), less one steady step.
+    """
+    timer = BatchTimer()
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0, shuffle=False)
+    times = [end - begin for begin, end in zip(timer.begins, timer.ends)]
+    steady = times[warmup:] or times[-1:]
+    median = statistics.median(steady)
+    quartiles = np.percentile(steady, [25, 75])
+    return {"step_seconds": median, "step_seconds_iqr": float(quartiles[1] - quartiles[0]),
+            "first_step_seconds": times[0], "compile_seconds": max(timer.ends[0] - start - median, 0.0),
+            "timed_steps": len(steady), "warmup_steps": warmup, "steady_step_seconds": steady}
+
+
+def time_calls(fn, repeats: int) -> tuple[float, float]:
+    """(first call seconds, median of `repeats` later calls)."""
+    start = time.perf_counter()
+    np.asarray(fn())
+    first = time.perf_counter() - start
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.asarray(fn())
+        seconds.append(time.perf_counter() - start)
+    return first, statistics.median(seconds)
+
+
+def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: int, rounds: int = 2) -> dict:
+    """The share of a training step spent waiting for the input pipeline (see `INPUT_WAIT_METHOD`).
+
+    The compiled step is timed fed by the training pipeline and fed one batch held in
+    memory, in alternating rounds, so that a change in machine load hits both alike.
+    """
+    held = tf.data.Dataset.from_tensors(batch).repeat()
+    per_round = max(2, steps // (2 * rounds))
+    fed, in_memory = [], []
+    for r in range(rounds):
+        pipeline, _ = training_pipeline(batch_size, per_round + 1, dataset, seed + 1 + r)
+        fed += time_fit(model, pipeline, per_round, 1)["steady_step_seconds"]
+        in_memory += time_fit(model, held, per_round, 1)["steady_step_seconds"]
+    fed_seconds, memory_seconds = statistics.median(fed), statistics.median(in_memory)
+    alone = pipeline_seconds_per_batch(training_pipeline(batch_size, steps + 1, dataset, seed)[0], steps)
+    return {
+        "wait_fraction": max(0.0, 1.0 - memory_seconds / fed_seconds),
+        "wait_fraction_signed": 1.0 - memory_seconds / fed_seconds,
+        "step_seconds_pipeline_fed": fed_seconds, "step_seconds_in_memory_batch": memory_seconds,
+        "rounds": rounds, "steps_per_round": per_round,
+        "pipeline_alone_seconds_per_batch": alone, "pipeline_alone_fraction_of_step": alone / fed_seconds,
+    }
+
+
+def sample_settings(model) -> dict:
+    """The defaults `model.sample(n)` runs with that decide its cost (e.g. diffusion steps)."""
+    params = inspect.signature(model.sample).parameters
+    settings = {name: params[name].default for name in ("steps", "sampler") if name in params}
+    if hasattr(model, "num_dims") and "temperature" in params:
+        settings["steps"] = int(model.num_dims)  # one network step per pixel
+    return settings
+
+
+def _batch_from(dataset):
+    images, labels = next(iter(dataset))
+    return images, labels
+
+
+# ---------------------------------------------------------------------- one model
+def measure(name: str, preset: str = "default", *, batch_size: int | None = None, steps: int = 20, warmup: int = 3,
+            sample_n: int | None = None, sample_repeats: int = 3, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0,
+            profile: bool = False, peak_gflops: float | None = None, keep_model: bool = False) -> dict:
+    """Measure one model and preset (see the module docstring); returns a JSON-ready dict.
+
+    batch_size: default the family's `FIT_DEFAULTS` (what `tfgen train` uses).
+    sample_n: images per `sample` call (default: batch_size).
+    keep_model: also return the model, a batch, the traced step and its FLOP count under "_model",
+        "_batch", "_step_fn", "_flops" (not JSON).
+    """
+    cls = get_model_class(name)
+    batch_size = batch_size or cls.FIT_DEFAULTS["batch_size"]
+    sample_n = sample_n or batch_size
+    keras.utils.set_random_seed(seed)
+    entry = {"model": name, "preset": preset, "batch_size": batch_size, "dataset": dataset}
+    with MemoryWatcher() as memory:
+        pipeline, info = training_pipeline(batch_size, warmup + steps, dataset, seed)
+        model = cls.from_preset(preset, image_shape=info.image_shape, num_classes=max(info.num_classes, 1), seed=seed)
+        model.default_compile(jit_compile=False)
+        entry["parameters"] = int(model.count_params())
+        fit = time_fit(model, pipeline, steps, warmup)
+        entry["train"] = {**fit, "images_per_second": batch_size / fit["step_seconds"]}
+
+        batch = _batch_from(pipeline)
+        entry["input"] = input_wait(model, batch, batch_size, steps, dataset, seed)
+
+        settings = sample_settings(model)
+        first, seconds = time_calls(lambda: model.sample(sample_n, seed=seed), sample_repeats)
+        entry["sample"] = {"n": sample_n, **settings, "first_call_seconds": first, "seconds": seconds,
+                           "images_per_second": sample_n / seconds, "repeats": sample_repeats}
+
+        fn, concrete = step_function(model.train_step, batch_size, info.image_shape)
+        flops = count_step_flops(concrete)
+        if profile:
+            entry["profile"] = profile_step(fn, batch, flops=flops, peak_gflops=peak_gflops)
+    entry["memory"] = {"peak_rss_increase_mb": memory.peak_increase_mb, "process_peak_rss_mb": max_rss_bytes() / 2**20,
+                       "method": memory.method}
+    entry["flops"] = {k: v for k, v in flops.items() if not k.startswith("_")}
+    entry["train"]["gflop_per_step"] = flops["total"] / 1e9
+    entry["train"]["gflops"] = flops["total"] / fit["step_seconds"] / 1e9
+    if peak_gflops:
+        entry["train"]["fraction_of_matmul_peak"] = entry["train"]["gflops"] / peak_gflops
+    if keep_model:  # for a caller that measures more on the same model (not JSON: removed by `run`)
+        entry.update(_model=model, _batch=batch, _step_fn=fn, _flops=flops)
+    return entry
+
+
+# ---------------------------------------------------------------------- many models
+def plan(models=None, presets=None) -> list[tuple[str, str]]:
+    """(model, preset) pairs: every registered model and preset, narrowed by the given names.
+
+    A preset name that a model lacks is skipped for that model; a name no model has is an error.
+    """
+    registered = list_models()
+    models = list(models or registered)
+    for name in models:
+        get_model_class(name)  # a clear error for an unknown model
+    pairs = [(m, p) for m in models for p in registered[m] if not presets or p in presets]
+    missing = [p for p in presets or () if not any(p == q for _, q in pairs)]
+    if missing:
+        raise ValueError(f"no selected model has preset(s) {', '.join(missing)}")
+    return pairs
+
+
+def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n: int | None = None,
+        sample_repeats: int = 3, matmul_repeats: int = 10, profile_presets=("default",), command: str = "",
+        dataset: str = tfdata.BUNDLED_NAME, log=print, each=None) -> dict:
+    """Measure every (model, preset) of `plan(models, presets)`; the results dict `render_markdown` takes.
+
+    each(name, preset, entry): called after each measurement (before the model is released),
+    e.g. to measure a baseline of the same architecture while it is at hand.
+    """
+    for arg, value, low in (("steps", steps, 1), ("warmup", warmup, 1), ("sample_repeats", sample_repeats, 1),
+                            ("sample_n", sample_n or 1, 1), ("matmul_repeats", matmul_repeats, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+    pairs = plan(models, presets)
+    peak = matmul_peak(repeats=matmul_repeats)
+    log(f"matmul {MATMUL_SIZE}×{MATMUL_SIZE} fp32: {peak['gflops']:.1f} GFLOP/s")
+    results = {
+        "command": command, "date": datetime.datetime.now().isoformat(timespec="minutes"), "machine": machine(),
+        "dataset": dataset, "settings": {"steps": steps, "warmup": warmup, "sample_n": sample_n,
+                                         "sample_repeats": sample_repeats, "jit_compile": False},
+        "matmul": {"before": peak}, "methods": {"flops": FLOPS_METHOD, "memory": MEMORY_METHOD,
+                                                "input_wait": INPUT_WAIT_METHOD},
+        "models": {},
+    }
+    for name, preset in pairs:
+        start = time.perf_counter()
+        entry = measure(name, preset, steps=steps, warmup=warmup, sample_n=sample_n, sample_repeats=sample_repeats,
+                        dataset=dataset, profile=preset in (profile_presets or ()), peak_gflops=peak["gflops"],
+                        keep_model=each is not None)
+        if each is not None:
+            each(name, preset, entry)
+            for key in [k for k in entry if k.startswith("_")]:
+                del entry[key]
+        entry["wall_seconds"] = time.perf_counter() - start
+        results["models"].setdefault(name, {})[preset] = entry
+        t = entry["train"]
+        log(f"{name}/{preset}: {t['images_per_second']:.0f} train images/s, {t['gflops']:.1f} GFLOP/s "
+            f"({t.get('fraction_of_matmul_peak', 0):.0%}), sample {entry['sample']['images_per_second']:.1f} images/s, "
+            f"input wait {entry['input']['wait_fraction']:.1%} ({entry['wall_seconds']:.0f} s)")
+        keras.backend.clear_session()
+        gc.collect()
+    results["matmul"]["after"] = matmul_peak(repeats=matmul_repeats)
+    # The reference: the faster of the two measurements (a busy machine slows the matmul too;
+    # the larger figure gives the smaller, cautious fraction).
+    reference = max(peak["gflops"], results["matmul"]["after"]["gflops"])
+    results["matmul"]["reference_gflops"] = reference
+    for presets_ in results["models"].values():
+        for entry in presets_.values():
+            entry["train"]["fraction_of_matmul_peak"] = entry["train"]["gflops"] / reference
+            if "profile" in entry:
+                entry["profile"]["summary"] = summarize_profile(entry["profile"], reference)
+    results["flop_goal"] = flop_goal(results)
+    return results
+
+
+def quick_settings() -> dict:
+    """What `--quick` means: few steps, one sampling call, `default` presets only (unless presets are given)."""
+    return {"steps": 5, "warmup": 2, "sample_n": 16, "sample_repeats": 1, "matmul_repeats": 5}
+
+
+__all__ = ["measure", "run", "plan", "matmul_peak", "count_step_flops", "profile_step", "render_markdown",
+           "write_results", "MemoryWatcher", "time_fit", "training_pipeline", "step_function", "quick_settings",
+           "_fmt"]  # benchmarks/throughput.py formats its baseline table with bench._fmt

@@ -1,0 +1,102 @@
+"""The results of `tfgen.bench.run` as files: the FLOP goal verdict, the Markdown table, throughput.json/.md."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tfgen.bench.hardware import MATMUL_SIZE
+
+FLOP_GOAL = 0.60  # the `default` presets' training step, as a fraction of the measured matmul FLOP/s
+
+
+def flop_goal(results: dict) -> dict:
+    rows = {}
+    for name, presets in results["models"].items():
+        entry = presets.get("default")
+        if entry is None or "fraction_of_matmul_peak" not in entry["train"]:
+            continue
+        fraction = entry["train"]["fraction_of_matmul_peak"]
+        row = {"fraction": fraction, "met": fraction >= FLOP_GOAL}
+        if not row["met"] and "profile" in entry:
+            row["why"] = entry["profile"].get("summary")
+        rows[name] = row
+    return {"goal": FLOP_GOAL, "models": rows}
+
+
+
+# ---------------------------------------------------------------------- output
+def _fmt(value, spec=".0f", missing="—"):
+    return missing if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
+
+
+def render_markdown(results: dict, extra: str = "") -> str:
+    """The Markdown table of `run`'s results; `extra` (Markdown) is appended."""
+    m, peak = results["machine"], results["matmul"]["before"]["gflops"]
+    after = results["matmul"].get("after", {}).get("gflops")
+    s = results["settings"]
+    lines = [
+        f"Measured with `{results['command']}` on {results['date']}, {m['cpus']} CPU cores ({m['cpu']}), "
+        f"TensorFlow {m['tensorflow']}, dataset `{results['dataset']}`, no XLA. Dense fp32 matmul "
+        f"({MATMUL_SIZE}×{MATMUL_SIZE}) on this machine in this run: {peak:.1f} GFLOP/s"
+        + (f" before the models, {after:.1f} after; % of matmul is of the faster, {max(peak, after):.1f}"
+           if after else "") + ".",
+        "",
+        "| model | preset | batch | train images/s | compile s | GFLOP/step | GFLOP/s | % of matmul | input wait "
+        "| sample images/s (n, steps) | peak memory MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, presets in results["models"].items():
+        for preset, e in presets.items():
+            t, smp = e["train"], e["sample"]
+            steps = f", {smp['steps']} steps" if "steps" in smp else ""
+            fraction = _fmt(100 * t.get("fraction_of_matmul_peak", float("nan")))
+            lines.append(
+                f"| `{name}` | {preset} | {e['batch_size']} | {t['images_per_second']:.0f} "
+                f"| {t['compile_seconds']:.1f} | {t['gflop_per_step']:.2f} | {t['gflops']:.1f} | {fraction}% "
+                f"| {100 * e['input']['wait_fraction']:.1f}% | {smp['images_per_second']:.1f} ({smp['n']}{steps}) "
+                f"| {e['memory']['peak_rss_increase_mb']:.0f} |")
+    lines += ["", f"Training: median of {s['steps']} `fit` steps after {s['warmup']} warm-up steps (compile s: the "
+                  "first step's tracing and graph optimisation, beyond one steady step). GFLOP/step: counted on the "
+                  "traced `train_step` graph (forward and backward). Input wait: share of the step lost to the input "
+                  "pipeline (same step fed one batch held in memory vs fed by the pipeline). Peak memory: resident "
+                  "set size increase while the model was built, trained and sampled (a lower bound: memory freed by "
+                  "an earlier model is reused). Full figures and methods in `throughput.json`."]
+    goal = results.get("flop_goal", {})
+    if goal.get("models"):
+        lines += ["", f"Goal: `default` presets' training step at ≥ {100 * goal['goal']:.0f}% of the matmul FLOP/s.",
+                  ""]
+        for name, row in goal["models"].items():
+            verdict = "met" if row["met"] else "not met"
+            why = f" Why (profile): {row['why']}." if row.get("why") else ""
+            lines.append(f"* `{name}`: {100 * row['fraction']:.0f}% — {verdict}.{why}")
+    if extra:
+        lines += ["", extra.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(results: dict, out, extra: str = "") -> tuple:
+    """Write `out/throughput.json` and `out/throughput.md` (atomically); return their paths."""
+    from pathlib import Path
+
+    from tfgen.io import write_json, write_text
+
+    out = Path(out)
+    json_path, md_path = out / "throughput.json", out / "throughput.md"
+    write_json(json_path, _finite(results))
+    write_text(md_path, render_markdown(results, extra))
+    return json_path, md_path
+
+
+def _finite(value):
+    """JSON has no NaN/inf: write them as null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
