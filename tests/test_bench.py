@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfgen import bench
 from tfgen.cli import main
+from tfgen.registry import get_model_class
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_every_model_has_positive_finite_figures(results):
         assert 0.0 <= e["input"]["wait_fraction"] <= 1.0
         assert _positive(e["input"]["pipeline_alone_seconds_per_batch"])
         assert e["memory"]["peak_rss_increase_mb"] >= 0 and _positive(e["memory"]["process_peak_rss_mb"])
-        assert e["batch_size"] == (32 if name == "gan" else 64) and _positive(e["parameters"])
+        assert e["batch_size"] == get_model_class(name).FIT_DEFAULTS["batch_size"] and _positive(e["parameters"])
 
 
 def test_flops_count_the_backward_convolutions(results):

@@ -50,6 +50,9 @@ class CGAN(GAN):
         "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32),
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4, embed_dim=4),
     }
+    # Not the GAN's batch 16: the label makes the task easier, and at batch 32 the leaderboard's
+    # cGAN already reaches FID 6.1 with 0.96 conditional accuracy.
+    FIT_DEFAULTS = {"epochs": 15, "batch_size": 32}
 
     def __init__(self, embed_dim=32, d_conditioning="projection", mismatch_weight=1.0, **kwargs):
         # Set before GAN.__init__, which builds the networks from them.
