@@ -183,12 +183,7 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
 
-    settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10}
-    if args.quick:
-        settings.update(bench.quick_settings())
-    for key in ("steps", "warmup", "sample_n"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
+    settings = bench.settings_from_args(args)
     presets = _split(args.presets) or (["default"] if args.quick else None)
     baseline_presets = None if args.baseline_presets == "all" else set(_split(args.baseline_presets) or ())
     rows = []

@@ -258,12 +258,7 @@ def cmd_bench(args) -> None:
     """The measurement of benchmarks/throughput.py without its keras.io baselines (see tfgen.bench)."""
     from tfgen import bench
 
-    settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10}
-    if args.quick:
-        settings.update(bench.quick_settings())
-    for key in ("steps", "warmup", "sample_n"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
+    settings = bench.settings_from_args(args)
     split = lambda text: [t for t in text.split(",") if t] if text else None  # noqa: E731
     presets = split(args.presets) or (["default"] if args.quick else None)
     command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {getattr(args, name)}" for name in (
