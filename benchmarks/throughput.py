@@ -45,10 +45,6 @@ import baselines  # noqa: E402  (benchmarks/, the script's directory)
 COMMAND = "python benchmarks/throughput.py"
 
 
-def _split(text):
-    return [t for t in text.split(",") if t] if text else None
-
-
 def measure_train_baseline(name, preset, entry, steps, warmup, rounds=3, log=print):
     """Time the keras.io-style baseline of (name, preset) against tfgen's (already compiled) model.
 
@@ -183,9 +179,8 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
 
-    settings = bench.settings_from_args(args)
-    presets = _split(args.presets) or (["default"] if args.quick else None)
-    baseline_presets = None if args.baseline_presets == "all" else set(_split(args.baseline_presets) or ())
+    models, presets, settings = bench.options_from_args(args)
+    baseline_presets = None if args.baseline_presets == "all" else set(bench.split_names(args.baseline_presets) or ())
     rows = []
 
     def each(name, preset, entry):
@@ -198,7 +193,7 @@ def main(argv=None):
 
     command = " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])])
     start = time.perf_counter()
-    results = bench.run(_split(args.models), presets, command=command, each=each, **settings)
+    results = bench.run(models, presets, command=command, each=each, **settings)
     results["baselines"] = rows
     results["baseline_goals"] = baselines.GOALS
     results["wall_seconds"] = time.perf_counter() - start

@@ -114,3 +114,17 @@ def test_cli_bench_writes_results(tmp_path, capsys):
 def test_cli_bench_unknown_preset_is_a_one_line_error(tmp_path, capsys):
     assert main(["bench", "--models", "vae", "--presets", "nope", "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_options_shared_by_tfgen_bench_and_the_script():
+    from argparse import Namespace
+
+    def options(**given):
+        args = {"models": None, "presets": None, "quick": False, "steps": None, "warmup": None, "sample_n": None}
+        return bench.options_from_args(Namespace(**{**args, **given}))
+
+    models, presets, settings = options()
+    assert (models, presets, settings["steps"], settings["warmup"]) == (None, None, 20, 3)
+    models, presets, settings = options(models="vae,gan,", quick=True, steps=7)
+    assert models == ["vae", "gan"] and presets == ["default"] and settings["steps"] == 7 and settings["warmup"] == 2
+    assert options(quick=True, presets="tiny")[1] == ["tiny"]

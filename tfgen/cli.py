@@ -258,12 +258,10 @@ def cmd_bench(args) -> None:
     """The measurement of benchmarks/throughput.py without its keras.io baselines (see tfgen.bench)."""
     from tfgen import bench
 
-    settings = bench.settings_from_args(args)
-    split = lambda text: [t for t in text.split(",") if t] if text else None  # noqa: E731
-    presets = split(args.presets) or (["default"] if args.quick else None)
+    models, presets, settings = bench.options_from_args(args)
     command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {getattr(args, name)}" for name in (
         "models", "presets", "steps", "warmup", "sample_n", "out") if getattr(args, name) is not None)
-    results = bench.run(split(args.models), presets, command=command + (" --quick" if args.quick else ""),
+    results = bench.run(models, presets, command=command + (" --quick" if args.quick else ""),
                         **settings)
     json_path, md_path = bench.write_results(results, args.out)
     print(bench.render_markdown(results))

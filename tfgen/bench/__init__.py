@@ -285,18 +285,25 @@ def quick_settings() -> dict:
     return {"steps": 5, "warmup": 2, "sample_n": 16, "sample_repeats": 1, "matmul_repeats": 5}
 
 
-def settings_from_args(args) -> dict:
-    """`run`'s keyword settings from parsed `--quick`, `--steps`, `--warmup`, `--sample-n` (CLI and script alike)."""
+def split_names(text: str | None) -> list[str] | None:
+    """"a,b" → ["a", "b"]; empty or None → None (everything)."""
+    return [t for t in text.split(",") if t] if text else None
+
+
+def options_from_args(args) -> tuple[list[str] | None, list[str] | None, dict]:
+    """(models, presets, settings) for `run` from parsed `--models`, `--presets`, `--quick`, `--steps`,
+    `--warmup`, `--sample-n`: the options `tfgen bench` and benchmarks/throughput.py share."""
     settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10}
     if args.quick:
         settings.update(quick_settings())
     for key in ("steps", "warmup", "sample_n"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
-    return settings
+    presets = split_names(args.presets) or (["default"] if args.quick else None)
+    return split_names(args.models), presets, settings
 
 
 __all__ = ["measure", "run", "plan", "matmul_peak", "count_step_flops", "profile_step", "render_markdown",
            "write_results", "MemoryWatcher", "time_fit", "training_pipeline", "step_function", "quick_settings",
-           "settings_from_args",
+           "split_names", "options_from_args",
            "_fmt"]  # benchmarks/throughput.py formats its baseline table with bench._fmt

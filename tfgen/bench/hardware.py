@@ -8,25 +8,26 @@ import platform
 import statistics
 import time
 
-import keras
 import tensorflow as tf
 
-import tfgen
+from tfgen.training import versions
 
 MATMUL_SIZE = 2048
 
 
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows, else "unknown"."""
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__, "tfgen": tfgen.__version__,
+    return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), **versions(),
             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
