@@ -31,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tfgen  # noqa: E402
+from tfgen.bench.hardware import cpu_model  # noqa: E402
 from tfgen.io import write_json, write_text  # noqa: E402
 
 COMMAND = "python benchmarks/foundation.py"
@@ -39,16 +40,6 @@ COMMAND = "python benchmarks/foundation.py"
 def read_history(run_dir: Path) -> list[dict]:
     with open(run_dir / "history.csv") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None):

@@ -39,15 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(),
+    from tfgen.bench.hardware import cpu_model
+
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(),
             "python": platform.python_version()}
 
 
