@@ -57,7 +57,16 @@ def _images(data):
 
 # ---------------------------------------------------------------------- GAN
 class KerasIOGAN(keras.Model):
-    """keras.io DCGAN: `train_step` draws noise and runs the generator once per phase."""
+    """keras.io DCGAN: `train_step` draws noise and runs the generator once per phase.
+
+    The DCGAN example puts a sigmoid on D and uses `BinaryCrossentropy` on
+    probabilities; the MNIST GAN of the "customizing fit()" guide keeps logits
+    (`from_logits=True`). `d_probabilities` picks one. `tanh_generator`: the
+    generator draws in [−1, 1], so real images in [0, 1] are rescaled to match.
+    """
+
+    d_probabilities = True
+    tanh_generator = True
 
     def __init__(self, discriminator, generator, latent_dim, seed=1337):
         super().__init__()
@@ -84,8 +93,12 @@ class KerasIOGAN(keras.Model):
     def call(self, inputs, training=False):
         return self.discriminator(_images(inputs), training=training)
 
+    def d_output(self, images):
+        logits = self.discriminator(images, training=True)
+        return ops.sigmoid(logits) if self.d_probabilities else logits
+
     def train_step(self, data):
-        real_images = _images(data) * 2.0 - 1.0  # tfgen's generator draws in [−1, 1] (tanh)
+        real_images = _images(data) * 2.0 - 1.0 if self.tanh_generator else _images(data)
         batch_size = ops.shape(real_images)[0]
         # Sample random points in the latent space and decode them to fake images
         random_latent_vectors = keras.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
@@ -96,7 +109,7 @@ class KerasIOGAN(keras.Model):
         labels += 0.05 * keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
         # Train the discriminator
         with tf.GradientTape() as tape:
-            predictions = ops.sigmoid(self.discriminator(combined_images, training=True))
+            predictions = self.d_output(combined_images)
             d_loss = self.loss_fn(labels, predictions)
         grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
@@ -105,8 +118,7 @@ class KerasIOGAN(keras.Model):
         misleading_labels = ops.zeros((batch_size, 1))
         # Train the generator (do not update the discriminator's weights)
         with tf.GradientTape() as tape:
-            predictions = ops.sigmoid(self.discriminator(self.generator(random_latent_vectors, training=True),
-                                                         training=True))
+            predictions = self.d_output(self.generator(random_latent_vectors, training=True))
             g_loss = self.loss_fn(misleading_labels, predictions)
         grads = tape.gradient(g_loss, self.generator.trainable_weights)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
