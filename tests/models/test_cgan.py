@@ -113,17 +113,17 @@ def test_document_preset_is_the_documents_gan_with_the_label_added():
 def test_conditional_samples_show_the_requested_digit(digits, evaluator):
     """A classifier trained on real digits reads the requested class in the cGAN's samples.
 
-    Chance is 10%. After two epochs on 8.5k digits the `default` preset measured
-    97.2% and 99.0% (seeds 1, 2; worst class 90%). The bound 80% leaves room for
-    seed noise yet fails for a generator that ignores the label (10%) or that gets
-    two classes wrong.
+    Chance is 10%. After 150 steps of 64 (1.1 epochs of the 8.5k digits) the `default`
+    preset measured 92.4%, 89.8% and 95.8% (seeds 0, 1, 2; worst class 28%); two epochs
+    reach 97–99%. The bound 75% leaves room for seed noise yet fails for a generator that
+    ignores the label (10%) or that gets three classes wrong.
     """
     x_train, y_train, _, _ = digits
     ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=0).batch(64, True)
     model = tfgen.get_model("cgan", "default", seed=0)
     model.default_compile()
-    model.fit(ds, epochs=2, verbose=0)
+    model.fit(ds.take(150), epochs=1, verbose=0)
     requested = np.repeat(np.arange(10), 50)
     predicted = evaluator.predict_labels(model.sample(len(requested), labels=requested, seed=1))
     per_class = [np.mean(predicted[requested == c] == c) for c in range(10)]
-    assert np.mean(predicted == requested) > 0.8, np.round(per_class, 2)
+    assert np.mean(predicted == requested) > 0.75, np.round(per_class, 2)

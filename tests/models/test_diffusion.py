@@ -323,8 +323,9 @@ def test_out_of_range_labels_in_a_batch_fail_the_step():
 @pytest.mark.learning
 def test_validation_denoising_loss_falls_well_below_its_start(digits):
     x_train, y_train, x_test, y_test = digits
-    train = tf.data.Dataset.from_tensor_slices((x_train[:2560], y_train[:2560])).shuffle(2560, seed=0).batch(32)
-    test = tf.data.Dataset.from_tensor_slices((x_test[:512], y_test[:512])).batch(128)
+    # 80 steps of 16 measured end/start 0.25 and 0.26 (seeds 0, 1); 40 steps only 0.45–0.51.
+    train = tf.data.Dataset.from_tensor_slices((x_train[:1280], y_train[:1280])).shuffle(1280, seed=0).batch(16)
+    test = tf.data.Dataset.from_tensor_slices((x_test[:256], y_test[:256])).batch(128)
     model = tfgen.get_model("diffusion", "default", seed=0)
     model.default_compile()
     start = model.evaluate(test, verbose=0, return_dict=True)["loss"]

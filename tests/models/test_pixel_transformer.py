@@ -139,10 +139,11 @@ def test_conditional_model_trains_and_round_trips(random_batches, tmp_path):
 
 @pytest.mark.learning
 def test_held_out_nll_falls_far_below_uniform(digits):
-    train, test = binarised_digits(digits, n_train=2048, n_test=512)
+    # 32 steps of 32 measured 140 and 142 nats (seeds 0, 1; 64 steps are not needed).
+    train, test = binarised_digits(digits, n_train=1024, n_test=512)
     model = tfgen.get_model(NAME, "default", seed=0, dim=32, num_layers=2, num_heads=2, block_size=56)
     model.default_compile()
-    model.fit(train.shuffle(2048, seed=0).batch(32), epochs=1, verbose=0)
+    model.fit(train.shuffle(1024, seed=0).batch(32), epochs=1, verbose=0)
     nll = model.evaluate(test.batch(128), verbose=0, return_dict=True)["loss"]
     uniform = 784 * math.log(2)  # 543 nats: every pixel a coin flip
     # Independent per-pixel Bernoullis already reach ~206 nats on binarised MNIST;
