@@ -2,7 +2,8 @@
 
 `baselines.py` puts tfgen's networks under a keras.io-style step, to compare steps.
 This module is what a user gets by following the examples instead of tfgen: their
-networks, optimisers, batch sizes and losses. `time_to_quality.py` trains them
+networks, optimisers, batch sizes and losses, compiled with Keras' defaults (`jit_compile="auto"`,
+which is XLA for these models on TensorFlow). `time_to_quality.py` trains them
 against tfgen's `default` presets. Each builder returns a `Recipe`: the compiled
 model, its batch size and a function drawing samples in [0, 1].
 

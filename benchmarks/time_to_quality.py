@@ -15,7 +15,7 @@ until `--cap` × tfgen's time (the goal is decided by then: tfgen must reach the
 threshold in at most half the recipe's time), or `--max-minutes` when tfgen did
 not reach it.
 
-    python benchmarks/time_to_quality.py                     # gan, vae, diffusion (~30-40 min, quiet machine)
+    python benchmarks/time_to_quality.py                     # gan, vae, diffusion (~75 min on a quiet 2-core machine)
     python benchmarks/time_to_quality.py --models gan --fid 25
 
 Writes benchmarks/results/time_to_quality.json and time_to_quality.md (a README
@@ -143,7 +143,7 @@ def race(family, contender, build, threshold, every, max_seconds, n, evaluator, 
     record = {
         "description": description,
         "batch_size": batch_size,
-        "params": int(model.count_params()),
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "reached_seconds": None if clock.reached_seconds is None else round(clock.reached_seconds, 1),
         "trained_seconds": clock.checks[-1]["seconds"] if clock.checks else 0.0,
         "steps": clock.steps,
