@@ -52,6 +52,7 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed):
     import tfgen
     from tfgen import data as tfdata
     from tfgen.callbacks import TimeBudget
+    from tfgen.bench.hardware import load_average
 
     keras.utils.set_random_seed(seed)
     batch_size = batch_size or tfgen.get_model_class(model_name).FIT_DEFAULTS["batch_size"]
@@ -61,7 +62,7 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed):
     model.default_compile()
     # The first step (tracing) is not counted: on a busy machine it can take a good part of a short budget.
     budget = TimeBudget(seconds, exclude_first_batch=True)
-    load_before = _load_average()
+    load_before = load_average()
     history = model.fit(train_ds, epochs=1_000_000, callbacks=[budget], verbose=0)
     steps = budget.batches
     facts = {
@@ -73,17 +74,11 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed):
         "images_per_second": round(steps * batch_size / max(budget.elapsed(), 1e-9), 1),
         "params": int(model.count_params()),
         # A shared machine's load says how much of the budget the model really had.
-        "load_average_1min": {"start": load_before, "end": _load_average()},
+        "load_average_1min": {"start": load_before, "end": load_average()},
         "final_logs": {k: float(v[-1]) for k, v in history.history.items() if k != "elapsed_seconds"},
     }
     return model, facts
 
-
-def _load_average():
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
 
 
 def run(args) -> dict:

@@ -126,6 +126,7 @@ def race(family, contender, build, threshold, every, max_seconds, n, evaluator, 
     from tfgen import data as tfdata
     from tfgen.eval.metrics import frechet_distance
     from tfgen.plotting import save_grid
+    from tfgen.bench.hardware import load_average
 
     model, batch_size, sample, description = build(family, seed)
     log(f"=== {family} / {contender}: {description}; FID ≤ {threshold:g} on {n} samples, "
@@ -136,7 +137,7 @@ def race(family, contender, build, threshold, every, max_seconds, n, evaluator, 
         return frechet_distance(evaluator.features(sample(n, seed + 1)), real)
 
     clock = QualityClock(score, threshold, every, max_seconds, log=lambda *a: log(*a, flush=True))
-    load_before = _load_average()
+    load_before = load_average()
     model.fit(train, epochs=1_000_000, callbacks=[clock], verbose=0)
     grid = samples_dir / f"ttq_{family}_{contender}.png"
     save_grid(sample(100, seed + 2), grid, ncols=10)
@@ -150,7 +151,7 @@ def race(family, contender, build, threshold, every, max_seconds, n, evaluator, 
         "best_fid": min((c["fid"] for c in clock.checks), default=None),
         "checks": clock.checks,
         "samples": str(grid.relative_to(samples_dir.parent)),
-        "load_average_1min": {"start": load_before, "end": _load_average()},
+        "load_average_1min": {"start": load_before, "end": load_average()},
     }
     keras.backend.clear_session()
     return record
@@ -262,12 +263,6 @@ def _machine() -> dict:
 
     return {"nproc": os.cpu_count(), "cpu": cpu_model()}
 
-
-def _load_average():
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):
-        return None
 
 
 def parse_args(argv=None):

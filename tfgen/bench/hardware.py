@@ -26,9 +26,16 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> float | None:
+    """The 1-minute load average, rounded (None where the OS has none): how shared the machine was."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "cpu": cpu_model(), **versions(),
-            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), **versions(), "load_average_1min": load_average()}
 
 
 def matmul_peak(size: int = MATMUL_SIZE, repeats: int = 10) -> dict:
