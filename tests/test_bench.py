@@ -103,9 +103,12 @@ def test_plan_selects_presets_and_rejects_unknown_names():
 
 
 def test_cli_bench_writes_results(tmp_path, capsys):
-    assert main(["bench", "--models", "vae", "--presets", "tiny", "--steps", "3", "--out", str(tmp_path)]) == 0
+    args = ["--quick", "--models", "vae", "--presets", "tiny", "--steps", "3", "--warmup", "1", "--sample-n", "4"]
+    assert main(["bench", *args, "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "throughput.json").read_text())
-    assert data["command"].startswith("tfgen bench --models vae --presets tiny --steps 3")
+    assert data["command"].startswith("tfgen bench --models vae --presets tiny --steps 3 --warmup 1 --sample-n 4")
+    assert data["command"].endswith("--quick")
+    assert data["models"]["vae"]["tiny"]["train"]["timed_steps"] == 3 and data["models"]["vae"]["tiny"]["sample"]["n"] == 4
     assert _positive(data["models"]["vae"]["tiny"]["train"]["images_per_second"])
     assert (tmp_path / "throughput.md").read_text().count("| `vae` | tiny |") == 1
     assert "wrote" in capsys.readouterr().out
