@@ -6,22 +6,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-def pytest_configure(config):
-    """Tests in this process run without Grappler, TensorFlow's graph optimiser.
-
-    Most of the suite's time is tracing and first calls of small graphs, and Grappler's
-    rewrites of each new graph cost more there than they save: measured on
-    test_diffusion.py + test_vae.py, 132 s with it, 110 s without, the learning tests no
-    slower. Grappler only rewrites graphs into equivalent ones; the code users run (and
-    the CLI, notebook and distribution tests, which run in subprocesses, and the
-    benchmarks) keeps it. TFGEN_TEST_GRAPPLER=1 turns it back on here.
-    """
-    if os.environ.get("TFGEN_TEST_GRAPPLER") != "1":
-        import tensorflow as tf
-
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-
-
 @pytest.fixture(scope="session")
 def random_batches():
     """Eight small (images, labels) batches of random data: for mechanics, not learning."""
