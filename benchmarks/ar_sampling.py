@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfgen  # noqa: E402
+from tfgen.bench.hardware import load_average  # noqa: E402
 from sampling_results import RESULTS, merge_results  # noqa: E402  (benchmarks/, the script's directory)
 
 KEY = "autoregressive"
@@ -138,7 +139,7 @@ def main(argv=None):
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     runs = {"pixel_transformer": args.transformer_run, "pixelcnn": args.pixelcnn_run}
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     result = {
         "command": "python benchmarks/ar_sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
@@ -147,7 +148,7 @@ def main(argv=None):
     for name in args.models.split(","):
         result[name] = bench(name, runs[name], args.n, args.baseline_pixels, args.reference_pixels, args.repeats)
     # Other processes share this machine: the load average says how much the wall clock is to be trusted.
-    result["machine"]["load_average_1min"] = [load_before, os.getloadavg()[0]]
+    result["machine"]["load_average_1min"] = [load_before, load_average()]
     merge_results(Path(args.out), KEY, result)
     print(f"wrote {args.out} [{KEY!r}]")
 

@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 import tfgen  # noqa: E402
 from tfgen import schedules  # noqa: E402
+from tfgen.bench.hardware import load_average  # noqa: E402
 from sampling_results import RESULTS, merge_results  # noqa: E402  (benchmarks/, the script's directory)
 
 KEY = "diffusion"
@@ -152,7 +153,7 @@ def main(argv=None):
         "command": "python benchmarks/diffusion_sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_1min": os.getloadavg()[0]},
+                    "load_average_1min": load_average()},
         "model": {"run": args.run, "config": model.get_config(), "parameters": model.network.count_params()},
         "images": n,
         "a_ddpm_1000_predict_loop": {

@@ -80,7 +80,6 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed):
     return model, facts
 
 
-
 def run(args) -> dict:
     import keras
 

@@ -264,7 +264,6 @@ def _machine() -> dict:
     return {"nproc": os.cpu_count(), "cpu": cpu_model()}
 
 
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default=",".join(FAMILIES), type=lambda s: [m for m in s.split(",") if m],

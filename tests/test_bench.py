@@ -131,3 +131,16 @@ def test_options_shared_by_tfgen_bench_and_the_script():
     models, presets, settings = options(models="vae,gan,", quick=True, steps=7)
     assert models == ["vae", "gan"] and presets == ["default"] and settings["steps"] == 7 and settings["warmup"] == 2
     assert options(quick=True, presets="tiny")[1] == ["tiny"]
+
+
+def test_load_average_is_rounded_and_none_where_the_os_has_none(monkeypatch):
+    from tfgen.bench import hardware
+
+    monkeypatch.setattr(hardware.os, "getloadavg", lambda: (1.23456, 0.5, 0.25))
+    assert hardware.load_average() == 1.23 and hardware.machine()["load_average_1min"] == 1.23
+
+    def unavailable():
+        raise OSError("no load average")
+
+    monkeypatch.setattr(hardware.os, "getloadavg", unavailable)
+    assert hardware.load_average() is None
