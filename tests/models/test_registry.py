@@ -21,11 +21,9 @@ def test_tiny_preset_trains_with_finite_losses_and_round_trips(name, random_batc
     model, history = train_tiny(name, random_batches)
     assert_finite_history(history, [m.name for m in model.metrics])
     images, labels = next(iter(random_batches))
-    loaded = assert_roundtrip(model, images.numpy(), tmp_path, labels.numpy() if model.accepts_labels else None)
-    # Training continues after reload, from the saved optimiser step count.
-    step = int(loaded.optimizer.iterations)
-    loaded.fit(random_batches.take(2), verbose=0)
-    assert int(loaded.optimizer.iterations) == step + 2
+    # That training continues after reload (optimiser state, step count) is checked step by step in
+    # tests/test_resume.py; tracing a second training step per model here would add nothing but time.
+    assert_roundtrip(model, images.numpy(), tmp_path, labels.numpy() if model.accepts_labels else None)
 
 
 @pytest.mark.parametrize("name", MODELS)
