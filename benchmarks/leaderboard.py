@@ -155,7 +155,7 @@ def _versions():
     return versions()
 
 
-def _num(value, fmt="{:.3g}"):
+def number_cell(value, fmt="{:.3g}"):
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
     return fmt.format(value)
@@ -186,18 +186,18 @@ def markdown(board: dict) -> str:
             nll_text = "–"
         rows.append(
             f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep "
-            f"| {_num(s['fid'])} | {_num(s['kid'] * 1e3, '{:.2f}')} ± {_num(s['kid_std'] * 1e3, '{:.2f}')} "
-            f"| {_num(s['classifier_score'], '{:.2f}')} | {_num(s['precision'], '{:.2f}')} "
-            f"| {_num(s['recall'], '{:.2f}')} | {_num(s.get('conditional_accuracy'), '{:.3f}')} "
+            f"| {number_cell(s['fid'])} | {number_cell(s['kid'] * 1e3, '{:.2f}')} ± {number_cell(s['kid_std'] * 1e3, '{:.2f}')} "
+            f"| {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
+            f"| {number_cell(s['recall'], '{:.2f}')} | {number_cell(s.get('conditional_accuracy'), '{:.3f}')} "
             f"| {nll_text} | {s.get('data_variant', '–') if nll is not None else '–'} |"
         )
     ref = board.get("reference")
     if ref:
         rows.append(
-            f"| *real data (train vs test)* | | | {_num(ref['fid'])} "
-            f"| {_num(ref['kid'] * 1e3, '{:.2f}')} ± {_num(ref['kid_std'] * 1e3, '{:.2f}')} "
-            f"| {_num(ref['classifier_score'], '{:.2f}')} | {_num(ref['precision'], '{:.2f}')} "
-            f"| {_num(ref['recall'], '{:.2f}')} | {_num(ref.get('conditional_accuracy'), '{:.3f}')} | | |"
+            f"| *real data (train vs test)* | | | {number_cell(ref['fid'])} "
+            f"| {number_cell(ref['kid'] * 1e3, '{:.2f}')} ± {number_cell(ref['kid_std'] * 1e3, '{:.2f}')} "
+            f"| {number_cell(ref['classifier_score'], '{:.2f}')} | {number_cell(ref['precision'], '{:.2f}')} "
+            f"| {number_cell(ref['recall'], '{:.2f}')} | {number_cell(ref.get('conditional_accuracy'), '{:.3f}')} | | |"
         )
     m, ev = board["machine"], board["evaluator"]
     loads = [v for e in board["models"].values() for v in (e.get("load_average_1min") or {}).values()

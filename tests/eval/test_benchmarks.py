@@ -79,3 +79,25 @@ def test_sampling_results_merge_keeps_other_keys_and_renders_the_speedups(tmp_pa
     assert rows[0].startswith("| `diffusion` | 64 | DDPM 1000 steps: 400 s\\*") and "| 100× | ≥ 20× |" in rows[0]
     assert rows[1].startswith("| `pixelcnn` | 16 |") and "| 30× | ≥ 20× |" in rows[1]
     assert "DDPM-1000 10.00, DDIM-50 10.50 (+5%" in md and "python d" in md and "python a" in md
+
+
+def test_trained_runs_markdown_names_the_likelihood_data_and_the_commands():
+    trained_runs = _load("trained_runs")
+    scores = dict(fid=5.0, classifier_score=9.1, precision=0.8, recall=0.7)
+    run = dict(model="pixelcnn", preset="default", dataset="mnist_bundled", params=160_000, epochs=26,
+               train_hours=0.8, likelihood_images=1500, samples="samples/trained_pcnn.png", command="python b x",
+               train_command="tfgen train pixelcnn --epochs 26")
+    results = {
+        "n_samples": 1000, "date": "2026-01-01 00:00", "machine": {"cpus": 2, "cpu": "CPU", "tensorflow": "2.21"},
+        "runs": {
+            "pcnn": {**run, "scores": {**scores, "nll_nats": 64.04, "bits_per_dim": 0.1178,
+                                       "data_variant": "binarised (threshold 0.5)"}},
+            "gan": {**run, "model": "gan", "command": "python b y", "scores": scores},
+        },
+    }
+    lines = trained_runs.markdown(results).splitlines()
+    assert lines[2].startswith("| gan | gan (default) | 0.16M | 26 ep, 0.8 h | – | – | 5 |")
+    assert "| 64.0 (0.118) | binarised (threshold 0.5); 1500 test images |" in lines[3]
+    assert "`benchmarks/results/samples/trained_pcnn.png`" in lines[3]
+    assert "`python b x` ; `python b y`" in lines[-1] and "1000 samples" in lines[-1]
+    assert "pcnn: `tfgen train pixelcnn --epochs 26`" in lines[-1]

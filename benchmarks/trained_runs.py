@@ -1,0 +1,162 @@
+"""Trained runs: score run directories written by `tfgen train`, the way the leaderboard scores.
+
+    python benchmarks/trained_runs.py runs/pixelcnn-long runs/pixel_transformer-long
+    python benchmarks/trained_runs.py RUN_DIR --n 1000 --n-likelihood 0     # NLL on the whole test split
+
+The leaderboard gives every model the same few minutes; some families need hours on
+a CPU before their samples are digits (the autoregressive models: issue 6). This
+scores such long runs with the same evaluator and measures: for each run, what it
+is (model, preset, dataset, epochs done, training time summed from history.csv),
+then `tfgen.eval.evaluate` — the exact NLL for autoregressive models, on the data
+variant they train on — and a grid of 100 samples. Writes, under --out (default
+benchmarks/results/):
+
+    trained_runs.json        every run's facts and scores (runs scored earlier are kept, keyed by name)
+    trained_runs.md          the Markdown table (README.md embeds it: benchmarks/render_readme.py)
+    samples/trained_<run>.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from leaderboard import number_cell  # noqa: E402  (the leaderboard's cell format, so both tables read alike)
+
+RESULTS = "trained_runs"
+
+
+def run_facts(run_dir: Path) -> dict:
+    """What a run is and how long it trained, from its config.json and history.csv."""
+    from tfgen.training import read_run_config
+
+    config = read_run_config(run_dir)
+    with open(run_dir / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    if not history:
+        raise ValueError(f"{run_dir / 'history.csv'} has no finished epoch: nothing to score")
+    last = history[-1]
+    return {
+        "run": str(run_dir),
+        "model": config["model"],
+        "preset": config["preset"],
+        "dataset": config["dataset"],
+        "batch_size": config["batch_size"],
+        "epochs": len(history),
+        "train_hours": round(sum(float(row["epoch_seconds"]) for row in history) / 3600, 2),
+        "final_val_loss": float(last["val_loss"]) if last.get("val_loss") else None,
+        # What trains the same run in one go (a run resumed several times gets the same steps).
+        "train_command": (f"tfgen train {config['model']} --preset {config['preset']} --dataset {config['dataset']} "
+                          f"--batch-size {config['batch_size']} --seed {config['seed']} --epochs {len(history)}"),
+    }
+
+
+def score(run_dir: Path, args, evaluator, out: Path) -> dict:
+    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.plotting import sample_for_grid, save_grid
+    from tfgen.training import load_run
+
+    entry = run_facts(run_dir)
+    model = load_run(run_dir)
+    entry["params"] = int(model.count_params())
+    result = evaluate(model, dataset=entry["dataset"], n=args.n, seed=args.seed, evaluator=evaluator,
+                      n_likelihood=args.n_likelihood or None)
+    print(format_table(result), flush=True)
+    entry["reference"] = result.pop("reference")
+    entry["scores"] = result
+    entry["likelihood_images"] = next((row["n_images"] for row in result.get("likelihood", []) if "n_images" in row),
+                                      None)
+    entry["command"] = " ".join(["python", *sys.argv])
+    images, ncols = sample_for_grid(model, 100, seed=args.seed + 1)
+    grid = out / "samples" / f"trained_{run_dir.name}.png"
+    save_grid(images, grid, ncols=ncols)
+    entry["samples"] = str(grid.relative_to(out))
+    return entry
+
+
+def markdown(results: dict) -> str:
+    rows = [
+        "| run | model (preset) | params | trained | NLL nats ↓ (bits/dim) | likelihood data | FID (eval.) ↓ "
+        "| class. score ↑ | precision ↑ | recall ↑ | samples |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+    ]
+    for name, e in sorted(results["runs"].items()):
+        s = e["scores"]
+        nll = s.get("nll_nats")
+        if nll is None:
+            nll_text = data_text = "–"
+        else:
+            nll_text = f"{nll:.1f} ({s['bits_per_dim']:.3f})"
+            data_text = f"{s['data_variant']}; {e['likelihood_images']} test images"
+        rows.append(
+            f"| {name} | {e['model']} ({e['preset']}) | {e['params'] / 1e6:.2f}M "
+            f"| {e['epochs']} ep, {e['train_hours']:.1f} h | {nll_text} | {data_text} "
+            f"| {number_cell(s['fid'])} | {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
+            f"| {number_cell(s['recall'], '{:.2f}')} | `benchmarks/results/{e['samples']}` |"
+        )
+    m = results["machine"]
+    commands = sorted({e["command"] for e in results["runs"].values()})
+    trained = "; ".join(f"{name}: `{e['train_command']}`" for name, e in sorted(results["runs"].items()))
+    notes = [
+        "",
+        f"Each run: `tfgen train` on `{'`, `'.join(sorted({e['dataset'] for e in results['runs'].values()}))}` "
+        f"for the epochs shown (training time: the sum of the run's epoch times), then scored like the "
+        f"leaderboard: {results['n_samples']} samples against the test split on the evaluator's features (not "
+        f"Inception FID), and, for autoregressive models, the exact NLL. Machine: {m['cpus']} × {m['cpu']}; "
+        f"{results['date']}; TensorFlow {m.get('tensorflow')}. Trained with {trained}. "
+        f"Scored with {' ; '.join(f'`{c}`' for c in commands)}.",
+    ]
+    return "\n".join(rows + notes) + "\n"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run directories written by `tfgen train`")
+    p.add_argument("--n", type=int, default=1000, help="samples per run (default 1000, as the leaderboard)")
+    p.add_argument("--n-likelihood", type=int, default=0, help="test images for likelihoods (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--evaluator-dir")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    from tfgen.bench.hardware import machine
+    from tfgen.eval.evaluator import get_evaluator
+    from tfgen.io import write_json, write_text
+
+    out = Path(args.out)
+    path = out / f"{RESULTS}.json"
+    results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
+    if results.get("n_samples", args.n) != args.n:
+        raise SystemExit(f"{path} holds runs scored on {results['n_samples']} samples; score with --n "
+                         f"{results['n_samples']} or write elsewhere with --out")
+    runs = [Path(r) for r in args.runs]
+    datasets = {run_facts(r)["dataset"] for r in runs}
+    if len(datasets) != 1:
+        raise SystemExit(f"runs on several datasets ({', '.join(sorted(datasets))}): score them separately")
+    evaluator = get_evaluator(datasets.pop(), directory=args.evaluator_dir)
+    results.update({"n_samples": args.n, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+                    "machine": machine()})
+    for run_dir in runs:
+        print(f"=== {run_dir}", flush=True)
+        results["runs"][run_dir.name] = score(run_dir, args, evaluator, out)
+        write_json(path, results)  # after each run: an interrupted scoring keeps what it finished
+        write_text(out / f"{RESULTS}.md", markdown(results))
+    print(f"wrote {path} and {out / (RESULTS + '.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
