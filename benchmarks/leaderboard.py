@@ -186,7 +186,8 @@ def markdown(board: dict) -> str:
             nll_text = "–"
         rows.append(
             f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep "
-            f"| {number_cell(s['fid'])} | {number_cell(s['kid'] * 1e3, '{:.2f}')} ± {number_cell(s['kid_std'] * 1e3, '{:.2f}')} "
+            f"| {number_cell(s['fid'])} "
+            f"| {number_cell(s['kid'] * 1e3, '{:.2f}')} ± {number_cell(s['kid_std'] * 1e3, '{:.2f}')} "
             f"| {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
             f"| {number_cell(s['recall'], '{:.2f}')} | {number_cell(s.get('conditional_accuracy'), '{:.3f}')} "
             f"| {nll_text} | {s.get('data_variant', '–') if nll is not None else '–'} |"

@@ -60,12 +60,13 @@ def run_facts(run_dir: Path) -> dict:
     }
 
 
-def score(run_dir: Path, args, evaluator, out: Path) -> dict:
+def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
+    """`facts` (from `run_facts`) plus the run's scores, likelihood and sample grid."""
     from tfgen.eval.evaluate import evaluate, format_table
     from tfgen.plotting import sample_for_grid, save_grid
     from tfgen.training import load_run
 
-    entry = run_facts(run_dir)
+    entry = dict(facts)
     model = load_run(run_dir)
     entry["params"] = int(model.count_params())
     result = evaluate(model, dataset=entry["dataset"], n=args.n, seed=args.seed, evaluator=evaluator,
@@ -100,8 +101,9 @@ def markdown(results: dict) -> str:
         rows.append(
             f"| {name} | {e['model']} ({e['preset']}) | {e['params'] / 1e6:.2f}M "
             f"| {e['epochs']} ep, {e['train_hours']:.1f} h | {nll_text} | {data_text} "
-            f"| {number_cell(s['fid'])} | {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
-            f"| {number_cell(s['recall'], '{:.2f}')} | `benchmarks/results/{e['samples']}` |"
+            f"| {number_cell(s['fid'])} | {number_cell(s['classifier_score'], '{:.2f}')} "
+            f"| {number_cell(s['precision'], '{:.2f}')} | {number_cell(s['recall'], '{:.2f}')} "
+            f"| `benchmarks/results/{e['samples']}` |"
         )
     m = results["machine"]
     commands = sorted({e["command"] for e in results["runs"].values()})
@@ -142,16 +144,16 @@ def main(argv=None) -> int:
     if results.get("n_samples", args.n) != args.n:
         raise SystemExit(f"{path} holds runs scored on {results['n_samples']} samples; score with --n "
                          f"{results['n_samples']} or write elsewhere with --out")
-    runs = [Path(r) for r in args.runs]
-    datasets = {run_facts(r)["dataset"] for r in runs}
+    facts = {Path(r): run_facts(Path(r)) for r in args.runs}
+    datasets = {f["dataset"] for f in facts.values()}
     if len(datasets) != 1:
         raise SystemExit(f"runs on several datasets ({', '.join(sorted(datasets))}): score them separately")
     evaluator = get_evaluator(datasets.pop(), directory=args.evaluator_dir)
     results.update({"n_samples": args.n, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                     "machine": machine()})
-    for run_dir in runs:
+    for run_dir, run in facts.items():
         print(f"=== {run_dir}", flush=True)
-        results["runs"][run_dir.name] = score(run_dir, args, evaluator, out)
+        results["runs"][run_dir.name] = score(run_dir, run, args, evaluator, out)
         write_json(path, results)  # after each run: an interrupted scoring keeps what it finished
         write_text(out / f"{RESULTS}.md", markdown(results))
     print(f"wrote {path} and {out / (RESULTS + '.md')}")
