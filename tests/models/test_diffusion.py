@@ -184,8 +184,15 @@ def test_guidance_interpolates_between_unconditional_and_conditional():
     assert strong[0] < mean_per_class(1.0)[0] < 0.5 < mean_per_class(1.0)[9] < strong[9]
 
 
-def test_ddim_without_noise_is_reproducible_and_seeded():
-    model = tfgen.get_model("diffusion", "tiny", seed=0)
+@pytest.fixture(scope="module")
+def sampling_model():
+    """One untrained tiny model for the sampler mechanics below: its two compiled samplers
+    (guided and unguided) are traced once for all of them, not once per test (~2 s each)."""
+    return tfgen.get_model("diffusion", "tiny", seed=0)
+
+
+def test_ddim_without_noise_is_reproducible_and_seeded(sampling_model):
+    model = sampling_model
     a = np.asarray(model.sample(4, steps=10, seed=3))
     np.testing.assert_array_equal(a, model.sample(4, steps=10, seed=3))
     assert not np.array_equal(a, model.sample(4, steps=10, seed=4))
@@ -197,8 +204,8 @@ def test_ddim_without_noise_is_reproducible_and_seeded():
     assert not np.array_equal(model.sample(2, steps=5), model.sample(2, steps=5))
 
 
-def test_sample_shapes_ranges_and_label_errors():
-    model = tfgen.get_model("diffusion", "tiny", seed=0)
+def test_sample_shapes_ranges_and_label_errors(sampling_model):
+    model = sampling_model
     for labels in (None, 3, [0, 1, 2], np.array([9, 9, 9]), tf.constant([4, 5, 6]), [3.0, 1.0, -1]):
         images = model.sample(3, labels=labels, steps=4, seed=0)
         assert images.shape == (3, 28, 28, 1) and images.dtype == tf.float32
@@ -216,8 +223,8 @@ def test_sample_shapes_ranges_and_label_errors():
         tfgen.get_model("diffusion", "tiny", class_conditional=False).sample(2, labels=[1, 2])
 
 
-def test_label_minus_one_samples_the_unconditional_model():
-    model = tfgen.get_model("diffusion", "tiny", seed=0)
+def test_label_minus_one_samples_the_unconditional_model(sampling_model):
+    model = sampling_model
     # Guided, with the null label in both halves of the batch: guidance leaves ε(x, ∅) unchanged.
     np.testing.assert_allclose(model.sample(2, labels=-1, steps=3, seed=5), model.sample(2, steps=3, seed=5),
                                atol=1e-5)
@@ -232,9 +239,9 @@ def test_class_conditional_model_takes_labels_in_grids(class_conditional):
     assert (len(images), ncols) == ((20, 2) if class_conditional else (20, None))  # one row per class
 
 
-def test_compiled_samplers_are_not_tracked_by_keras():
+def test_compiled_samplers_are_not_tracked_by_keras(sampling_model):
     # Caches of traced graphs: not part of the model's TensorFlow object graph (what SavedModel saves).
-    model = tfgen.get_model("diffusion", "tiny", seed=0)
+    model = sampling_model
     model.sample(1, labels=[2], steps=2, seed=0)
     model.sample(1, steps=2, seed=0)
     children = model._trackable_children("savedmodel")
