@@ -16,9 +16,23 @@ def test_registry_lists_the_documents_models_with_presets():
         assert {"tiny", "default", "document"} <= set(models[name])
 
 
+@pytest.fixture(scope="module")
+def trained_tiny(random_batches):
+    """`trained_tiny(name)`: (model, history) after one short fit, made once per model for this module
+    (the sampling test reuses the round trip's model and so its traced sampler: seconds per model)."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = train_tiny(name, random_batches)
+        return made[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_tiny_preset_trains_with_finite_losses_and_round_trips(name, random_batches, tmp_path):
-    model, history = train_tiny(name, random_batches)
+def test_tiny_preset_trains_with_finite_losses_and_round_trips(name, trained_tiny, random_batches, tmp_path):
+    model, history = trained_tiny(name)
     assert_finite_history(history, [m.name for m in model.metrics])
     images, labels = next(iter(random_batches))
     # That training continues after reload (optimiser state, step count) is checked step by step in
@@ -27,8 +41,8 @@ def test_tiny_preset_trains_with_finite_losses_and_round_trips(name, random_batc
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_samples_are_images_in_unit_range_and_seeded(name):
-    model = tfgen.get_model(name, "tiny", seed=0)
+def test_samples_are_images_in_unit_range_and_seeded(name, trained_tiny):
+    model, _ = trained_tiny(name)
     a, b = np.asarray(model.sample(3, seed=5)), np.asarray(model.sample(3, seed=5))
     assert a.shape == (3, 28, 28, 1) and a.dtype == np.float32
     assert a.min() >= 0.0 and a.max() <= 1.0
