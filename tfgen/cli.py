@@ -290,11 +290,14 @@ def parse_overrides(model_cls, items) -> dict:
         if key not in known:
             raise ValueError(f"--set {key}: {model_cls.registry_name} has no hyperparameter {key!r}; "
                              f"known: {', '.join(sorted(known))}")
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # a bare word: a string
         default = known[key].default
+        if isinstance(default, bool) and text.lower() in ("true", "false"):
+            value = text.lower() == "true"  # what shells, JSON and YAML users type, as well as Python's True
+        else:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                value = text  # a bare word: a string
         if not _same_kind(value, default):
             raise ValueError(f"--set {key}={text}: expected {type(default).__name__} like {default!r}, "
                              f"got {type(value).__name__}")
