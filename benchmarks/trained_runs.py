@@ -45,6 +45,7 @@ def run_facts(run_dir: Path) -> dict:
     if not history:
         raise ValueError(f"{run_dir / 'history.csv'} has no finished epoch: nothing to score")
     last = history[-1]
+    model_config = config["config"]
     return {
         "run": str(run_dir),
         "model": config["model"],
@@ -54,10 +55,30 @@ def run_facts(run_dir: Path) -> dict:
         "epochs": len(history),
         "train_hours": round(sum(float(row["epoch_seconds"]) for row in history) / 3600, 2),
         "final_val_loss": float(last["val_loss"]) if last.get("val_loss") else None,
+        "dynamic_binarization": bool(model_config.get("dynamic_binarization", False)),
         # What trains the same run in one go (a run resumed several times gets the same steps).
-        "train_command": (f"tfgen train {config['model']} --preset {config['preset']} --dataset {config['dataset']} "
-                          f"--batch-size {config['batch_size']} --seed {config['seed']} --epochs {len(history)}"),
+        "train_command": " ".join([
+            f"tfgen train {config['model']} --preset {config['preset']} --dataset {config['dataset']}",
+            f"--batch-size {config['batch_size']} --seed {config['seed']} --epochs {len(history)}",
+            *(f"--set {key}={value}" for key, value in set_options(config["model"], config["preset"], model_config))]),
     }
+
+
+def set_options(model: str, preset: str, model_config: dict) -> list[tuple[str, str]]:
+    """(key, value) of each hyperparameter where the run differs from its preset: its `--set` options."""
+    from tfgen.registry import get_model_class
+
+    cls = get_model_class(model)
+    preset_values = cls.PRESETS[preset]
+    options = []
+    for key, parameter in cls.hyperparameters().items():
+        if key not in model_config or key == "seed":  # the seed is --seed
+            continue
+        value = json.loads(json.dumps(model_config[key]))  # tuples as lists, as config.json holds them
+        if value != json.loads(json.dumps(preset_values.get(key, parameter.default))):
+            text = str(value).lower() if isinstance(value, bool) else json.dumps(value).replace(" ", "")
+            options.append((key, text.strip('"')))
+    return options
 
 
 def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
@@ -86,21 +107,18 @@ def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
 
 def markdown(results: dict) -> str:
     rows = [
-        "| run | model (preset) | params | trained | NLL nats ↓ (bits/dim) | likelihood data | FID (eval.) ↓ "
-        "| class. score ↑ | precision ↑ | recall ↑ | samples |",
-        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
+        "| run | model (preset) | params | trained on | trained | NLL ↓ threshold 0.5 | NLL ↓ stochastic "
+        "| FID (eval.) ↓ | class. score ↑ | precision ↑ | recall ↑ | samples |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, e in sorted(results["runs"].items()):
         s = e["scores"]
-        nll = s.get("nll_nats")
-        if nll is None:
-            nll_text = data_text = "–"
-        else:
-            nll_text = f"{nll:.1f} ({s['bits_per_dim']:.3f})"
-            data_text = f"{s['data_variant']}; {e['likelihood_images']} test images"
+        nll, stochastic = s.get("nll_nats"), s.get("nll_nats_stochastic")
+        nll_text = "–" if nll is None else f"{nll:.1f} ({s['bits_per_dim']:.3f})"
+        data = "Bernoulli draws, new each step" if e.get("dynamic_binarization") else "threshold 0.5"
         rows.append(
-            f"| {name} | {e['model']} ({e['preset']}) | {e['params'] / 1e6:.2f}M "
-            f"| {e['epochs']} ep, {e['train_hours']:.1f} h | {nll_text} | {data_text} "
+            f"| {name} | {e['model']} ({e['preset']}) | {e['params'] / 1e6:.2f}M | {data} "
+            f"| {e['epochs']} ep, {e['train_hours']:.1f} h | {nll_text} | {number_cell(stochastic, '{:.1f}')} "
             f"| {number_cell(s['fid'])} | {number_cell(s['classifier_score'], '{:.2f}')} "
             f"| {number_cell(s['precision'], '{:.2f}')} | {number_cell(s['recall'], '{:.2f}')} "
             f"| `benchmarks/results/{e['samples']}` |"
@@ -113,7 +131,11 @@ def markdown(results: dict) -> str:
         f"Each run: `tfgen train` on `{'`, `'.join(sorted({e['dataset'] for e in results['runs'].values()}))}` "
         f"for the epochs shown (training time: the sum of the run's epoch times), then scored like the "
         f"leaderboard: {results['n_samples']} samples against the test split on the evaluator's features (not "
-        f"Inception FID), and, for autoregressive models, the exact NLL. Machine: {m['cpus']} × {m['cpu']}; "
+        f"Inception FID), and, for autoregressive models, the exact NLL in nats per image (bits/dim) on "
+        f"{' / '.join(str(n) for n in sorted({e['likelihood_images'] for e in results['runs'].values()} - {None}))} "
+        f"test images: thresholded at 0.5 (the data the runs validate on), and drawn once as x ~ Bernoulli(pixel) "
+        f"with seed {results.get('seed', 0)} (the kind of data published binarised-MNIST NLLs are on). "
+        f"Machine: {m['cpus']} × {m['cpu']}; "
         f"{results['date']}; TensorFlow {m.get('tensorflow')}. Trained with {trained}. "
         f"Scored with {' ; '.join(f'`{c}`' for c in commands)}.",
     ]
@@ -144,12 +166,15 @@ def main(argv=None) -> int:
     if results.get("n_samples", args.n) != args.n:
         raise SystemExit(f"{path} holds runs scored on {results['n_samples']} samples; score with --n "
                          f"{results['n_samples']} or write elsewhere with --out")
+    if results.get("seed", args.seed) != args.seed:
+        raise SystemExit(f"{path} holds runs scored with --seed {results['seed']} (samples and the stochastic "
+                         f"binarisation depend on it); score with that seed or write elsewhere with --out")
     facts = {Path(r): run_facts(Path(r)) for r in args.runs}
     datasets = {f["dataset"] for f in facts.values()}
     if len(datasets) != 1:
         raise SystemExit(f"runs on several datasets ({', '.join(sorted(datasets))}): score them separately")
     evaluator = get_evaluator(datasets.pop(), directory=args.evaluator_dir)
-    results.update({"n_samples": args.n, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    results.update({"n_samples": args.n, "seed": args.seed, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
                     "machine": machine()})
     for run_dir, run in facts.items():
         print(f"=== {run_dir}", flush=True)

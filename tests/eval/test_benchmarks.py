@@ -88,16 +88,33 @@ def test_trained_runs_markdown_names_the_likelihood_data_and_the_commands():
                train_hours=0.8, likelihood_images=1500, samples="samples/trained_pcnn.png", command="python b x",
                train_command="tfgen train pixelcnn --epochs 26")
     results = {
-        "n_samples": 1000, "date": "2026-01-01 00:00", "machine": {"cpus": 2, "cpu": "CPU", "tensorflow": "2.21"},
+        "n_samples": 1000, "seed": 0, "date": "2026-01-01 00:00",
+        "machine": {"cpus": 2, "cpu": "CPU", "tensorflow": "2.21"},
         "runs": {
-            "pcnn": {**run, "scores": {**scores, "nll_nats": 64.04, "bits_per_dim": 0.1178,
-                                       "data_variant": "binarised (threshold 0.5)"}},
-            "gan": {**run, "model": "gan", "command": "python b y", "scores": scores},
+            "pcnn": {**run, "dynamic_binarization": True,
+                     "scores": {**scores, "nll_nats": 64.04, "bits_per_dim": 0.1178, "nll_nats_stochastic": 85.26,
+                                "data_variant": "binarised (threshold 0.5)"}},
+            "gan": {**run, "model": "gan", "command": "python b y", "likelihood_images": None, "scores": scores},
         },
     }
     lines = trained_runs.markdown(results).splitlines()
-    assert lines[2].startswith("| gan | gan (default) | 0.16M | 26 ep, 0.8 h | – | – | 5 |")
-    assert "| 64.0 (0.118) | binarised (threshold 0.5); 1500 test images |" in lines[3]
+    assert lines[2].startswith("| gan | gan (default) | 0.16M | threshold 0.5 | 26 ep, 0.8 h | – | – | 5 |")
+    assert "| Bernoulli draws, new each step | 26 ep, 0.8 h | 64.0 (0.118) | 85.3 | 5 |" in lines[3]
     assert "`benchmarks/results/samples/trained_pcnn.png`" in lines[3]
     assert "`python b x` ; `python b y`" in lines[-1] and "1000 samples" in lines[-1]
+    assert "on 1500 test images" in lines[-1] and "seed 0" in lines[-1]
     assert "pcnn: `tfgen train pixelcnn --epochs 26`" in lines[-1]
+
+
+def test_trained_runs_train_command_repeats_what_differs_from_the_preset():
+    trained_runs = _load("trained_runs")
+    import tfgen
+
+    config = tfgen.get_model("pixelcnn", "default", seed=3).get_config()
+    assert trained_runs.set_options("pixelcnn", "default", config) == []
+    config.update(dynamic_binarization=True, num_layers=12)
+    assert trained_runs.set_options("pixelcnn", "default", config) == [("dynamic_binarization", "true"),
+                                                                       ("num_layers", "12")]
+    diffusion = tfgen.get_model("diffusion", "default", channel_mults=(1, 2), schedule="linear").get_config()
+    assert trained_runs.set_options("diffusion", "default", diffusion) == [("schedule", "linear"),
+                                                                           ("channel_mults", "[1,2]")]

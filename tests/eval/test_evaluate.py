@@ -100,6 +100,25 @@ def test_a_model_with_optional_labels_is_scored_on_class_conditional_samples(eva
     assert "cond. accuracy" in format_table(result)
 
 
+
+def test_an_autoregressive_model_gets_exact_nlls_on_both_binarisations(evaluator, digits):
+    from tfgen.eval import likelihood as lik
+
+    model = tfgen.get_model("pixelcnn", "tiny", seed=0)
+    result = evaluate(model, n=20, n_likelihood=30, kid_subsets=2, evaluator=evaluator)
+    fixed, stochastic = result["likelihood"]
+    assert fixed["variant"] == result["data_variant"] == model.data_variant
+    assert stochastic["variant"] == lik.STOCHASTIC.format(seed=0) and stochastic["n_images"] == 30
+    assert result["nll_nats"] == fixed["nll_nats"] and result["nll_nats_stochastic"] == stochastic["nll_nats"]
+    # The first 30 test digits, thresholded by the model and drawn with the evaluation's seed.
+    x_test = digits[2][:30]
+    assert fixed["nll_nats"] == pytest.approx(-np.mean(model.log_prob(x_test)), rel=1e-5)
+    drawn = lik.stochastic_binarize(x_test, seed=0)
+    assert stochastic["nll_nats"] == pytest.approx(-np.mean(model.log_prob(drawn)), rel=1e-5)
+    assert np.mean(drawn != lik.binarize(x_test)) > 0.01  # grey edge pixels land on both sides
+    assert "stochastically binarised" in format_table(result)
+
+
 def test_cli_eval_writes_json(tmp_path, evaluator, capsys):
     from tfgen.cli import main
     from tfgen.training import train

@@ -91,6 +91,45 @@ def test_exact_nll_uses_log_prob_and_states_the_variant():
     assert row["variant"] == "binarised (threshold 0.5)"
 
 
+
+def test_stochastic_binarisation_draws_each_pixel_once_with_its_grey_level_as_probability():
+    images = np.full((40, 28, 28, 1), 0.3, np.float32)
+    images[:, 0] = 0.0
+    images[:, 1] = 1.0
+    drawn = lik.stochastic_binarize(images, seed=3)
+    assert drawn.dtype == np.float32 and set(np.unique(drawn)) == {0.0, 1.0}
+    assert not drawn[:, 0].any() and drawn[:, 1].all()  # 0 and 1 are certain
+    # 40·26·28 = 29,120 draws at p = 0.3: standard error 0.0027.
+    assert drawn[:, 2:].mean() == pytest.approx(0.3, abs=0.011)
+    np.testing.assert_array_equal(drawn, lik.stochastic_binarize(images, seed=3))  # the same test set each time
+    assert not np.array_equal(drawn, lik.stochastic_binarize(images, seed=4))
+    with pytest.raises(ValueError, match=r"pixels in \[0, 1\]"):
+        lik.stochastic_binarize(images * 255)
+
+
+def test_exact_nll_on_stochastically_binarised_images_scores_the_drawn_images():
+    class Factorised:
+        conditional = False
+        levels = 2
+        data_variant = "binarised (threshold 0.5)"
+
+        def log_prob(self, images, labels=None):
+            x = np.asarray(images) > 0.5
+            return np.sum(np.where(x, math.log(0.25), math.log(0.75)), axis=(1, 2, 3))
+
+    images = np.full((50, 2, 2, 1), 0.4, np.float32)  # all "off" after thresholding, 40% "on" when drawn
+    fixed = lik.exact_nll(Factorised(), images)
+    assert fixed["nll_nats"] == pytest.approx(-4 * math.log(0.75))
+    row = lik.exact_nll(Factorised(), images, stochastic_seed=1)
+    drawn = lik.stochastic_binarize(images, seed=1)
+    assert row["nll_nats"] == pytest.approx(-np.mean(Factorised().log_prob(drawn)))
+    assert row["nll_nats"] > fixed["nll_nats"]  # the "on" draws cost log(0.75/0.25) more each
+    assert row["variant"] == lik.STOCHASTIC.format(seed=1) and "seed 1" in row["variant"]
+    Factorised.levels = 16
+    with pytest.raises(ValueError, match="binary pixels.*levels=16"):
+        lik.exact_nll(Factorised(), images, stochastic_seed=1)
+
+
 @pytest.mark.learning
 def test_iwae_rises_with_k_on_a_trained_vae(digits):
     import tfgen

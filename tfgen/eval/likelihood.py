@@ -26,6 +26,14 @@ Data variants (stated with every number, because they are not comparable):
   Bernoulli decoder is a real distribution: comparable with the
   binarised-MNIST literature (which mostly uses dynamic or the fixed
   Larochelle binarisation, so still not identical).
+* stochastically binarised (`STOCHASTIC`) — each test pixel drawn once as
+  x ~ Bernoulli(pixel) with a fixed seed: the kind of data the binarised-MNIST
+  literature reports on (Salakhutdinov & Murray 2008 drew MNIST this way once;
+  Larochelle & Murray 2011 fixed that draw as the standard benchmark, on which
+  PixelCNN reaches 81.3 nats, van den Oord et al. 2016). Thresholded digits have
+  crisp edges and score far lower NLLs than noisy Bernoulli draws of the same
+  digits, so only this variant is comparable with published numbers — still on
+  our test images, not the standard draw of the 10,000 MNIST test digits.
 """
 
 from __future__ import annotations
@@ -38,9 +46,21 @@ CONTINUOUS = "continuous (Bernoulli cross-entropy on grayscale)"
 BINARISED = "binarised (threshold 0.5)"
 
 
+STOCHASTIC = "stochastically binarised: one fixed draw x ~ Bernoulli(pixel) per test image (seed {seed})"
+
+
 def binarize(images, threshold: float = 0.5):
     """Images in [0, 1] → {0, 1} float32 (pixel > threshold)."""
     return (np.asarray(images, np.float32) > threshold).astype(np.float32)
+
+
+def stochastic_binarize(images, seed: int = 0):
+    """Images in [0, 1] → {0, 1} float32, each pixel an independent Bernoulli(pixel) draw (seeded: the
+    same test set every time, as the fixed binarised-MNIST benchmark is one draw)."""
+    images = np.asarray(images, np.float32)
+    if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        raise ValueError(f"stochastic binarisation needs pixels in [0, 1], got [{images.min()}, {images.max()}]")
+    return (np.random.default_rng(seed).random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
 def bits_per_dim(nats_per_image: float, image_shape) -> float:
@@ -168,14 +188,25 @@ def vae_bounds(model, images, labels=None, ks=(1, 50), variants=(CONTINUOUS, BIN
     return out
 
 
-def exact_nll(model, images, labels=None, batch_size=256) -> dict:
+def exact_nll(model, images, labels=None, batch_size=256, stochastic_seed=None) -> dict:
     """Mean −log p(x) of a model with an exact `log_prob(images, labels=None)` (nats per image).
 
     The model receives test images in [0, 1] as `tfgen.data` yields them and applies
     its own data variant (quantisation, binarisation) inside `log_prob`; its
     `data_variant` attribute names that variant.
+
+    stochastic_seed: if given, the images are first binarised stochastically with this
+    seed (`stochastic_binarize`; only for models of binary pixels, `levels == 2`), and
+    the row's variant says so: the numbers comparable with the binarised-MNIST literature.
     """
     images = np.asarray(images, np.float32)
+    variant = str(getattr(model, "data_variant", "unspecified"))
+    if stochastic_seed is not None:
+        if getattr(model, "levels", None) != 2:
+            raise ValueError("a stochastically binarised likelihood needs a model of binary pixels (levels=2), "
+                             f"got levels={getattr(model, 'levels', None)}")
+        images = stochastic_binarize(images, stochastic_seed)
+        variant = STOCHASTIC.format(seed=stochastic_seed)
     use_labels = labels is not None and getattr(model, "conditional", False)
     values = []
     for start in range(0, len(images), batch_size):
@@ -185,7 +216,7 @@ def exact_nll(model, images, labels=None, batch_size=256) -> dict:
     log_p = np.concatenate(values)
     nll = float(-log_p.mean())
     return {
-        "variant": str(getattr(model, "data_variant", "unspecified")),
+        "variant": variant,
         "n_images": len(images),
         "nll_nats": nll,
         "nll_nats_se": _se(log_p),
