@@ -72,6 +72,9 @@ def test_each_keras_io_recipe_trains_and_samples(family):
     images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
     kwargs = {"train_images": images} if family == "diffusion" else {}
     recipe = recipes.RECIPES[family](seed=0, **kwargs)
+    # Eagerly: the recipe's own train_step without tracing it (the keras.io U-Net's trace is most of
+    # this test's time: 44 s -> 10 s on one core); the race in the benchmark runs it compiled.
+    recipe.model.run_eagerly = True
     data = tf.data.Dataset.from_tensor_slices((images, np.zeros(8, np.int32))).batch(4)
     history = recipe.model.fit(data, epochs=1, verbose=0).history
     assert history and all(np.isfinite(v[-1]) for v in history.values()), history
