@@ -174,8 +174,8 @@ def main(argv=None) -> int:
     if len(datasets) != 1:
         raise SystemExit(f"runs on several datasets ({', '.join(sorted(datasets))}): score them separately")
     evaluator = get_evaluator(datasets.pop(), directory=args.evaluator_dir)
-    results.update({"n_samples": args.n, "seed": args.seed, "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-                    "machine": machine()})
+    results.update({"n_samples": args.n, "seed": args.seed, "machine": machine(),
+                    "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")})
     for run_dir, run in facts.items():
         print(f"=== {run_dir}", flush=True)
         results["runs"][run_dir.name] = score(run_dir, run, args, evaluator, out)

@@ -23,17 +23,17 @@ Data variants (stated with every number, because they are not comparable):
   non-binary x is not a normalised density, so this is a training loss, not a
   log-likelihood comparable with other models.
 * `binarised (threshold 0.5)` — the test images thresholded at 0.5, where the
-  Bernoulli decoder is a real distribution: comparable with the
-  binarised-MNIST literature (which mostly uses dynamic or the fixed
-  Larochelle binarisation, so still not identical).
+  Bernoulli decoder is a real distribution: a real log-likelihood, but of
+  cleaner data than the literature's (next).
 * stochastically binarised (`STOCHASTIC`) — each test pixel drawn once as
   x ~ Bernoulli(pixel) with a fixed seed: the kind of data the binarised-MNIST
   literature reports on (Salakhutdinov & Murray 2008 drew MNIST this way once;
   Larochelle & Murray 2011 fixed that draw as the standard benchmark, on which
-  PixelCNN reaches 81.3 nats, van den Oord et al. 2016). Thresholded digits have
-  crisp edges and score far lower NLLs than noisy Bernoulli draws of the same
-  digits, so only this variant is comparable with published numbers — still on
-  our test images, not the standard draw of the 10,000 MNIST test digits.
+  PixelCNN reaches 81.3 nats: van den Oord et al. 2016, "Pixel Recurrent Neural
+  Networks"). Thresholded digits have crisp edges and score far lower NLLs than
+  noisy Bernoulli draws of the same digits, so only this variant is comparable
+  with published numbers — still on our test images, not the standard draw of
+  the 10,000 MNIST test digits.
 """
 
 from __future__ import annotations
