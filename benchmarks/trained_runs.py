@@ -23,6 +23,7 @@ import csv
 import datetime
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def run_facts(run_dir: Path) -> dict:
         "batch_size": config["batch_size"],
         "epochs": len(history),
         "train_hours": round(sum(float(row["epoch_seconds"]) for row in history) / 3600, 2),
+        # A run paused or sharing its cores has a few long epochs; the median is the steady pace.
+        "median_epoch_minutes": round(statistics.median(float(row["epoch_seconds"]) for row in history) / 60, 1),
         "final_val_loss": float(last["val_loss"]) if last.get("val_loss") else None,
         "dynamic_binarization": bool(model_config.get("dynamic_binarization", False)),
         # What trains the same run in one go (a run resumed several times gets the same steps).
@@ -105,6 +108,11 @@ def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
     return entry
 
 
+def median_epoch(entry: dict) -> str:
+    minutes = entry.get("median_epoch_minutes")
+    return "" if minutes is None else f" (median epoch {minutes:.0f} min)"
+
+
 def markdown(results: dict) -> str:
     rows = [
         "| run | model (preset) | params | trained on | trained | NLL ↓ threshold 0.5 | NLL ↓ stochastic "
@@ -118,7 +126,7 @@ def markdown(results: dict) -> str:
         data = "Bernoulli draws, new each step" if e.get("dynamic_binarization") else "threshold 0.5"
         rows.append(
             f"| {name} | {e['model']} ({e['preset']}) | {e['params'] / 1e6:.2f}M | {data} "
-            f"| {e['epochs']} ep, {e['train_hours']:.1f} h | {nll_text} | {number_cell(stochastic, '{:.1f}')} "
+            f"| {e['epochs']} ep, {e['train_hours']:.1f} h{median_epoch(e)} | {nll_text} | {number_cell(stochastic, '{:.1f}')} "
             f"| {number_cell(s['fid'])} | {number_cell(s['classifier_score'], '{:.2f}')} "
             f"| {number_cell(s['precision'], '{:.2f}')} | {number_cell(s['recall'], '{:.2f}')} "
             f"| `benchmarks/results/{e['samples']}` |"
@@ -129,7 +137,8 @@ def markdown(results: dict) -> str:
     notes = [
         "",
         f"Each run: `tfgen train` on `{'`, `'.join(sorted({e['dataset'] for e in results['runs'].values()}))}` "
-        f"for the epochs shown (training time: the sum of the run's epoch times), then scored like the "
+        f"for the epochs shown (training time: the sum of the run's epoch times; the median epoch shows the pace "
+        f"where some epochs were slowed by pauses or shared cores), then scored like the "
         f"leaderboard: {results['n_samples']} samples against the test split on the evaluator's features (not "
         f"Inception FID), and, for autoregressive models, the exact NLL in nats per image (bits/dim) on "
         f"{' / '.join(str(n) for n in sorted({e['likelihood_images'] for e in results['runs'].values()} - {None}))} "

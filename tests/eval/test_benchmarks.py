@@ -91,7 +91,7 @@ def test_trained_runs_markdown_names_the_likelihood_data_and_the_commands():
         "n_samples": 1000, "seed": 0, "date": "2026-01-01 00:00",
         "machine": {"cpus": 2, "cpu": "CPU", "tensorflow": "2.21"},
         "runs": {
-            "pcnn": {**run, "dynamic_binarization": True,
+            "pcnn": {**run, "dynamic_binarization": True, "median_epoch_minutes": 1.8,
                      "scores": {**scores, "nll_nats": 64.04, "bits_per_dim": 0.1178, "nll_nats_stochastic": 85.26,
                                 "data_variant": "binarised (threshold 0.5)"}},
             "gan": {**run, "model": "gan", "command": "python b y", "likelihood_images": None, "scores": scores},
@@ -99,7 +99,7 @@ def test_trained_runs_markdown_names_the_likelihood_data_and_the_commands():
     }
     lines = trained_runs.markdown(results).splitlines()
     assert lines[2].startswith("| gan | gan (default) | 0.16M | threshold 0.5 | 26 ep, 0.8 h | – | – | 5 |")
-    assert "| Bernoulli draws, new each step | 26 ep, 0.8 h | 64.0 (0.118) | 85.3 | 5 |" in lines[3]
+    assert "| Bernoulli draws, new each step | 26 ep, 0.8 h (median epoch 2 min) | 64.0 (0.118) | 85.3 | 5 |" in lines[3]
     assert "`benchmarks/results/samples/trained_pcnn.png`" in lines[3]
     assert "`python b x` ; `python b y`" in lines[-1] and "1000 samples" in lines[-1]
     assert "on 1500 test images" in lines[-1] and "seed 0" in lines[-1]
