@@ -101,3 +101,28 @@ def test_set_reads_booleans_as_python_json_and_shell_users_write_them():
         assert parse_overrides(pixelcnn, [f"dynamic_binarization={text}"]) == {"dynamic_binarization": value}
     with pytest.raises(ValueError, match="dynamic_binarization=yes: expected bool"):
         parse_overrides(pixelcnn, ["dynamic_binarization=yes"])
+
+
+def test_sample_passes_temperature_and_top_k_to_an_autoregressive_model(tmp_path, capsys):
+    import keras
+    import numpy as np
+    from matplotlib.image import imread
+
+    import tfgen
+    from tfgen.plotting import save_grid
+
+    run = tmp_path / "pixelcnn"
+    run.mkdir()
+    tfgen.get_model("pixelcnn", "tiny", seed=0).save(run / "model.keras")
+    options = {"temperature": 0.5, "top_k": 1}
+    assert main(["sample", str(run), "--n", "4", "--seed", "3", "--temperature", "0.5", "--top-k", "1",
+                 "--out", str(tmp_path / "cli.png")]) == 0
+    model = keras.saving.load_model(run / "model.keras")
+    save_grid(model.sample(4, seed=3, **options), tmp_path / "direct.png")
+    plain = tmp_path / "plain.png"
+    save_grid(model.sample(4, seed=3), plain)
+    cli, direct = (imread(tmp_path / f"{name}.png") for name in ("cli", "direct"))
+    np.testing.assert_array_equal(cli, direct)
+    assert not np.array_equal(cli, imread(plain))  # the options changed the draw
+    assert main(["sample", str(run), "--n", "4", "--temperature", "0", "--out", str(tmp_path / "x.png")]) == 2
+    assert "temperature must be > 0, got 0.0" in capsys.readouterr().err

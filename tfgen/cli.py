@@ -7,7 +7,7 @@
                       [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
     tfgen export RUN_DIR [--out saved_models/NAME]
-    tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] [--steps K] --out FILE.png
+    tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K] --out FILE.png
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
 
@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="models that take labels: comma-separated labels, or 'all' for one row per "
                                     "class (the default for them)")
     p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
+    p.add_argument("--temperature", type=float,
+                   help="autoregressive models: divide the logits by T (< 1 sharper, > 1 more diverse; default 1)")
+    p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.set_defaults(func=cmd_sample)
 
@@ -206,6 +209,7 @@ def cmd_sample(args) -> None:
     model = load_run(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
+    model = with_sample_options(model, temperature=args.temperature, top_k=args.top_k)
     labels = None
     if args.labels is not None:
         if not model.accepts_labels:
@@ -220,14 +224,24 @@ def cmd_sample(args) -> None:
 
 def with_sampling_steps(model, steps: int):
     """`model` with `steps=steps` passed to every `sample` call; an error if its `sample` has no steps."""
+    if steps <= 0:
+        raise ValueError(f"--steps must be a positive integer, got {steps}")
+    return with_sample_options(model, steps=steps)
+
+
+def with_sample_options(model, **options):
+    """`model` whose `sample` gets `options` on every call (options that are None are left out); an
+    error naming the option if this model's `sample` does not take it. Values are checked by `sample`."""
     import functools
     import inspect
 
-    if "steps" not in inspect.signature(model.sample).parameters:
-        raise ValueError(f"--steps: {type(model).__name__} does not sample in steps")
-    if steps <= 0:
-        raise ValueError(f"--steps must be a positive integer, got {steps}")
-    model.sample = functools.partial(model.sample, steps=steps)  # this instance only
+    given = {key: value for key, value in options.items() if value is not None}
+    for key in given:
+        if key not in inspect.signature(model.sample).parameters:
+            what = "does not sample in steps" if key == "steps" else "has no such sampling option"
+            raise ValueError(f"--{key.replace('_', '-')}: {type(model).__name__} {what}")
+    if given:
+        model.sample = functools.partial(model.sample, **given)  # this instance only
     return model
 
 
