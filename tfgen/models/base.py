@@ -48,6 +48,8 @@ class GenerativeModel(keras.Model):
         self.image_shape = image_shape
         self.num_classes = int(num_classes)
         self.seed = seed
+        # The model's own draws (training noise, sampling). Weight initialisers follow Keras'
+        # global seed like any layer's (`keras.utils.set_random_seed`; `tfgen.train` sets it).
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._trackers: dict[str, keras.metrics.Mean] = {}
         # Compiled functions (`cached_function`): set without Keras' attribute tracking, which would
