@@ -38,6 +38,18 @@ class OnePixelVAE:
         return math.log(p1 if x > 0.5 else 1 - p1)
 
 
+class Factorised:
+    """An exact-likelihood model of binary pixels: each pixel "on" with probability 1/4, independently."""
+
+    conditional = False
+    levels = 2
+    data_variant = "binarised (threshold 0.5)"
+
+    def log_prob(self, images, labels=None):
+        x = np.asarray(images) > 0.5
+        return np.sum(np.where(x, math.log(0.25), math.log(0.75)), axis=(1, 2, 3))
+
+
 @pytest.mark.parametrize("x", [0.0, 1.0])
 def test_iwae_approaches_exact_log_likelihood(x):
     model = OnePixelVAE()
@@ -74,14 +86,6 @@ def test_bits_per_dim_and_binarize():
 
 
 def test_exact_nll_uses_log_prob_and_states_the_variant():
-    class Factorised:
-        conditional = False
-        data_variant = "binarised (threshold 0.5)"
-
-        def log_prob(self, images, labels=None):
-            x = np.asarray(images) > 0.5
-            return np.sum(np.where(x, math.log(0.25), math.log(0.75)), axis=(1, 2, 3))
-
     images = np.zeros((10, 2, 2, 1), np.float32)
     images[:, 0, 0] = 1.0  # one "on" pixel of four per image
     row = lik.exact_nll(Factorised(), images, batch_size=3)
@@ -108,15 +112,6 @@ def test_stochastic_binarisation_draws_each_pixel_once_with_its_grey_level_as_pr
 
 
 def test_exact_nll_on_stochastically_binarised_images_scores_the_drawn_images():
-    class Factorised:
-        conditional = False
-        levels = 2
-        data_variant = "binarised (threshold 0.5)"
-
-        def log_prob(self, images, labels=None):
-            x = np.asarray(images) > 0.5
-            return np.sum(np.where(x, math.log(0.25), math.log(0.75)), axis=(1, 2, 3))
-
     images = np.full((50, 2, 2, 1), 0.4, np.float32)  # all "off" after thresholding, 40% "on" when drawn
     fixed = lik.exact_nll(Factorised(), images)
     assert fixed["nll_nats"] == pytest.approx(-4 * math.log(0.75))
@@ -125,9 +120,10 @@ def test_exact_nll_on_stochastically_binarised_images_scores_the_drawn_images():
     assert row["nll_nats"] == pytest.approx(-np.mean(Factorised().log_prob(drawn)))
     assert row["nll_nats"] > fixed["nll_nats"]  # the "on" draws cost log(0.75/0.25) more each
     assert row["variant"] == lik.STOCHASTIC.format(seed=1) and "seed 1" in row["variant"]
-    Factorised.levels = 16
+    sixteen_levels = Factorised()
+    sixteen_levels.levels = 16
     with pytest.raises(ValueError, match="binary pixels.*levels=16"):
-        lik.exact_nll(Factorised(), images, stochastic_seed=1)
+        lik.exact_nll(sixteen_levels, images, stochastic_seed=1)
 
 
 @pytest.mark.learning

@@ -44,8 +44,6 @@ import numpy as np
 
 CONTINUOUS = "continuous (Bernoulli cross-entropy on grayscale)"
 BINARISED = "binarised (threshold 0.5)"
-
-
 STOCHASTIC = "stochastically binarised: one fixed draw x ~ Bernoulli(pixel) per test image (seed {seed})"
 
 
