@@ -1,9 +1,33 @@
+import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+
+# Garbage is collected after every test, not whenever Python's collector next runs.
+# Why: a tf.data iterator caught in a reference cycle (a traceback's frames, a Keras
+# trainer) is freed by the collector, and freeing one that has lived for minutes can
+# block its thread, GIL held, for up to a minute while tf.data's autotuner thread
+# finishes its sleep (TF 2.21; seen as 35-110 s of an idle machine in whole-suite
+# runs, caught with gdb in RootDataset::Iterator::~Iterator). Freed at the end of the
+# test that made it, an iterator is young and goes at once. Everything that survives a
+# test is frozen (gc.freeze) so the next collection only walks what the next test made;
+# a module's survivors (its fixtures) are unfrozen and collected when the module ends.
+def pytest_collection_finish(session):
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    if nextitem is None or nextitem.module is not item.module:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
