@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import keras
 
+from tfgen.checks import UnknownNameError, unknown_name
+
+__all__ = ["UnknownNameError", "get_model", "get_model_class", "list_models", "register_model"]
+
 _MODELS: dict[str, type] = {}
-
-
-class UnknownNameError(ValueError):
-    """A name (model, preset, dataset, ...) that tfgen does not know."""
 
 
 def register_model(name: str):
@@ -53,9 +53,7 @@ def get_model_class(name: str) -> type:
     try:
         return _MODELS[name]
     except KeyError:
-        raise UnknownNameError(
-            f"unknown model {name!r}; registered models: {', '.join(sorted(_MODELS))}"
-        ) from None
+        raise unknown_name(name, sorted(_MODELS), "model") from None
 
 
 def get_model(name: str, preset: str = "default", **overrides):

@@ -1,0 +1,96 @@
+"""Argument checks shared by every module: one wording for every "expected X, got Y".
+
+Each check returns the value it accepted (converted where that is safe, e.g. a
+NumPy integer to `int`), so a call reads as an assignment:
+
+    steps = positive_int(steps, "steps")
+    name = one_of(name, SAMPLERS, "sampler")
+
+Every failure is a `ValueError` on one line naming the argument, what was
+expected and what was given; an unknown name is an `UnknownNameError` (also a
+`ValueError`) that lists the choices and suggests the nearest one, so a typo
+such as `vea` answers "did you mean 'vae'?".
+
+This module imports nothing heavy (no TensorFlow), so that the command line can
+validate its arguments before paying for TensorFlow's import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Iterable
+
+
+class UnknownNameError(ValueError):
+    """A name (model, preset, dataset, sampler, ...) that tfgen does not know."""
+
+
+def _is_int(value) -> bool:
+    # bool is an Integral subclass; True as a size is almost surely a bug.
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_int(value, name: str) -> int:
+    """An integer > 0 (sizes, counts, steps, epochs); NumPy integers are accepted."""
+    if not _is_int(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def int_at_least(value, name: str, minimum: int) -> int:
+    """An integer >= `minimum` (a seed: 0; a number of splits: 2)."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_number(value, name: str) -> float:
+    """A real number > 0 (learning rates, temperatures, scales)."""
+    if not _is_number(value) or not value > 0:  # `not >` also refuses NaN
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def number_at_least(value, name: str, minimum: float) -> float:
+    """A real number >= `minimum` (a guidance scale: 0)."""
+    if not _is_number(value) or not value >= minimum:
+        raise ValueError(f"{name} must be a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def fraction(value, name: str, *, closed: bool = True) -> float:
+    """A number in [0, 1] (`closed`), or in (0, 1) when not `closed` (rates, decays, probabilities)."""
+    ok = _is_number(value) and (0 <= value <= 1 if closed else 0 < value < 1)
+    if not ok:
+        interval = "[0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def did_you_mean(name, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice to a mistyped `name`, else ''."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(name, choices: Iterable[str], what: str, plural: str | None = None) -> UnknownNameError:
+    """The error for an unknown `what` (e.g. "model"): lists the choices and suggests the nearest.
+
+    Returned, not raised, so that callers write `raise unknown_name(...) from None`.
+    """
+    choices = list(choices)
+    return UnknownNameError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; "
+                            f"choose from {', '.join(map(str, choices))}")
+
+
+def one_of(value, choices: Iterable[str], what: str):
+    """`value` if it is one of `choices`, else an `UnknownNameError` suggesting the nearest."""
+    choices = list(choices)
+    if value not in choices:
+        raise unknown_name(value, choices, what)
+    return value
