@@ -23,10 +23,10 @@ STEPS = 128 // 32
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def poison(model):
-    """NaN into one weight: what a diverging update does."""
-    weight = model.trainable_weights[0]
-    weight.assign(np.full(weight.shape, np.nan, "float32"))
+def poison(model, weights=None):
+    """NaN into weights (all trainable ones by default): what a diverging update does."""
+    for weight in model.trainable_weights if weights is None else weights:
+        weight.assign(np.full(weight.shape, np.nan, "float32"))
 
 
 def epochs_logged(run):
@@ -46,15 +46,19 @@ def assert_checkpoint_is_good(run, epoch):
     assert not (run / "model.keras").exists()
 
 
-def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+def poison_at_start_of_epoch_2(monkeypatch, weights=lambda model: None):
     seed_epoch = EpochSeed.on_epoch_begin
 
     def diverge_in_epoch_2(self, epoch, logs=None):
         seed_epoch(self, epoch, logs)
         if epoch == 1:
-            poison(self.model)
+            poison(self.model, weights(self.model))
 
     monkeypatch.setattr(EpochSeed, "on_epoch_begin", diverge_in_epoch_2)
+
+
+def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    poison_at_start_of_epoch_2(monkeypatch)
     with pytest.raises(NonFiniteLossError) as info:
         train("vae", epochs=3, out=tmp_path / "run", **TINY_RUN)
     message = str(info.value)
@@ -63,8 +67,21 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_the_last_good_checkpoint
     assert_checkpoint_is_good(tmp_path / "run", 1)
 
 
+def test_a_nan_kernel_that_a_fused_relu_hides_from_the_loss_still_stops_at_its_step(tmp_path, monkeypatch):
+    """The first conv kernel is followed by a ReLU. On oneDNN CPUs Grappler fuses Conv2D+BiasAdd+ReLU, and the
+    fused ReLU maps NaN to 0: the loss stays finite. Where the ops are not fused the loss is NaN. Either way
+    training stops at the step (it once ran on to the epoch's end, or not, depending on the fusion)."""
+    poison_at_start_of_epoch_2(monkeypatch, weights=lambda model: model.trainable_weights[:1])
+    with pytest.raises(NonFiniteLossError) as info:
+        train("vae", epochs=3, out=tmp_path / "run", **TINY_RUN)
+    message = str(info.value)
+    assert "at epoch 2, step 1" in message, message
+    assert "non-finite weights (enc_conv0/kernel)" in message or "loss = nan" in message, message
+    assert_checkpoint_is_good(tmp_path / "run", 1)
+
+
 def test_nan_weights_from_an_epochs_last_step_are_not_checkpointed(tmp_path, monkeypatch):
-    """The loss of the step that produced NaN weights is still finite: the epoch-end check catches them."""
+    """The loss of the step that produced NaN weights is still finite: the weight check after the step catches them."""
     count = Throughput.on_train_batch_end
 
     def diverge_at_end_of_epoch_2(self, batch, logs=None):
@@ -73,7 +90,8 @@ def test_nan_weights_from_an_epochs_last_step_are_not_checkpointed(tmp_path, mon
             poison(self.model)
 
     monkeypatch.setattr(Throughput, "on_train_batch_end", diverge_at_end_of_epoch_2)
-    with pytest.raises(NonFiniteLossError, match="non-finite weights after epoch 2 .*checkpoint of epoch 1 is kept"):
+    with pytest.raises(NonFiniteLossError,
+                       match=f"non-finite weights .* at epoch 2, step {STEPS};.*checkpoint of epoch 1 is kept"):
         train("vae", epochs=3, out=tmp_path / "run", **TINY_RUN)
     assert_checkpoint_is_good(tmp_path / "run", 1)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfgen.io import save_model, write_json
 from tfgen.plotting import sample_for_grid, save_grid
@@ -81,39 +82,53 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
-    """Stop training at the first NaN or infinite loss, before anything can save it.
+    """Stop training at the first step that leaves a NaN or infinite loss or weight, before anything can save it.
 
     Keras' `TerminateOnNaN` watches `loss` only and, by default, lets the epoch
     end normally, so a checkpoint callback then saves the NaN weights. This one
-    watches every value a training step logs (a GAN logs `d_loss` and `g_loss`),
-    and raises `NonFiniteLossError` from the batch itself, naming the epoch and
-    step (1-based): `fit` stops there, no epoch-end callback runs, the last
-    checkpoint stays as it was. At epoch end it also checks that the weights are
-    finite (a NaN update in an epoch's last step shows in no loss of that
-    epoch); put it before the checkpoint callback.
+    raises `NonFiniteLossError` from the batch itself, naming the epoch and step
+    (1-based): `fit` stops there, no epoch-end callback runs, the last checkpoint
+    stays as it was. After every step it checks
 
-    note: appended to the message (e.g. where the last good checkpoint is).
+    * every value the step logs (a GAN logs `d_loss` and `g_loss`), and
+    * that every floating-point weight is finite. A loss does not always show a
+      NaN weight: on CPUs with oneDNN, Grappler fuses Conv2D + BiasAdd + ReLU
+      into one kernel whose ReLU maps NaN to 0, so a NaN convolution kernel
+      followed by a ReLU gives finite outputs and a finite loss (its gradient is
+      masked too) and the NaN would only be found at the end of the epoch. The
+      update of an epoch's last step shows in no loss at all. The check is one
+      compiled reduction over the weights per step (a read of every weight:
+      small next to the step, which reads and writes each weight several times).
+
+    Put it before the checkpoint callback. note: appended to the message (e.g.
+    where the last good checkpoint is).
     """
 
     def __init__(self, note: str = ""):
         super().__init__(raise_error=True)
         self.note = note
         self._epoch = 0
+        self._weights_are_finite = None
+
+    def on_train_begin(self, logs=None):
+        weights = [w for w in self.model.weights if "float" in str(w.dtype)]
+        self._weights_are_finite = tf.function(
+            lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(w.value)) for w in weights]))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        where = f"at epoch {self._epoch + 1}, step {batch + 1}"
         bad = {k: float(v) for k, v in (logs or {}).items() if not math.isfinite(float(v))}
         if bad:
-            values = ", ".join(f"{k} = {v}" for k, v in bad.items())
-            self._fail(f"{values} at epoch {self._epoch + 1}, step {batch + 1}")
+            self._fail(", ".join(f"{k} = {v}" for k, v in bad.items()) + f" {where}")
+        if self._weights_are_finite is not None and not bool(self._weights_are_finite()):
+            self._fail(f"non-finite weights ({', '.join(self._non_finite_weights()[:3])}) {where}")
 
-    def on_epoch_end(self, epoch, logs=None):
-        bad = [w.path for w in self.model.weights
-               if "float" in str(w.dtype) and not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
-        if bad:
-            self._fail(f"non-finite weights after epoch {epoch + 1} ({', '.join(bad[:3])})")
+    def _non_finite_weights(self) -> list[str]:
+        return [w.path for w in self.model.weights
+                if "float" in str(w.dtype) and not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
 
     def _fail(self, what: str):
         raise NonFiniteLossError(f"training stopped: {what}{'; ' + self.note if self.note else ''}")
