@@ -105,3 +105,23 @@ def test_load_rejects_bad_arguments():
         data.load("mnist_bundled", image_shape=(32, 32, 3))
     with pytest.raises(ValueError, match=r"labels up to 9, but the model has num_classes=5"):
         data.load("mnist_bundled", num_classes=5)
+
+
+def test_manual_dir_with_recompressed_files_fails_in_one_line_pointing_to_idx_and_leaves_no_folders(tmp_path):
+    """Valid IDX files that are not byte-for-byte TFDS's (as Debian's recompressed Fashion-MNIST): one line
+    naming the file and `idx:DIR`; the empty folders TFDS makes before failing are removed."""
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("t10k", 4)):
+        _write_idx(manual / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(manual / f"{split}-labels-idx1-ubyte.gz", rng.integers(0, 10, n))
+    store = tmp_path / "tfds"
+    with pytest.raises(data.DataUnavailableError) as info:
+        data.load("fashion_mnist", data_dir=str(store), manual_dir=str(manual))
+    message = str(info.value)
+    assert "\n" not in message and "-ubyte.gz in " in message and "checksum differs" in message, message
+    assert message.endswith(f"--dataset idx:{manual}"), message
+    assert not store.exists() or not any(store.rglob("*")), sorted(store.rglob("*"))
+    # What the message suggests works on the same files.
+    assert data.load(f"idx:{manual}", "train", batch_size=2, with_info=True)[1].num_examples == 6

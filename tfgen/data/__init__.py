@@ -143,9 +143,7 @@ def _from_tfds(name, split, data_dir, manual_dir, download, limit):
             f"{BUNDLED_NAME!r}, or {IDX_PREFIX}DIR for a directory of IDX files"
         ) from None
     if manual_dir is not None:
-        # TFDS finds the original files by name in manual_dir and verifies their checksums.
-        config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir), try_download_gcs=False)
-        builder.download_and_prepare(download_config=config)
+        _prepare_from_manual_dir(builder, name, manual_dir)
     elif not builder.is_prepared():
         if not download:
             raise DataUnavailableError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir} "
@@ -166,6 +164,53 @@ def _from_tfds(name, split, data_dir, manual_dir, download, limit):
     num_examples = int(ds.cardinality()) if ds.cardinality() >= 0 else -1
     info = DatasetInfo(name, tuple(features["image"].shape), int(features["label"].num_classes), num_examples)
     return ds, info
+
+
+def _prepare_from_manual_dir(builder, name: str, manual_dir) -> None:
+    """Prepare a TFDS dataset from the original files in `manual_dir`, or fail in one line, leaving nothing behind.
+
+    TFDS finds the files by name and verifies their checksums. Files that were
+    recompressed (Debian's `dataset-fashion-mnist` rewrote the .gz headers) fail
+    that check though their content is intact; IDX files can then be read with
+    `idx:DIR`, which checks their structure instead. TFDS leaves the empty
+    folders it made on failure, which later runs warn about: they are removed.
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
+
+    root = Path(builder.data_dir_root)
+    folders = [*_ancestors_below(Path(builder.data_dir), root), root / "downloads" / "extracted", root / "downloads", root]
+    made = [p for p in folders if not p.exists()]
+    config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir), try_download_gcs=False)
+    try:
+        builder.download_and_prepare(download_config=config)
+    except NonMatchingChecksumError as err:
+        _remove_empty_dirs(made)
+        file = Path(str(err).split(" downloaded to ", 1)[-1].split(",", 1)[0]).name or "a file"
+        raise DataUnavailableError(
+            f"{file} in {manual_dir} is not the file TFDS knows for {name!r} (its checksum differs; "
+            f"recompressed copies such as Debian's differ this way); if the files are IDX, "
+            f"read them with --dataset {IDX_PREFIX}{manual_dir}") from None
+    except BaseException:
+        _remove_empty_dirs(made)
+        raise
+
+
+def _ancestors_below(path: Path, root: Path) -> list[Path]:
+    """`path` and its parents up to (not including) `root`, deepest first."""
+    chain = []
+    while path != root and root in path.parents:
+        chain.append(path)
+        path = path.parent
+    return chain
+
+
+def _remove_empty_dirs(paths) -> None:
+    for path in paths:  # deepest first: a parent is empty once its children are gone
+        try:
+            path.rmdir()
+        except OSError:  # not empty (TFDS wrote something worth keeping) or already gone
+            pass
 
 
 _OFFLINE_HINT = (
