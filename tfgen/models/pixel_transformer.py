@@ -20,7 +20,7 @@ by row, each pixel a token with `levels` possible values:
 
 Data variant: [0, 1] grayscale inputs quantised to `levels` values; levels = 2 is
 MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
-in training (see `AutoregressiveMixin`; `model.data_variant` says which).
+in training (see `AutoregressiveModel`; `model.data_variant` says which).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ import tensorflow as tf
 from keras import layers
 
 from tfgen.layers.attention import ImagePositionEmbedding, TransformerBlock
-from tfgen.layers.autoregressive import AutoregressiveMixin
-from tfgen.models.base import GenerativeModel, check_positive, check_sizes
+from tfgen.models.autoregressive import AutoregressiveModel
+from tfgen.models.base import check_positive, check_sizes
 from tfgen.registry import register_model
 
 
 @register_model("pixel_transformer")
-class PixelTransformer(AutoregressiveMixin, GenerativeModel):
+class PixelTransformer(AutoregressiveModel):
     """Decoder-only Transformer over raster-order pixels with `levels` values each."""
 
     PRESETS = {

@@ -24,7 +24,7 @@ queues; `benchmarks/ar_sampling.py` measures what it buys.
 
 Data variant: [0, 1] grayscale inputs quantised to `levels` values; levels = 2 is
 MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
-in training (see `AutoregressiveMixin`; `model.data_variant` says which).
+in training (see `AutoregressiveModel`; `model.data_variant` says which).
 Grayscale only (channels = 1): colour would need masks across channels too.
 """
 
@@ -34,14 +34,14 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen.layers.autoregressive import AutoregressiveMixin
 from tfgen.layers.masked_conv import GatedActivation, HorizontalConv, VerticalConv
-from tfgen.models.base import GenerativeModel, check_sizes
+from tfgen.models.autoregressive import AutoregressiveModel
+from tfgen.models.base import check_sizes
 from tfgen.registry import register_model
 
 
 @register_model("pixelcnn")
-class PixelCNN(AutoregressiveMixin, GenerativeModel):
+class PixelCNN(AutoregressiveModel):
     """Gated PixelCNN over `levels` quantisation levels, optionally class-conditional."""
 
     PRESETS = {

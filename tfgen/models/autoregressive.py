@@ -17,12 +17,10 @@ holds the parts that do not depend on the network:
   logits of one position given a per-model cache (`_sampler_init`,
   `_sampler_step`), so a step costs far less than a full forward pass.
 
-It lives in `tfgen.layers` (and registers nothing) because every module in
-`tfgen.models` is a registered model family. For the same reason it must not
-import `tfgen.models` (that package imports the model modules, which import
-this one): `AutoregressiveMixin` is a mixin, used as
-`class PixelCNN(AutoregressiveMixin, GenerativeModel)`, and each model spells out
-the shared hyperparameters in its own constructor.
+`AutoregressiveModel` is the base class of these families (as keras-hub's
+`CausalLM` is of its language models): it registers nothing itself, and each
+subclass builds its network and spells out the shared hyperparameters in its
+own constructor.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ import keras
 import tensorflow as tf
 
 from tfgen.layers import conditioning
-
+from tfgen.models.base import GenerativeModel
 
 
 def quantize(images, levels):
@@ -65,8 +63,8 @@ def sample_categorical(logits, seed, temperature=1.0, top_k=0):
     return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[:, 0], tf.int32)
 
 
-class AutoregressiveMixin:
-    """Exact-likelihood pixel models over `levels` quantisation levels (mixin for `GenerativeModel`).
+class AutoregressiveModel(GenerativeModel):
+    """Exact-likelihood pixel models over `levels` quantisation levels.
 
     Subclasses build their network in `__init__` and implement:
 
