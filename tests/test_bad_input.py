@@ -22,7 +22,7 @@ from tfgen import data
 from tfgen.cli import main
 from tfgen.data.idx import IdxFormatError
 from tfgen.registry import UnknownNameError
-from tfgen.training import RunDirectoryError, run_lock
+from tfgen.runs import RunDirectoryError, run_lock
 
 
 def idx_file(path, array, code=0x08):
@@ -340,6 +340,6 @@ def test_a_run_being_written_by_another_process_is_refused(dirs, capsys):
         assert "is being written by another running tfgen process" in err
         with pytest.raises(RunDirectoryError, match="being written"):
             tfgen.training.resume(run)
-    assert (run / ".lock").exists()  # left behind, and no obstacle once released:
+    assert not (run / ".lock").exists()  # removed by its holder, and no obstacle once released:
     with run_lock(run):
         pass

@@ -154,6 +154,7 @@ def test_kill_9_mid_epoch_then_resume_finishes(tmp_path):
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 3 * (4096 // 32)
     assert not list((run / "checkpoints").glob(".*"))  # no leftover temporary files
+    assert not (run / ".lock").exists()  # the killed writer's lock file, removed by the resuming one
 
 
 @pytest.fixture

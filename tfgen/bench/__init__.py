@@ -57,8 +57,8 @@ INPUT_WAIT_METHOD = ("1 − (median step time on one batch held in memory) / (me
 
 # ---------------------------------------------------------------------- data
 def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0):
-    """The batches `tfgen train` feeds (`tfgen.training.training_batches`), enough for `steps` steps."""
-    from tfgen.training import training_batches
+    """The batches `tfgen train` feeds (`tfgen.data.pipeline.training_batches`), enough for `steps` steps."""
+    from tfgen.data.pipeline import training_batches
 
     batches, info = tfdata.load(dataset, "train", batch_size, seed, shuffle=False, with_info=True)
     epochs = math.ceil(steps * batch_size / info.num_examples) + 1
