@@ -93,10 +93,7 @@ def train(
         "limit": limit,
         "deterministic": deterministic,
     }
-    out = requested_out = Path(out or Path("runs") / f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    # A multi-worker strategy is made first, before any TensorFlow op (see tfgen.distribute).
-    if strategy == "multiworker" and not is_chief(get_strategy(strategy)):
-        out = _worker_scratch(out)
+    out, requested_out = _output_directories(out, model, strategy)
     runs.refuse_existing_run(out)
 
     seed_everything(config["seed"], deterministic)
@@ -109,6 +106,16 @@ def train(
         write_json(out / runs.CONFIG_FILE, config)
         _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
     return requested_out
+
+
+def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
+    """(the directory this process writes, the run directory `train` returns): the same, but on the
+    non-chief workers of a multi-worker run, which write to a scratch copy."""
+    requested = Path(out or Path("runs") / f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    # A multi-worker strategy is made first, before any TensorFlow op (see tfgen.distribute).
+    if strategy == "multiworker" and not is_chief(get_strategy(strategy)):
+        return _worker_scratch(requested), requested
+    return requested, requested
 
 
 def _build_model(model_cls, config: dict, info, overrides: dict | None):
