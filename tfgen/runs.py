@@ -27,6 +27,7 @@ import json
 import platform
 from pathlib import Path
 
+from tfgen.checks import int_at_least
 from tfgen.io import LockHeldError, file_lock, load_keras_file, stale_temporaries, write_text
 
 CONFIG_FILE = "config.json"
@@ -61,9 +62,10 @@ def read_state(run_dir) -> dict:
     """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}."""
     path = Path(run_dir) / STATE_FILE
     state = _read_json(path, f"{run_dir} has no checkpoint to resume from")
-    epoch = state.get("epoch") if isinstance(state, dict) else None
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise RunDirectoryError(f"{path} is corrupt: no epoch count in it")
+    try:
+        int_at_least(state["epoch"], "epoch", 0)
+    except (TypeError, KeyError, ValueError):  # not an object, no "epoch", or not a count
+        raise RunDirectoryError(f"{path} is corrupt: no epoch count in it") from None
     return state
 
 
