@@ -75,7 +75,7 @@ def pixel_loop(forward, model, n, pixels, seed=0):
 
 def bench(name, run, n, baseline_pixels, reference_pixels, repeats):
     if run:
-        from tfgen.training import load_run
+        from tfgen.runs import load_run
 
         model = load_run(run)
     else:

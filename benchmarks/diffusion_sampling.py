@@ -124,7 +124,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.run:
-        from tfgen.training import load_run
+        from tfgen.runs import load_run
 
         model = load_run(args.run)
     else:

@@ -150,7 +150,7 @@ def run(args) -> dict:
 
 
 def _versions():
-    from tfgen.training import versions
+    from tfgen.runs import versions
 
     return versions()
 

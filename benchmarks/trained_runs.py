@@ -38,7 +38,7 @@ RESULTS = "trained_runs"
 
 def run_facts(run_dir: Path) -> dict:
     """What a run is and how long it trained, from its config.json and history.csv."""
-    from tfgen.training import read_run_config
+    from tfgen.runs import read_run_config
 
     config = read_run_config(run_dir)
     with open(run_dir / "history.csv", newline="") as f:
@@ -88,7 +88,7 @@ def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
     """`facts` (from `run_facts`) plus the run's scores, likelihood and sample grid."""
     from tfgen.eval.evaluate import evaluate, format_table
     from tfgen.plotting import sample_for_grid, save_grid
-    from tfgen.training import load_run
+    from tfgen.runs import load_run
 
     entry = dict(facts)
     model = load_run(run_dir)

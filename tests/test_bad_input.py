@@ -22,7 +22,7 @@ from tfgen import data
 from tfgen.cli import main
 from tfgen.data.idx import IdxFormatError
 from tfgen.registry import UnknownNameError
-from tfgen.training import RunDirectoryError, run_lock
+from tfgen.runs import RunDirectoryError, run_lock
 
 
 def idx_file(path, array, code=0x08):
@@ -94,7 +94,7 @@ DATA_CASES = {
     "channels for the model": (dict(image_shape=(28, 28, 3)), ValueError, r"but the model expects \(28, 28, 3\)"),
     "rank for the model": (dict(image_shape=(28, 28)), ValueError, r"but the model expects \(28, 28\)"),
     "labels beyond num_classes": (dict(num_classes=5), ValueError, "labels up to 9, but the model has num_classes=5"),
-    "unknown split": (dict(split="validation"), ValueError, "split must be one of train, test.*'validation'"),
+    "unknown split": (dict(split="validation"), ValueError, "unknown split 'validation'; choose from train, test"),
     "batch_size 0": (dict(batch_size=0), ValueError, "batch_size must be a positive integer, got 0"),
     "batch_size negative": (dict(batch_size=-8), ValueError, "batch_size must be a positive integer, got -8"),
     "batch_size float": (dict(batch_size=2.5), ValueError, "batch_size must be a positive integer, got 2.5"),
@@ -340,6 +340,6 @@ def test_a_run_being_written_by_another_process_is_refused(dirs, capsys):
         assert "is being written by another running tfgen process" in err
         with pytest.raises(RunDirectoryError, match="being written"):
             tfgen.training.resume(run)
-    assert (run / ".lock").exists()  # left behind, and no obstacle once released:
+    assert not (run / ".lock").exists()  # removed by its holder, and no obstacle once released:
     with run_lock(run):
         pass

@@ -117,6 +117,7 @@ def test_resumed_run_trains_exactly_like_an_uninterrupted_one(gan_runs):
                 assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (got["epoch"], key)
     assert sorted(p.name for p in (cut / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
     assert json.loads((cut / "checkpoints" / "state.json").read_text())["epoch"] == 3
+    assert not (whole / ".lock").exists() and not (cut / ".lock").exists()  # finished runs hold no lock file
     a, b = keras.saving.load_model(whole / "model.keras"), keras.saving.load_model(cut / "model.keras")
     assert int(b.d_optimizer.iterations) == int(b.g_optimizer.iterations) == 3 * STEPS
     for x, y in zip(a.weights, b.weights):
@@ -154,6 +155,7 @@ def test_kill_9_mid_epoch_then_resume_finishes(tmp_path):
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 3 * (4096 // 32)
     assert not list((run / "checkpoints").glob(".*"))  # no leftover temporary files
+    assert not (run / ".lock").exists()  # the killed writer's lock file, removed by the resuming one
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfgen import runs
+from tfgen.checks import one_of, positive_int, positive_number
 from tfgen.io import save_model, write_json
 from tfgen.plotting import sample_for_grid, save_grid
 
@@ -64,8 +66,9 @@ class SampleGrid(keras.callbacks.Callback):
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the full model (weights, optimiser state, config) at each epoch end, atomically.
 
-    Writes `last.keras` and `state.json` ({"epoch": completed epochs}); a crash
-    mid-write leaves the previous checkpoint intact.
+    Writes a run's checkpoint files into `directory` (`tfgen.runs`: `last.keras`
+    and `state.json`, {"epoch": completed epochs}); a crash mid-write leaves the
+    previous checkpoint intact.
     """
 
     def __init__(self, directory):
@@ -73,8 +76,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.directory = Path(directory)
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model(self.model, self.directory / "last.keras")
-        write_json(self.directory / "state.json", {"epoch": epoch + 1, "logs": dict(logs or {})})
+        save_model(self.model, self.directory / runs.CHECKPOINT_NAME)
+        write_json(self.directory / runs.STATE_NAME, {"epoch": epoch + 1, "logs": dict(logs or {})})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -198,12 +201,11 @@ class SampleScore(keras.callbacks.Callback):
     def __init__(self, dataset: str = "mnist_bundled", n: int = 500, every: int = 1, seed: int = 4321,
                  evaluator=None, evaluator_dir=None, metrics=("fid", "kid"), verbose: int = 0):
         super().__init__()
-        unknown = set(metrics) - {"fid", "kid"}
-        if unknown or not metrics:
-            raise ValueError(f"metrics must be a non-empty subset of ('fid', 'kid'), got {metrics!r}")
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        self.dataset, self.n, self.every, self.seed = dataset, int(n), every, seed
+        if not metrics:
+            raise ValueError("metrics must name at least one of 'fid', 'kid', got none")
+        for name in metrics:
+            one_of(name, ("fid", "kid"), "metric")
+        self.dataset, self.n, self.every, self.seed = dataset, positive_int(n, "n"), positive_int(every, "every"), seed
         self.evaluator, self.evaluator_dir = evaluator, evaluator_dir
         self.metric_names, self.verbose = tuple(metrics), verbose
         self._real = None
@@ -264,9 +266,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def __init__(self, seconds: float, exclude_first_batch: bool = False):
         super().__init__()
-        if seconds <= 0:
-            raise ValueError(f"seconds must be positive, got {seconds!r}")
-        self.seconds = float(seconds)
+        self.seconds = positive_number(seconds, "seconds")
         self.exclude_first_batch = exclude_first_batch
         self.stopped_early = False
         self.batches = 0
@@ -292,3 +292,21 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["elapsed_seconds"] = self.elapsed()
+
+
+class EpochSeed(keras.callbacks.Callback):
+    """At the start of epoch e, reset every random stream of the model to a state fixed by (seed, e).
+
+    Keras does not save `SeedGenerator` states in `.keras` files; resetting them
+    per epoch makes a resumed run draw the same noise as an uninterrupted one.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = int(seed)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        for i, state in enumerate(states):
+            stream = (self.seed * 1_000_003 + epoch * 7_919 + i + 1) % 2**31
+            state.assign(keras.ops.convert_to_tensor([stream, 0], dtype=state.dtype))

@@ -202,7 +202,7 @@ def cmd_sample(args) -> None:
     import numpy as np
 
     from tfgen.plotting import sample_for_grid, save_grid
-    from tfgen.training import load_run
+    from tfgen.runs import load_run
 
     if args.n <= 0:
         raise ValueError(f"--n must be a positive integer, got {args.n}")
@@ -250,7 +250,7 @@ def cmd_eval(args) -> None:
 
     from tfgen.eval.evaluate import evaluate, format_table
     from tfgen.io import write_json
-    from tfgen.training import load_run, read_run_config
+    from tfgen.runs import EVAL_FILE, load_run, read_run_config
 
     try:
         ks = sorted({int(k) for k in args.k.split(",")})
@@ -263,7 +263,7 @@ def cmd_eval(args) -> None:
                       n_likelihood=args.n_likelihood or None)
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
-    out = Path(args.json) if args.json else Path(args.run_dir) / "eval.json"
+    out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
     write_json(out, result)
     print(f"\nwrote {out}")
 

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfgen.registry import UnknownNameError
+from tfgen.checks import one_of
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 _MADE: dict[str, tf.distribute.Strategy] = {}
 
 
 def get_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    if name not in STRATEGIES:
-        raise UnknownNameError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
-    if name == "multiworker":
+    if one_of(name, STRATEGIES, "strategy") == "multiworker":
         # Made before anything else touches the TensorFlow runtime (listing devices does):
         # collective ops must be configured at program start-up, so there is one per process.
         if "multiworker" not in _MADE:

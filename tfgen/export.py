@@ -41,13 +41,13 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfgen.io import current_umask, write_json
+from tfgen import runs
+from tfgen.io import current_umask, load_keras_file, write_json
 
 DEFAULT_ROOT = Path("saved_models")
 DEFAULT_ENDPOINT = "sample"
 SETTINGS_ENDPOINT = "settings"
 METADATA_FILE = "metadata.json"
-EVAL_FILE = "eval.json"
 # Keys of every Keras model config that are not hyperparameters of the family.
 _KERAS_KEYS = ("name", "trainable", "dtype")
 
@@ -90,7 +90,7 @@ def export_model(model, out, metadata: dict | None = None) -> Path:
         "default_endpoint": DEFAULT_ENDPOINT,
         "settings": settings,
         "exported": datetime.datetime.now().isoformat(timespec="seconds"),
-        "versions": _versions(),
+        "versions": runs.versions(),
     }
     with atomic_directory(out) as tmp:
         archive.write_out(str(tmp), verbose=False)
@@ -105,16 +105,14 @@ def export_run(run, out=None) -> Path:
     records the run's model name, preset, config, dataset, the versions it was
     trained with and `eval.json` from the run directory if there is one.
     """
-    from tfgen import training
-
     run = Path(run)
     if run.is_file() or run.suffix == ".keras":
-        model, metadata = _load_keras_file(run), {"source": {"file": str(run)}}
+        model, metadata = load_keras_file(run, error=ExportError), {"source": {"file": str(run)}}
         default_name = run.stem
     else:
-        config = training.read_run_config(run)
-        model = training.load_run(run)
-        source = run / training.MODEL_FILE
+        config = runs.read_run_config(run)
+        model = runs.load_run(run)
+        source = run / runs.MODEL_FILE
         metadata = {
             "preset": config.get("preset"),
             "dataset": config.get("dataset"),
@@ -122,10 +120,10 @@ def export_run(run, out=None) -> Path:
             "source": {"run_dir": str(run), "file": str(source)},
         }
         if not source.exists():  # a checkpointed (unfinished) run: say how far it got
-            state = training.read_state(run)
-            metadata["source"] = {"run_dir": str(run), "file": str(run / training.CHECKPOINT_FILE),
+            state = runs.read_state(run)
+            metadata["source"] = {"run_dir": str(run), "file": str(run / runs.CHECKPOINT_FILE),
                                   "epoch": state["epoch"], "epochs": config.get("epochs")}
-        scores = run / EVAL_FILE
+        scores = run / runs.EVAL_FILE
         if scores.exists():
             try:
                 metadata["eval"] = json.loads(scores.read_text())
@@ -197,21 +195,6 @@ def _plain(value, strict=True):
     if strict:
         raise ExportError(f"export setting {value!r} is not a str, bool, number or flat list of numbers")
     return None
-
-
-def _versions() -> dict:
-    from tfgen.training import versions
-
-    return versions()
-
-
-def _load_keras_file(path: Path):
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    try:
-        return keras.saving.load_model(path)
-    except Exception as err:  # a truncated or foreign file: say which
-        raise ExportError(f"cannot load {path}: {type(err).__name__}: {err}") from None
 
 
 # ---------------------------------------------------------------------- atomic directories

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfgen.checks import fraction, int_at_least, one_of
 from tfgen.io import atomic_path
 
 
@@ -207,10 +208,8 @@ def latent_grid(n: int = 15, coverage: float = 0.95) -> np.ndarray:
     """
     from statistics import NormalDist
 
-    if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
-    if not 0.0 < coverage < 1.0:
-        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
+    n = int_at_least(n, "n", 2)
+    coverage = fraction(coverage, "coverage", closed=False)
     tail = (1.0 - coverage) / 2.0
     axis = np.array([NormalDist().inv_cdf(p) for p in np.linspace(tail, 1.0 - tail, n)], dtype=np.float32)
     z1, z2 = np.meshgrid(axis, axis[::-1])
@@ -230,10 +229,8 @@ def interpolate(z0, z1, steps: int = 8, method: str = "slerp") -> np.ndarray:
     z1 = np.asarray(z1, dtype=np.float64)
     if z0.shape != z1.shape or z0.ndim not in (1, 2):
         raise ValueError(f"z0 and z1 must have the same shape (d,) or (B, d), got {z0.shape} and {z1.shape}")
-    if steps < 2:
-        raise ValueError(f"steps must be at least 2, got {steps}")
-    if method not in ("slerp", "linear"):
-        raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
+    steps = int_at_least(steps, "steps", 2)
+    one_of(method, ("slerp", "linear"), "interpolation method")
     a, b = np.atleast_2d(z0), np.atleast_2d(z1)
     t = np.linspace(0.0, 1.0, steps)[None, :, None]  # (1, steps, 1)
     linear = (1.0 - t) * a[:, None] + t * b[:, None]

@@ -22,16 +22,14 @@ import contextlib
 
 import keras
 
-from tfgen.registry import UnknownNameError
+from tfgen.checks import one_of, unknown_name
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_COMPILE = {"on": True, "off": False, "auto": "auto"}
 
 
 def check_precision(name: str) -> str:
-    if name not in PRECISIONS:
-        raise UnknownNameError(f"unknown precision {name!r}; choose from {', '.join(PRECISIONS)}")
-    return name
+    return one_of(name, PRECISIONS, "precision")
 
 
 @contextlib.contextmanager
@@ -51,4 +49,4 @@ def jit_compile_setting(value):
         return value
     if value in JIT_COMPILE:
         return JIT_COMPILE[value]
-    raise ValueError(f"jit_compile must be one of {', '.join(JIT_COMPILE)} (or a bool), got {value!r}")
+    raise unknown_name(value, [*JIT_COMPILE, True, False], "jit_compile setting")

@@ -1,14 +1,8 @@
-"""`train`: the library function behind `tfgen train`.
+"""`train` and `resume`: the library functions behind `tfgen train`.
 
-A run directory holds everything a run produced:
-
-    config.json        model name, preset and full model config, data and fit settings
-    history.csv        one row per epoch: training and `val_` metrics
-    samples/           epoch_001.png, … (fixed noise)
-    checkpoints/       last.keras + state.json, rewritten atomically each epoch
-    logs/              TensorBoard
-    model.keras        the final model
-    .lock              locked (flock) by the process writing the run: a second writer refuses
+They write a run directory (`tfgen.runs` owns its layout: config.json,
+history.csv, samples/, checkpoints/, logs/, model.keras, and a `.lock` while a
+process writes it, so that a second writer refuses).
 
 `resume(run_dir)` continues an interrupted run from its last checkpoint: the
 epoch count, optimiser state, history.csv and sample numbering continue.
@@ -20,55 +14,36 @@ kill -9 loses at most the current epoch.
 
 Determinism across an interruption: epoch e sees the training examples in an
 order that depends only on (seed, e) — each epoch is its own `shuffle` seeded
-with both — and at the start of epoch e every random stream of the model (its
-`SeedGenerator`, and those of layers such as dropout) is reset to a state that
-depends only on (seed, e). A run resumed after epoch k therefore trains epochs
-k+1, … exactly as the uninterrupted run would have (up to float
-non-associativity of the hardware).
+with both (`tfgen.data.pipeline`) — and at the start of epoch e every random
+stream of the model (its `SeedGenerator`, and those of layers such as dropout)
+is reset to a state that depends only on (seed, e) (`tfgen.callbacks.EpochSeed`).
+A run resumed after epoch k therefore trains epochs k+1, … exactly as the
+uninterrupted run would have (up to float non-associativity of the hardware).
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import csv
 import dataclasses
 import datetime
-import io
-import json
-import os
-import platform
 import shutil
 import tempfile
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-
 import keras
 import tensorflow as tf
 
-import tfgen
 from tfgen import data as tfdata
-from tfgen.callbacks import (AtomicCheckpoint, NonFiniteLossError, SampleGrid, StopOnInterrupt, TerminateOnNonFinite,
-                             Throughput)
+from tfgen import runs
+from tfgen.callbacks import (AtomicCheckpoint, EpochSeed, NonFiniteLossError, SampleGrid, StopOnInterrupt,
+                             TerminateOnNonFinite, Throughput)
+from tfgen.checks import int_at_least, positive_int
+from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
-from tfgen.io import save_model, write_json, write_text
+from tfgen.io import save_model, write_json
 from tfgen.precision import check_precision, dtype_policy, jit_compile_setting
 from tfgen.registry import get_model_class
-
-CONFIG_FILE = "config.json"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-CHECKPOINT_FILE = "checkpoints/last.keras"
-STATE_FILE = "checkpoints/state.json"
-LOCK_FILE = ".lock"
-
-
-class RunDirectoryError(ValueError):
-    """A run directory that is missing, incomplete, or already holds another run."""
+from tfgen.runs import RunDirectoryError, run_lock
 
 
 def train(
@@ -101,55 +76,57 @@ def train(
     chief writes `out`.
     """
     model_cls = get_model_class(model)
-    epochs = model_cls.FIT_DEFAULTS["epochs"] if epochs is None else epochs
-    batch_size = model_cls.FIT_DEFAULTS["batch_size"] if batch_size is None else batch_size
-    for arg, value in (("epochs", epochs), ("batch_size", batch_size), ("sample_every", sample_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    check_precision(precision)
-    jit_compile = jit_compile_setting(jit_compile)
-    out = requested_out = Path(out or Path("runs") / f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    # A multi-worker strategy is made first, before any TensorFlow op (see tfgen.distribute).
-    if strategy == "multiworker" and not is_chief(get_strategy(strategy)):
-        out = _worker_scratch(out)
-    _refuse_existing_run(out)
-
-    seed_everything(seed, deterministic)
+    fit_defaults = model_cls.FIT_DEFAULTS
     config = {
         "model": model,
         "preset": preset,
         "dataset": dataset,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "jit_compile": jit_compile,
-        "precision": precision,
+        "epochs": positive_int(fit_defaults["epochs"] if epochs is None else epochs, "epochs"),
+        "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
+        "sample_every": positive_int(sample_every, "sample_every"),
+        "seed": int_at_least(seed, "seed", 0),
+        "precision": check_precision(precision),
+        "jit_compile": jit_compile_setting(jit_compile),
         "strategy": strategy,
         "data_dir": None if data_dir is None else str(data_dir),
         "manual_dir": None if manual_dir is None else str(manual_dir),
         "limit": limit,
-        "sample_every": sample_every,
         "deterministic": deterministic,
     }
+    out, requested_out = _output_directories(out, model, strategy)
+    runs.refuse_existing_run(out)
+
+    seed_everything(config["seed"], deterministic)
     data = _load_data(config)
-    info = data["info"]
-    overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": seed,
-                 **(overrides or {})}
-    tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
-
-    with get_strategy(strategy).scope(), dtype_policy(precision):
-        net = model_cls.from_preset(preset, **overrides)
-        net.default_compile(jit_compile=jit_compile)
-
+    net = _build_model(model_cls, config, data["info"], overrides)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
-        _refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
-        config = {**config, "config": net.get_config(), "versions": versions()}
-        write_json(out / CONFIG_FILE, config)
+        runs.refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
+        config = {**config, "config": net.get_config(), "versions": runs.versions()}
+        write_json(out / runs.CONFIG_FILE, config)
         _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
     return requested_out
+
+
+def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
+    """(the directory this process writes, the run directory `train` returns): the same, but on the
+    non-chief workers of a multi-worker run, which write to a scratch copy."""
+    requested = Path(out or Path("runs") / f"{model}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    # A multi-worker strategy is made first, before any TensorFlow op (see tfgen.distribute).
+    if strategy == "multiworker" and not is_chief(get_strategy(strategy)):
+        return _worker_scratch(requested), requested
+    return requested, requested
+
+
+def _build_model(model_cls, config: dict, info, overrides: dict | None):
+    """The run's model, shaped by the data, built and compiled under the run's strategy and precision."""
+    overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],
+                 **(overrides or {})}
+    tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
+    with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
+        net = model_cls.from_preset(config["preset"], **overrides)
+        net.default_compile(jit_compile=config["jit_compile"])
+    return net
 
 
 def _worker_scratch(run_dir: Path, copy: bool = False) -> Path:
@@ -163,15 +140,8 @@ def _worker_scratch(run_dir: Path, copy: bool = False) -> Path:
     scratch = Path(tempfile.mkdtemp(prefix="tfgen-worker-"))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if copy:
-        shutil.copytree(run_dir, scratch / "run", ignore=shutil.ignore_patterns(LOCK_FILE))
+        shutil.copytree(run_dir, scratch / "run", ignore=shutil.ignore_patterns(runs.LOCK_FILE))
     return scratch / "run"
-
-
-def _refuse_existing_run(out: Path) -> None:
-    if (out / CONFIG_FILE).exists():
-        model = read_run_config(out).get("model", "?")
-        raise RunDirectoryError(f"{out} already holds a run (of {model!r}); choose another --out, "
-                                f"or continue it with --resume {out}")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -196,7 +166,7 @@ def resume(run_dir, epochs: int | None = None, verbose="auto"):
     checkpoint was written) are dropped: that epoch is trained again.
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)  # a clear error for a directory that is not a run, before taking its lock
+    config = runs.read_run_config(run_dir)  # a clear error for a directory that is not a run, before taking its lock
     # A multi-worker strategy is made first (see `train`); a non-chief worker resumes a scratch copy.
     if config.get("strategy") == "multiworker" and not is_chief(get_strategy("multiworker")):
         _resume(_worker_scratch(run_dir, copy=True), epochs, verbose)
@@ -206,31 +176,29 @@ def resume(run_dir, epochs: int | None = None, verbose="auto"):
 
 
 def _resume(run_dir: Path, epochs, verbose):
-    config = read_run_config(run_dir)
-    state = read_state(run_dir)
-    if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs <= 0:
-            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-        if epochs < state["epoch"]:
-            raise ValueError(f"{run_dir} has already trained {state['epoch']} epochs; --epochs {epochs} is fewer")
-    _remove_stale_temporaries(run_dir)
+    config = runs.read_run_config(run_dir)
+    state = runs.read_state(run_dir)
+    if epochs is not None and positive_int(epochs, "epochs") < state["epoch"]:
+        raise ValueError(f"{run_dir} has already trained {state['epoch']} epochs; --epochs {epochs} is fewer")
+    runs.remove_stale_temporaries(run_dir)
 
     seed_everything(config["seed"], config.get("deterministic", False))
     data = _load_data(config)
     with get_strategy(config.get("strategy", "auto")).scope(), dtype_policy(config.get("precision", "float32")):
-        net = _load_model_file(run_dir / CHECKPOINT_FILE, "resume from")
+        net = runs.load_checkpoint(run_dir / runs.CHECKPOINT_FILE, "resume from")
     family = getattr(type(net), "registry_name", None) or type(net).__name__
     if family != config["model"]:
-        raise RunDirectoryError(f"{run_dir / CHECKPOINT_FILE} holds a {family!r} model, but {run_dir / CONFIG_FILE} "
-                                f"describes a run of {config['model']!r}: files of two runs are mixed up")
+        raise RunDirectoryError(f"{run_dir / runs.CHECKPOINT_FILE} holds a {family!r} model, but "
+                                f"{run_dir / runs.CONFIG_FILE} describes a run of {config['model']!r}: "
+                                "files of two runs are mixed up")
     if epochs is not None and epochs != config["epochs"]:
         config = {**config, "epochs": epochs}
-        write_json(run_dir / CONFIG_FILE, config)
-    done = _epochs_done(net, state["epoch"], data["steps"])
-    _trim_history(run_dir / HISTORY_FILE, done)
+        write_json(run_dir / runs.CONFIG_FILE, config)
+    done = runs.epochs_done(net, state["epoch"], data["steps"])
+    runs.trim_history(run_dir, done)
     if done >= config["epochs"]:
-        if not (run_dir / MODEL_FILE).exists():
-            save_model(net, run_dir / MODEL_FILE)
+        if not (run_dir / runs.MODEL_FILE).exists():
+            save_model(net, run_dir / runs.MODEL_FILE)
         return run_dir
     return _fit(net, run_dir, config, data, initial_epoch=done, verbose=verbose)
 
@@ -243,10 +211,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
         # Before everything that writes: a NaN step ends the run before its epoch is logged or saved.
         TerminateOnNonFinite(),
         # append: a resumed run adds its rows (a fresh run starts without the file).
-        keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
-        keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-        SampleGrid(out / "samples", seed=seed + 1, every=config.get("sample_every", 1)),
-        AtomicCheckpoint(out / "checkpoints"),
+        keras.callbacks.CSVLogger(str(out / runs.HISTORY_FILE), append=True),
+        keras.callbacks.TensorBoard(str(out / runs.LOGS_DIR), write_graph=False),
+        SampleGrid(out / runs.SAMPLES_DIR, seed=seed + 1, every=config.get("sample_every", 1)),
+        AtomicCheckpoint(out / runs.CHECKPOINT_DIR),
         interrupt := StopOnInterrupt(),
     ]
     train_ds = training_batches(data["examples"], data["info"].num_examples, config["batch_size"], seed,
@@ -264,44 +232,19 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
     if interrupt.stopped_epoch is not None and interrupt.stopped_epoch < epochs:
         raise TrainingInterrupted(f"interrupted after epoch {interrupt.stopped_epoch} of {epochs}; "
                                   f"{_checkpoint_note(out)}; {resume_hint}")
-    save_model(net, out / MODEL_FILE)
+    save_model(net, out / runs.MODEL_FILE)
     return out
 
 
 def _checkpoint_note(out: Path) -> str:
     try:
-        return f"the checkpoint of epoch {read_state(out)['epoch']} is kept in {out / CHECKPOINT_FILE}"
+        return f"the checkpoint of epoch {runs.read_state(out)['epoch']} is kept in {out / runs.CHECKPOINT_FILE}"
     except RunDirectoryError:
         return "no checkpoint was written (the first epoch did not finish)"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C stopped training; the message says which checkpoint `--resume` continues from."""
-
-
-@contextlib.contextmanager
-def run_lock(run_dir):
-    """Hold `RUN_DIR/.lock` while writing into a run: a second `train`/`resume` of it refuses.
-
-    An advisory `flock`, which the kernel releases when the process ends, however
-    it ends (Ctrl-C, a crash, kill -9): a lock file left by a dead process does
-    not block. The file holds the writer's pid, for the message. (No locking
-    where `fcntl` is missing: Windows.)
-    """
-    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise RunDirectoryError(f"{run_dir} is being written by another running tfgen process (pid {holder}); "
-                                        "wait for it to finish, or stop it and then --resume") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _load_data(config: dict) -> dict:
@@ -319,135 +262,3 @@ def _load_data(config: dict) -> dict:
         raise ValueError(f"batch_size {batch_size} is larger than the {info.num_examples} training examples")
     test = tfdata.load(config["dataset"], "test", batch_size, seed, **kwargs)
     return {"examples": examples, "info": info, "steps": steps, "test": test}
-
-
-def training_batches(examples, num_examples: int, batch_size: int, seed: int, first_epoch: int, epochs: int):
-    """Full batches for epochs `first_epoch` … `epochs − 1`, one epoch after another.
-
-    Epoch e is `examples` shuffled with a seed made of (seed, e) alone, so its
-    order is the same whether the run was interrupted or not. Pass
-    `steps_per_epoch = num_examples // batch_size` to `fit`.
-    """
-    buffer = min(num_examples, 70_000)  # the whole set for MNIST-sized data: a full shuffle
-
-    def one_epoch(epoch):
-        return examples.shuffle(buffer, seed=epoch, reshuffle_each_iteration=False).batch(
-            batch_size, drop_remainder=True)
-
-    # A shuffle's seeds are (TF's global seed, its own seed): here (a function of `seed`, the
-    # epoch). TF cannot take a tensor seed while the global seed is 0, hence the offset; the
-    # global seed is put back to `seed` (what `train` set) afterwards.
-    tf.random.set_seed(seed % (2**31 - 1) + 1)
-    try:
-        batches = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-    finally:
-        tf.random.set_seed(seed)
-    return batches.prefetch(tf.data.AUTOTUNE)
-
-
-class EpochSeed(keras.callbacks.Callback):
-    """At the start of epoch e, reset every random stream of the model to a state fixed by (seed, e).
-
-    Keras does not save `SeedGenerator` states in `.keras` files; resetting them
-    per epoch makes a resumed run draw the same noise as an uninterrupted one.
-    """
-
-    def __init__(self, seed: int):
-        super().__init__()
-        self.seed = int(seed)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
-        for i, state in enumerate(states):
-            stream = (self.seed * 1_000_003 + epoch * 7_919 + i + 1) % 2**31
-            state.assign(tf.constant([stream, 0], dtype=state.dtype))
-
-
-def load_run(run_dir):
-    """The model of a run directory: `model.keras`, else the last checkpoint."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirectoryError(f"run directory {run_dir} does not exist")
-    for candidate in (run_dir / MODEL_FILE, run_dir / CHECKPOINT_FILE):
-        if candidate.exists():
-            return _load_model_file(candidate)
-    raise RunDirectoryError(f"{run_dir} holds no {MODEL_FILE} and no {CHECKPOINT_FILE}: not a tfgen run")
-
-
-def _load_model_file(path: Path, action="load"):
-    try:
-        return keras.saving.load_model(path)
-    except Exception as err:  # a truncated or foreign file: say which, on one line
-        detail = " ".join(str(err).split())[:300]
-        raise RunDirectoryError(f"cannot {action} {path}: the file is truncated or not a Keras model "
-                                f"({type(err).__name__}: {detail})") from None
-
-
-def read_state(run_dir) -> dict:
-    """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}."""
-    path = Path(run_dir) / STATE_FILE
-    state = _read_json(path, f"{run_dir} has no checkpoint to resume from")
-    epoch = state.get("epoch") if isinstance(state, dict) else None
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise RunDirectoryError(f"{path} is corrupt: no epoch count in it")
-    return state
-
-
-def _epochs_done(net, state_epoch: int, steps: int) -> int:
-    """Completed epochs: state.json's count, checked against the optimiser's step count.
-
-    The checkpoint and state.json are two files, each replaced atomically; a kill
-    between the two leaves a model one epoch ahead of state.json. The optimiser,
-    saved inside the model file, knows.
-    """
-    optimizer = getattr(net, "optimizer", None)
-    if optimizer is not None:
-        iterations = int(tf.convert_to_tensor(optimizer.iterations.value))  # also a MirroredVariable
-        if iterations % steps == 0 and iterations // steps in (state_epoch, state_epoch + 1):
-            return iterations // steps
-    return state_epoch
-
-
-def _trim_history(path: Path, epochs_done: int) -> None:
-    """Drop history.csv rows of epochs that are not in the checkpoint (and a half-written last line)."""
-    if not path.exists():
-        return
-    rows = list(csv.reader(io.StringIO(path.read_text())))
-    if not rows or "epoch" not in rows[0]:
-        return
-    header, column = rows[0], rows[0].index("epoch")
-    keep = [r for r in rows[1:] if len(r) == len(header) and r[column].isdigit() and int(r[column]) < epochs_done]
-    if len(keep) != len(rows) - 1:
-        text = io.StringIO()
-        csv.writer(text).writerows([header, *keep])
-        write_text(path, text.getvalue())
-
-
-def _remove_stale_temporaries(run_dir: Path) -> None:
-    """Temporary files of atomic writes that a killed process left behind."""
-    for pattern in ("checkpoints/.last.*.keras", "checkpoints/.state.*.json", ".model.*.keras"):
-        for stale in run_dir.glob(pattern):
-            stale.unlink(missing_ok=True)
-
-
-def read_run_config(run_dir) -> dict:
-    path = Path(run_dir) / CONFIG_FILE
-    config = _read_json(path, f"{run_dir} is not a tfgen run directory")
-    if not isinstance(config, dict) or "model" not in config:
-        raise RunDirectoryError(f"{path} is corrupt: no model name in it")
-    return config
-
-
-def _read_json(path: Path, missing: str):
-    """The JSON in a run directory's file, or a RunDirectoryError saying it is `missing` or corrupt."""
-    if not path.exists():
-        raise RunDirectoryError(f"{path} not found: {missing}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunDirectoryError(f"{path} is corrupt ({err})") from None
-
-
-def versions() -> dict:
-    return {"tfgen": tfgen.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version()}

@@ -99,7 +99,7 @@ def test_seeded_shuffle_is_reproducible_and_differs_by_seed():
 def test_load_rejects_bad_arguments():
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         data.load("mnist_bundled", batch_size=0)
-    with pytest.raises(ValueError, match="split must be one of train, test"):
+    with pytest.raises(ValueError, match="unknown split .*; choose from train, test"):
         data.load("mnist_bundled", split="validation")
     with pytest.raises(ValueError, match=r"shape \(28, 28, 1\), but the model expects \(32, 32, 3\)"):
         data.load("mnist_bundled", image_shape=(32, 32, 3))

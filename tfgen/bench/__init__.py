@@ -47,6 +47,7 @@ from tfgen.bench.hardware import MATMUL_SIZE, machine, matmul_peak
 from tfgen.bench.memory import MEMORY_METHOD, MemoryWatcher, max_rss_bytes
 from tfgen.bench.profile import profile_step, summarize_profile
 from tfgen.bench.report import _fmt, flop_goal, render_markdown, write_results
+from tfgen.checks import positive_int
 from tfgen.registry import get_model_class, list_models
 
 INPUT_WAIT_METHOD = ("1 − (median step time on one batch held in memory) / (median step time fed by the training "
@@ -57,8 +58,8 @@ INPUT_WAIT_METHOD = ("1 − (median step time on one batch held in memory) / (me
 
 # ---------------------------------------------------------------------- data
 def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0):
-    """The batches `tfgen train` feeds (`tfgen.training.training_batches`), enough for `steps` steps."""
-    from tfgen.training import training_batches
+    """The batches `tfgen train` feeds (`tfgen.data.pipeline.training_batches`), enough for `steps` steps."""
+    from tfgen.data.pipeline import training_batches
 
     batches, info = tfdata.load(dataset, "train", batch_size, seed, shuffle=False, with_info=True)
     epochs = math.ceil(steps * batch_size / info.num_examples) + 1
@@ -234,10 +235,9 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
     each(name, preset, entry): called after each measurement (before the model is released),
     e.g. to measure a baseline of the same architecture while it is at hand.
     """
-    for arg, value, low in (("steps", steps, 1), ("warmup", warmup, 1), ("sample_repeats", sample_repeats, 1),
-                            ("sample_n", sample_n or 1, 1), ("matmul_repeats", matmul_repeats, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{arg} must be an integer >= {low}, got {value!r}")
+    for arg, value in (("steps", steps), ("warmup", warmup), ("sample_repeats", sample_repeats),
+                       ("sample_n", sample_n or 1), ("matmul_repeats", matmul_repeats)):
+        positive_int(value, arg)
     pairs = plan(models, presets)
     peak = matmul_peak(repeats=matmul_repeats)
     log(f"matmul {MATMUL_SIZE}×{MATMUL_SIZE} fp32: {peak['gflops']:.1f} GFLOP/s")

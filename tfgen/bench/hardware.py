@@ -10,7 +10,7 @@ import time
 
 import tensorflow as tf
 
-from tfgen.training import versions
+from tfgen.runs import versions
 
 MATMUL_SIZE = 2048
 

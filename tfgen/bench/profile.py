@@ -21,27 +21,7 @@ def profile_step(fn, batch, steps: int = 3, flops: dict | None = None, peak_gflo
     share of all op time, their FLOPs per step and the FLOP rate they achieve while
     running, and the slowest single ops. `flops` is `count_step_flops`'s result for `fn`.
     """
-    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
-
-    fn(batch)  # untimed: any first-call work stays out of the profile
-    with tempfile.TemporaryDirectory() as logdir:
-        tf.profiler.experimental.start(logdir)
-        try:
-            start = time.perf_counter()
-            for _ in range(steps):
-                fn(batch)
-            wall = (time.perf_counter() - start) / steps
-        finally:
-            tf.profiler.experimental.stop()
-        xplanes = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
-        tables = json.loads(plugin.xspace_to_tools_data(xplanes, "framework_op_stats", {})[0])
-    rows = []
-    for table in tables:
-        names = [c["id"] for c in table["cols"]]
-        rows = [dict(zip(names, [cell["v"] if cell else None for cell in r["c"]])) for r in table["rows"]]
-        if all(r["type"] != "IDLE" for r in rows):
-            break  # the table without idle time
-    rows = [r for r in rows if r["type"] != "IDLE"]
+    rows, wall = _profiled_ops(fn, batch, steps)
     by_name = (flops or {}).get("_by_name", {})
     total_us = sum(r["total_self_time"] for r in rows) or 1.0
     time_by_type, flops_by_type = collections.Counter(), collections.Counter()
@@ -76,6 +56,31 @@ def profile_step(fn, batch, steps: int = 3, flops: dict | None = None, peak_gflo
     if peak_gflops:
         result["summary"] = summarize_profile(result, peak_gflops)
     return result
+
+
+def _profiled_ops(fn, batch, steps: int):
+    """(TensorFlow's framework_op_stats rows for `steps` calls of `fn(batch)`, idle time left out; wall s/step)."""
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+
+    fn(batch)  # untimed: any first-call work stays out of the profile
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn(batch)
+            wall = (time.perf_counter() - start) / steps
+        finally:
+            tf.profiler.experimental.stop()
+        xplanes = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        tables = json.loads(plugin.xspace_to_tools_data(xplanes, "framework_op_stats", {})[0])
+    rows = []
+    for table in tables:
+        names = [c["id"] for c in table["cols"]]
+        rows = [dict(zip(names, [cell["v"] if cell else None for cell in r["c"]])) for r in table["rows"]]
+        if all(r["type"] != "IDLE" for r in rows):
+            break  # the table without idle time
+    return [r for r in rows if r["type"] != "IDLE"], wall
 
 
 def summarize_profile(profile: dict, peak_gflops: float) -> str:

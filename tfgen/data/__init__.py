@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfgen.registry import UnknownNameError
+from tfgen.checks import UnknownNameError, one_of, positive_int
 
 BUNDLED_NAME = "mnist_bundled"
 BUNDLED_PATH = Path(__file__).with_name("mnist_bundled.npz")
@@ -71,9 +71,8 @@ def load(
         fit is a clear error here rather than a shape error deep inside `fit`.
     with_info: also return a `DatasetInfo`.
     """
-    for arg, value in (("batch_size", batch_size), ("limit", limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    batch_size = positive_int(batch_size, "batch_size")
+    limit = None if limit is None else positive_int(limit, "limit")
     if name == BUNDLED_NAME:
         images, labels = load_bundled(split)
         ds, info = _from_arrays(name, images, labels, limit)
@@ -113,9 +112,7 @@ def load_bundled(split: str = "train"):
 
 
 def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)} for this dataset, got {split!r}")
-    return split
+    return one_of(split, SPLITS, "split")
 
 
 def _from_arrays(name, images, labels, limit):

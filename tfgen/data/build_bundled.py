@@ -345,6 +345,26 @@ def find_in_dir(dirpath: str) -> tuple[str, str]:
     return mlx, npm
 
 
+def _report(stats: dict, x, arrays: dict, out) -> None:
+    """Print what went into the bundle: sources, duplicates, class counts, pixel statistics, checksums."""
+    print("sources: " + ", ".join(f"{k}: {v} images" for k, v in stats["per_source"].items()))
+    print(f"duplicates within a source: {stats['within_dups']}")
+    for (a, b), n in stats["overlap"].items():
+        print(f"exact-pixel overlap {b} already in {a}: {n}")
+    print(f"unique images: {len(x)}  train: {len(arrays['x_train'])}  test: {len(arrays['x_test'])}")
+    print("class     " + " ".join(f"{c:>5d}" for c in range(NUM_CLASSES)))
+    print("train     " + " ".join(f"{n:>5d}" for n in np.bincount(arrays["y_train"], minlength=NUM_CLASSES)))
+    print("test      " + " ".join(f"{n:>5d}" for n in np.bincount(arrays["y_test"], minlength=NUM_CLASSES)))
+    hist = np.bincount(x.ravel(), minlength=256)
+    tot = hist.sum()
+    print(f"pixels: 0 -> {hist[0] / tot:.1%}, 1..127 -> {hist[1:128].sum() / tot:.1%}, "
+          f"128..249 -> {hist[128:250].sum() / tot:.1%}, 250..255 -> {hist[250:].sum() / tot:.1%}, "
+          f"distinct values {int(np.count_nonzero(hist))}, mean {x.mean():.2f}")
+    print(f"content sha256: {content_sha256(arrays)}")
+    print(f"file sha256:    {hashlib.sha256(open(out, 'rb').read()).hexdigest()}")
+    print(f"wrote {out} ({os.path.getsize(out)} bytes)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sources-dir", help="directory holding the wheel and the npm tarball")
@@ -388,22 +408,7 @@ def main(argv=None) -> int:
     allb = {a.tobytes() for a in x_train}
     assert not any(a.tobytes() in allb for a in x_test), "train/test overlap"
 
-    print("sources: " + ", ".join(f"{k}: {v} images" for k, v in stats["per_source"].items()))
-    print(f"duplicates within a source: {stats['within_dups']}")
-    for (a, b), n in stats["overlap"].items():
-        print(f"exact-pixel overlap {b} already in {a}: {n}")
-    print(f"unique images: {len(x)}  train: {len(x_train)}  test: {len(x_test)}")
-    print("class     " + " ".join(f"{c:>5d}" for c in range(NUM_CLASSES)))
-    print("train     " + " ".join(f"{n:>5d}" for n in np.bincount(y_train, minlength=NUM_CLASSES)))
-    print("test      " + " ".join(f"{n:>5d}" for n in np.bincount(y_test, minlength=NUM_CLASSES)))
-    hist = np.bincount(x.ravel(), minlength=256)
-    tot = hist.sum()
-    print(f"pixels: 0 -> {hist[0] / tot:.1%}, 1..127 -> {hist[1:128].sum() / tot:.1%}, "
-          f"128..249 -> {hist[128:250].sum() / tot:.1%}, 250..255 -> {hist[250:].sum() / tot:.1%}, "
-          f"distinct values {int(np.count_nonzero(hist))}, mean {x.mean():.2f}")
-    print(f"content sha256: {content_sha256(arrays)}")
-    print(f"file sha256:    {hashlib.sha256(open(args.out, 'rb').read()).hexdigest()}")
-    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes)")
+    _report(stats, x, arrays, args.out)
     if args.preview:
         preview(args.preview, x_train, y_train)
         print(f"wrote preview {args.preview}")

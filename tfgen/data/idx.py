@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfgen.checks import one_of
+
 __all__ = ["IdxFormatError", "read_idx", "find_idx_split", "load_idx_split", "IDX_DTYPES"]
 
 # dtype code (third magic byte) -> (name, big-endian numpy dtype), per the MNIST page.
@@ -173,8 +175,7 @@ def find_idx_split(directory: str | os.PathLike, split: str) -> tuple[Path, Path
     ``t10k-labels-idx1-ubyte``, ...), gzipped or not, the ``.idx3-ubyte`` spelling
     and a ``test-`` prefix in place of ``t10k-``. Returns ``(images_path, labels_path)``.
     """
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    one_of(split, SPLITS, "split")
     directory = Path(directory)
     if not directory.is_dir():
         if directory.exists():

@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from tfgen.checks import int_at_least
 from tfgen.eval import likelihood as lik
 from tfgen.eval import metrics
 from tfgen.layers.conditioning import takes_labels
@@ -153,71 +154,86 @@ def evaluate(
 
     Returns a JSON-ready dict; see the module docstring for the keys.
     """
-    from tfgen.eval.evaluator import get_evaluator
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 10:
-        raise ValueError(f"n must be an integer >= 10 (precision/recall and KID need several samples), got {n!r}")
+    n = int_at_least(n, "n (precision/recall and KID need several samples)", 10)
     start = time.perf_counter()
-    evaluator = evaluator or get_evaluator(dataset, directory=evaluator_dir)
-    if tuple(model.image_shape) != tuple(evaluator.image_shape):
-        raise ValueError(f"model makes images of shape {tuple(model.image_shape)} but the {dataset} evaluator "
-                         f"expects {tuple(evaluator.image_shape)}: evaluate on the dataset the model was trained on")
+    evaluator = _evaluator_for(model, dataset, evaluator, evaluator_dir)
     real = RealData.get(evaluator, dataset, n, seed)
-    kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
-    # "conditional" in the result: samples drawn with labels, so conditional accuracy is measured.
-    conditional = takes_labels(model)
-
-    t = time.perf_counter()
-    requested = balanced_labels(n, model.num_classes) if conditional else None
-    images = generate(model, n, seed=seed, batch_size=batch_size, labels=requested)
-    sample_seconds = time.perf_counter() - t
     result = {
         "model": getattr(model, "registry_name", None) or type(model).__name__,
         "dataset": dataset,
         "n_samples": n,
         "n_real_test": len(real.test_features),
-        "conditional": conditional,
         "fid_note": FID_NOTE,
         "evaluator_accuracy": evaluator.accuracy,
         "evaluator_dataset": evaluator.dataset,
         "evaluator_train_examples": evaluator.meta.get("train_examples"),
         "seed": seed,
-        **sample_scores(images, evaluator, real.test_features, requested, model.num_classes if conditional else None,
-                        **kw),
+        **quality_scores(model, real, n, seed, batch_size, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size),
+    }
+    if likelihood:
+        x = real.x_test if n_likelihood is None else real.x_test[:n_likelihood]
+        result.update(likelihood_scores(model, x, real.y_test[:len(x)], ks=ks, seed=seed))
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def _evaluator_for(model, dataset, evaluator, evaluator_dir):
+    from tfgen.eval.evaluator import get_evaluator
+
+    evaluator = evaluator or get_evaluator(dataset, directory=evaluator_dir)
+    if tuple(model.image_shape) != tuple(evaluator.image_shape):
+        raise ValueError(f"model makes images of shape {tuple(model.image_shape)} but the {dataset} evaluator "
+                         f"expects {tuple(evaluator.image_shape)}: evaluate on the dataset the model was trained on")
+    return evaluator
+
+
+def quality_scores(model, real: RealData, n: int, seed: int = 0, batch_size: int = 500, **kw) -> dict:
+    """Sample quality of `n` samples of `model` against `real`'s test split, and the real-data `reference`.
+
+    Models that take labels sample with balanced labels ("conditional": True), so that
+    conditional accuracy is measured. kw: `score_features`' KID settings.
+    """
+    kw = {"seed": seed, **kw}
+    conditional = takes_labels(model)
+    start = time.perf_counter()
+    requested = balanced_labels(n, model.num_classes) if conditional else None
+    images = generate(model, n, seed=seed, batch_size=batch_size, labels=requested)
+    sample_seconds = time.perf_counter() - start
+    return {
+        "conditional": conditional,
+        **sample_scores(images, real.evaluator, real.test_features, requested,
+                        model.num_classes if conditional else None, **kw),
         "reference": reference_scores(real, conditional, **kw),
         "sample_seconds": sample_seconds,
     }
 
-    if likelihood:
-        x = real.x_test if n_likelihood is None else real.x_test[:n_likelihood]
-        y = real.y_test[:len(x)]
-        rows = []
-        if lik.is_vae(model):
-            for row in lik.vae_bounds(model, x, y, ks=ks, seed=seed):
-                rows.append(row)
-            # Headline: the binarised variant, where the Bernoulli decoder is a real distribution.
-            head = next(r for r in rows if r["variant"] == lik.BINARISED)
-            k = str(max(int(k) for k in head["iwae_nats"]))
-            result.update({
-                "data_variant": head["variant"],
-                "elbo_nats": head["elbo_nats"],
-                "iwae_nats": head["iwae_nats"][k],
-                "iwae_k": int(k),
-                "bits_per_dim": head["iwae_bits_per_dim"][k],
-            })
-        if lik.has_log_prob(model):
-            row = lik.exact_nll(model, x, y)
+
+def likelihood_scores(model, x, y, ks=(1, 50), seed: int = 0) -> dict:
+    """The likelihoods `model` defines on test images `x` (labels `y`), as `evaluate` reports them.
+
+    VAEs: ELBO and IWAE bounds on two data variants, the binarised one as the headline
+    (where the Bernoulli decoder is a real distribution). Models with `log_prob`: the
+    exact NLL on their own data variant and, for binary pixels, on stochastically
+    binarised images too. `{}` for a model with neither (a GAN); else the headline
+    numbers and every row under "likelihood".
+    """
+    rows, result = [], {}
+    if lik.is_vae(model):
+        rows += lik.vae_bounds(model, x, y, ks=ks, seed=seed)
+        head = next(r for r in rows if r["variant"] == lik.BINARISED)
+        k = str(max(int(k) for k in head["iwae_nats"]))
+        result.update({"data_variant": head["variant"], "elbo_nats": head["elbo_nats"],
+                       "iwae_nats": head["iwae_nats"][k], "iwae_k": int(k),
+                       "bits_per_dim": head["iwae_bits_per_dim"][k]})
+    if lik.has_log_prob(model):
+        row = lik.exact_nll(model, x, y)
+        rows.append(row)
+        result.update({"data_variant": row["variant"], "nll_nats": row["nll_nats"], "bits_per_dim": row["bits_per_dim"]})
+        if getattr(model, "levels", None) == 2:  # also on the data published binarised-MNIST NLLs use
+            row = lik.exact_nll(model, x, y, stochastic_seed=seed)
             rows.append(row)
-            result.update({"data_variant": row["variant"], "nll_nats": row["nll_nats"],
-                           "bits_per_dim": row["bits_per_dim"]})
-            if getattr(model, "levels", None) == 2:  # also on the data published binarised-MNIST NLLs use
-                row = lik.exact_nll(model, x, y, stochastic_seed=seed)
-                rows.append(row)
-                result["nll_nats_stochastic"] = row["nll_nats"]
-        if rows:
-            result["likelihood"] = rows
-    result["seconds"] = time.perf_counter() - start
-    return result
+            result["nll_nats_stochastic"] = row["nll_nats"]
+    return {**result, "likelihood": rows} if rows else {}
 
 
 # ---------------------------------------------------------------------- printing

@@ -25,7 +25,6 @@ every score for that reason).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -348,19 +347,10 @@ def _add_feature_scale(directory: Path, dataset: str) -> None:
             write_json(directory / META_FILE, meta)
 
 
-@contextlib.contextmanager
 def _lock(directory: Path):
-    """An exclusive lock beside `directory` (POSIX flock; a no-op where unavailable)."""
+    """An exclusive lock beside `directory`, waited for (`tfgen.io.file_lock`; without flock, Windows, the
+    atomic rename still protects readers)."""
+    from tfgen.io import file_lock
+
     directory.parent.mkdir(parents=True, exist_ok=True)
-    path = directory.with_name(f".{directory.name}.lock")
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; the atomic rename still protects readers
-        yield
-        return
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(directory.with_name(f".{directory.name}.lock"))

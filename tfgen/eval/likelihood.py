@@ -42,6 +42,8 @@ import math
 
 import numpy as np
 
+from tfgen.checks import one_of, positive_int
+
 CONTINUOUS = "continuous (Bernoulli cross-entropy on grayscale)"
 BINARISED = "binarised (threshold 0.5)"
 STOCHASTIC = "stochastically binarised: one fixed draw x ~ Bernoulli(pixel) per test image (seed {seed})"
@@ -89,19 +91,40 @@ def importance_weighted_bound(model, images, labels=None, ks=(1, 50), seed=0, ma
 
     from tfgen import losses
 
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks}")
+    ks = sorted({positive_int(k, "each of ks") for k in ks})
+    if not ks:
+        raise ValueError("ks must hold at least one number of importance samples, got none")
     images = np.asarray(images, np.float32)
     n = len(images)
-    k_max = ks[-1]
     # A batch of images × a chunk of samples: at most max_decodes decodes per call.
-    chunk = max(1, min(k_max, max_decodes))
+    chunk = max(1, min(ks[-1], max_decodes))
     batch = max(1, max_decodes // chunk)
+    log_weights = _log_weights_function(model)
+    elbo = np.empty(n)
+    iwae = {k: np.empty(n) for k in ks}
+    for start in range(0, n, batch):
+        x = tf.constant(images[start:start + batch])
+        y = None if labels is None else tf.constant(np.asarray(labels[start:start + batch], np.int32))
+        z_mean, z_log_var = model.encode(x, y)
+        z_mean, z_log_var = tf.cast(z_mean, tf.float32), tf.cast(z_log_var, tf.float32)
+        kl = losses.gaussian_kl(z_mean, z_log_var).numpy()
+        recon, bounds = _batch_bounds(lambda eps: log_weights(x, y, z_mean, z_log_var, eps), z_mean.shape,
+                                      ks, chunk, seed=(int(seed), start * 1_000_003))
+        elbo[start:start + len(x)] = recon - kl
+        for k, bound in bounds.items():
+            iwae[k][start:start + len(x)] = bound
+    return {"elbo": elbo, "iwae": iwae}
+
+
+def _log_weights_function(model):
+    """A compiled f(x, y, z_mean, z_log_var, eps) → log p(x|z), log p(z) − log q(z|x), both (B, c)."""
+    import tensorflow as tf
+
+    from tfgen import losses
 
     @tf.function(reduce_retracing=True)
     def log_weights(x, y, z_mean, z_log_var, eps):
-        # x: (B, H, W, C); eps: (B, c, L). Returns log p(x|z), log p(z) − log q(z|x): (B, c).
+        # x: (B, H, W, C); eps: (B, c, L): c samples of z per image.
         b, c = tf.shape(eps)[0], tf.shape(eps)[1]
         std = tf.exp(0.5 * z_log_var)[:, None, :]
         z = z_mean[:, None, :] + std * eps
@@ -114,38 +137,39 @@ def importance_weighted_bound(model, images, labels=None, ks=(1, 50), seed=0, ma
         log_qz = losses.gaussian_log_prob(z, z_mean[:, None, :], z_log_var[:, None, :])
         return log_px, log_pz - log_qz
 
-    elbo = np.empty(n)
-    iwae = {k: np.empty(n) for k in ks}
-    for start in range(0, n, batch):
-        x = tf.constant(images[start:start + batch])
-        y = None if labels is None else tf.constant(np.asarray(labels[start:start + batch], np.int32))
-        z_mean, z_log_var = model.encode(x, y)
-        z_mean, z_log_var = tf.cast(z_mean, tf.float32), tf.cast(z_log_var, tf.float32)
-        kl = losses.gaussian_kl(z_mean, z_log_var).numpy()
-        recon_sum = np.zeros(len(x))
-        # Running log-sum-exp of the log weights over samples 1..k, read off at each k in ks.
-        running = np.full(len(x), -np.inf)
-        done = 0
-        while done < k_max:
-            c = min(chunk, k_max - done)
-            seed_pair = tf.constant([int(seed), start * 1_000_003 + done], tf.int64)
-            eps = tf.random.stateless_normal([len(x), c, z_mean.shape[-1]], seed=seed_pair)
-            log_px, log_ratio = log_weights(x, y, z_mean, z_log_var, eps)
-            log_w = (log_px + log_ratio).numpy().astype(np.float64)
-            log_px = log_px.numpy().astype(np.float64)
-            # Split the chunk wherever a requested k falls inside it.
-            pos = 0
-            for k in [k for k in ks if done < k <= done + c] + [done + c]:
-                part = slice(pos, k - done)
-                if part.stop > part.start:
-                    running = np.logaddexp(running, _logsumexp(log_w[:, part]))
-                    recon_sum += log_px[:, part].sum(axis=1)
-                pos = k - done
-                if k in iwae:
-                    iwae[k][start:start + len(x)] = running - math.log(k)
-            done += c
-        elbo[start:start + len(x)] = recon_sum / k_max - kl
-    return {"elbo": elbo, "iwae": iwae}
+    return log_weights
+
+
+def _batch_bounds(log_weights, latent_shape, ks, chunk: int, seed: tuple):
+    """For one batch of images: the mean reconstruction term over max(ks) samples, and IWAE_k for each k.
+
+    log_weights(eps) → (log p(x|z), log p(z) − log q(z|x)) for noise eps of shape (B, c, L);
+    seed: (a, b): the chunk that starts at sample `done` draws its noise with the stateless seed (a, b + done).
+    """
+    import tensorflow as tf
+
+    k_max, (b, latent) = ks[-1], latent_shape
+    recon_sum, bounds = np.zeros(b), {}
+    running = np.full(b, -np.inf)  # running log-sum-exp of the log weights over samples 1..k
+    done = 0
+    while done < k_max:
+        c = min(chunk, k_max - done)
+        eps = tf.random.stateless_normal([b, c, latent], seed=tf.constant([seed[0], seed[1] + done], tf.int64))
+        log_px, log_ratio = log_weights(eps)
+        log_w = (log_px + log_ratio).numpy().astype(np.float64)
+        log_px = log_px.numpy().astype(np.float64)
+        # Split the chunk wherever a requested k falls inside it.
+        pos = 0
+        for k in [k for k in ks if done < k <= done + c] + [done + c]:
+            part = slice(pos, k - done)
+            if part.stop > part.start:
+                running = np.logaddexp(running, _logsumexp(log_w[:, part]))
+                recon_sum += log_px[:, part].sum(axis=1)
+            pos = k - done
+            if k in ks:
+                bounds[k] = running - math.log(k)
+        done += c
+    return recon_sum / k_max, bounds
 
 
 def _logsumexp(a):
@@ -164,12 +188,7 @@ def vae_bounds(model, images, labels=None, ks=(1, 50), variants=(CONTINUOUS, BIN
     labels = labels if getattr(model, "conditional", False) else None
     out = []
     for variant in variants:
-        if variant == CONTINUOUS:
-            targets = images
-        elif variant == BINARISED:
-            targets = binarize(images)
-        else:
-            raise ValueError(f"unknown data variant {variant!r}; choose {CONTINUOUS!r} or {BINARISED!r}")
+        targets = images if one_of(variant, (CONTINUOUS, BINARISED), "data variant") == CONTINUOUS else binarize(images)
         bounds = importance_weighted_bound(model, targets, labels, ks=ks, seed=seed, max_decodes=max_decodes)
         shape = images.shape[1:]
         row = {

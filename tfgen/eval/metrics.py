@@ -27,10 +27,11 @@ message naming the offending argument, its shape and what was expected.
 
 from __future__ import annotations
 
-import numbers
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from tfgen.checks import int_at_least
 
 __all__ = [
     "frechet_distance",
@@ -85,15 +86,6 @@ def _check_same_dim(a: np.ndarray, name_a: str, b: np.ndarray, name_b: str) -> N
             f"{name_a} and {name_b} must have the same feature_dim; "
             f"got shapes {a.shape} and {b.shape}."
         )
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    # bool is an Integral subclass; True as "num_splits" is almost surely a bug.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
-    return int(value)
 
 
 # --------------------------------------------------------------------------
@@ -309,8 +301,8 @@ def kernel_inception_distance(
     a = _as_2d_features(features_a, "features_a", min_samples=2)
     b = _as_2d_features(features_b, "features_b", min_samples=2)
     _check_same_dim(a, "features_a", b, "features_b")
-    num_subsets = _check_int(num_subsets, "num_subsets", 1)
-    subset_size = _check_int(subset_size, "subset_size", 2)
+    num_subsets = int_at_least(num_subsets, "num_subsets", 1)
+    subset_size = int_at_least(subset_size, "subset_size", 2)
     m = min(subset_size, a.shape[0], b.shape[0])
 
     rng = np.random.default_rng(seed)
@@ -360,7 +352,7 @@ def _as_probabilities(probs: ArrayLike, name: str = "probs") -> np.ndarray:
 
 def _classifier_score_per_split(probs: ArrayLike, num_splits: int) -> np.ndarray:
     p = _as_probabilities(probs)
-    num_splits = _check_int(num_splits, "num_splits", 1)
+    num_splits = int_at_least(num_splits, "num_splits", 1)
     if num_splits > p.shape[0]:
         raise ValueError(
             f"num_splits must be <= num_samples so no split is empty; got num_splits="
@@ -507,8 +499,8 @@ def precision_recall(
       ValueError: on non-2-D inputs, mismatched D, non-finite values, or too
         few samples for the requested k.
     """
-    k = _check_int(k, "k", 1)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    k = int_at_least(k, "k", 1)
+    batch_size = int_at_least(batch_size, "batch_size", 1)
     # The k-th nearest *other* sample must exist.
     real = _as_2d_features(real_features, "real_features", min_samples=k + 1)
     fake = _as_2d_features(fake_features, "fake_features", min_samples=k + 1)
@@ -590,7 +582,7 @@ def conditional_accuracy(
       ValueError: on non-1-D or non-integer labels, mismatched lengths, labels
         out of range, or invalid ``num_classes``.
     """
-    num_classes = _check_int(num_classes, "num_classes", 1)
+    num_classes = int_at_least(num_classes, "num_classes", 1)
     pred = _as_labels(predicted_labels, "predicted_labels", num_classes)
     req = _as_labels(requested_labels, "requested_labels", num_classes)
     if pred.shape != req.shape:

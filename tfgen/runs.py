@@ -1,0 +1,172 @@
+"""The run directory: its file names, its lock, and everything that reads it.
+
+A run directory holds everything one `tfgen train` produced:
+
+    config.json        model name, preset and full model config, data and fit settings, versions
+    history.csv        one row per epoch: training and `val_` metrics
+    samples/           epoch_001.png, … (fixed noise)
+    checkpoints/       last.keras + state.json, rewritten atomically each epoch
+    logs/              TensorBoard
+    model.keras        the final model
+    eval.json          `tfgen eval`'s scores, if it was run
+    .lock              while a process writes the run: locked (flock) by it, so a second writer refuses
+
+Training (`tfgen.training`), its callbacks, export, evaluation and the command
+line take these names from here, and read runs with the functions below, so
+the format is defined in one place (as keras-hub's `preset_utils` does for a
+preset directory). Run directories written by earlier versions load and
+resume: keep it so (tests/test_runs.py builds one in the old format).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import platform
+from pathlib import Path
+
+from tfgen.checks import int_at_least
+from tfgen.io import LockHeldError, file_lock, load_keras_file, stale_temporaries, write_text
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_NAME = "last.keras"  # in CHECKPOINT_DIR
+STATE_NAME = "state.json"  # in CHECKPOINT_DIR
+CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/{CHECKPOINT_NAME}"
+STATE_FILE = f"{CHECKPOINT_DIR}/{STATE_NAME}"
+SAMPLES_DIR = "samples"
+LOGS_DIR = "logs"
+EVAL_FILE = "eval.json"
+LOCK_FILE = ".lock"
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that is missing, incomplete, or already holds another run."""
+
+
+# ---------------------------------------------------------------------- reading a run
+def read_run_config(run_dir) -> dict:
+    """`config.json`: the run's model name, preset, settings and model config."""
+    path = Path(run_dir) / CONFIG_FILE
+    config = _read_json(path, f"{run_dir} is not a tfgen run directory")
+    if not isinstance(config, dict) or "model" not in config:
+        raise RunDirectoryError(f"{path} is corrupt: no model name in it")
+    return config
+
+
+def read_state(run_dir) -> dict:
+    """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}."""
+    path = Path(run_dir) / STATE_FILE
+    state = _read_json(path, f"{run_dir} has no checkpoint to resume from")
+    try:
+        int_at_least(state["epoch"], "epoch", 0)
+    except (TypeError, KeyError, ValueError):  # not an object, no "epoch", or not a count
+        raise RunDirectoryError(f"{path} is corrupt: no epoch count in it") from None
+    return state
+
+
+def load_run(run_dir):
+    """The model of a run directory: `model.keras`, else the last checkpoint."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"run directory {run_dir} does not exist")
+    for candidate in (run_dir / MODEL_FILE, run_dir / CHECKPOINT_FILE):
+        if candidate.exists():
+            return load_checkpoint(candidate)
+    raise RunDirectoryError(f"{run_dir} holds no {MODEL_FILE} and no {CHECKPOINT_FILE}: not a tfgen run")
+
+
+def load_checkpoint(path, action: str = "load"):
+    """A run's model file; a truncated or foreign file is a one-line `RunDirectoryError`."""
+    return load_keras_file(path, action, RunDirectoryError)
+
+
+def _read_json(path: Path, missing: str):
+    """The JSON in a run directory's file, or a RunDirectoryError saying it is `missing` or corrupt."""
+    if not path.exists():
+        raise RunDirectoryError(f"{path} not found: {missing}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirectoryError(f"{path} is corrupt ({err})") from None
+
+
+# ---------------------------------------------------------------------- writing a run
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold `RUN_DIR/.lock` while writing into a run: a second `train`/`resume` of it refuses.
+
+    See `tfgen.io.file_lock`: the kernel drops the lock when the writer dies, however
+    it dies, and the file is removed when the writer is done, so a finished (or
+    cleanly interrupted) run holds no `.lock`; only kill -9 leaves one, which blocks nothing.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(Path(run_dir) / LOCK_FILE, wait=False))
+        except LockHeldError as err:
+            raise RunDirectoryError(f"{run_dir} is being written by another running tfgen process (pid {err.holder}); "
+                                    "wait for it to finish, or stop it and then --resume") from None
+        yield
+
+
+def refuse_existing_run(out: Path) -> None:
+    """A `RunDirectoryError` if `out` already holds a run: a new run never overwrites one."""
+    if (Path(out) / CONFIG_FILE).exists():
+        model = read_run_config(out).get("model", "?")
+        raise RunDirectoryError(f"{out} already holds a run (of {model!r}); choose another --out, "
+                                f"or continue it with --resume {out}")
+
+
+def epochs_done(net, state_epoch: int, steps: int) -> int:
+    """Completed epochs: state.json's count, checked against the optimiser's step count.
+
+    The checkpoint and state.json are two files, each replaced atomically; a kill
+    between the two leaves a model one epoch ahead of state.json. The optimiser,
+    saved inside the model file, knows.
+    """
+    import tensorflow as tf
+
+    optimizer = getattr(net, "optimizer", None)
+    if optimizer is not None:
+        iterations = int(tf.convert_to_tensor(optimizer.iterations.value))  # also a MirroredVariable
+        if iterations % steps == 0 and iterations // steps in (state_epoch, state_epoch + 1):
+            return iterations // steps
+    return state_epoch
+
+
+def trim_history(run_dir, epochs_done: int) -> None:
+    """Drop history.csv rows of epochs that are not in the checkpoint (and a half-written last line)."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.exists():
+        return
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    if not rows or "epoch" not in rows[0]:
+        return
+    header, column = rows[0], rows[0].index("epoch")
+    keep = [r for r in rows[1:] if len(r) == len(header) and r[column].isdigit() and int(r[column]) < epochs_done]
+    if len(keep) != len(rows) - 1:
+        text = io.StringIO()
+        csv.writer(text).writerows([header, *keep])
+        write_text(path, text.getvalue())
+
+
+def remove_stale_temporaries(run_dir) -> None:
+    """Temporary files of atomic writes that a killed process left behind."""
+    for name in (CHECKPOINT_FILE, STATE_FILE, MODEL_FILE, CONFIG_FILE, HISTORY_FILE):
+        for stale in stale_temporaries(Path(run_dir) / name):
+            stale.unlink(missing_ok=True)
+
+
+def versions() -> dict:
+    """The versions a run was trained with (stored in its config.json and in exports' metadata)."""
+    import keras
+    import tensorflow as tf
+
+    import tfgen
+
+    return {"tfgen": tfgen.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "python": platform.python_version()}
