@@ -108,8 +108,6 @@ def test_sampling_options_and_conditioning():
     assert log_p[0] != log_p[1]
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         model.sample(2, labels=[-1, 3])
-    with pytest.raises(ValueError, match="grayscale"):
-        model_with(image_shape=(28, 28, 3))
     with pytest.raises(ValueError, match="odd"):
         model_with(kernel_size=4)
 
