@@ -34,10 +34,10 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfgen.checks import int_at_least
 from tfgen.layers.attention import ImagePositionEmbedding, TransformerBlock
 from tfgen.models.autoregressive import AutoregressiveModel
 from tfgen.models.base import check_positive, check_sizes
-from tfgen.checks import int_at_least
 from tfgen.registry import register_model
 
 

@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfgen.checks import int_at_least
 from tfgen.layers.masked_conv import ChannelMaskedConv2D, GatedActivation, HorizontalConv, VerticalConv
 from tfgen.models.autoregressive import AutoregressiveModel
 from tfgen.models.base import check_sizes
@@ -77,9 +78,9 @@ class PixelCNN(AutoregressiveModel):
                          learning_rate=learning_rate, **kwargs)
         check_sizes(filters=filters, num_layers=num_layers, head_filters=head_filters)
         self.channels = self.image_shape[-1]
-        if self.channels > 1 and min(filters, head_filters) < self.channels:
-            raise ValueError(f"filters and head_filters must be at least the number of channels ({self.channels}): "
-                             f"each colour needs its own features, got filters={filters}, head_filters={head_filters}")
+        if self.channels > 1:  # each colour needs features of its own
+            int_at_least(filters, f"filters for {self.channels} colour channels", self.channels)
+            int_at_least(head_filters, f"head_filters for {self.channels} colour channels", self.channels)
         self.filters, self.num_layers, self.head_filters = int(filters), int(num_layers), int(head_filters)
         self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)
         # How far up (rows) and left (columns) the network sees from a pixel: the
