@@ -73,12 +73,18 @@ def set_options(model: str, preset: str, model_config: dict) -> list[tuple[str, 
 
     cls = get_model_class(model)
     preset_values = cls.PRESETS[preset]
+    resolved = {}
     options = []
     for key, parameter in cls.hyperparameters().items():
         if key not in model_config or key == "seed":  # the seed is --seed
             continue
         value = json.loads(json.dumps(model_config[key]))  # tuples as lists, as config.json holds them
-        if value != json.loads(json.dumps(preset_values.get(key, parameter.default))):
+        expected = preset_values.get(key, parameter.default)
+        if expected is None and "image_shape" in model_config:
+            # Chosen from the image shape (the AR models' levels and block_size): the preset's value at this shape.
+            resolved = resolved or cls.from_preset(preset, image_shape=tuple(model_config["image_shape"])).get_config()
+            expected = resolved.get(key)
+        if value != json.loads(json.dumps(expected)):
             text = str(value).lower() if isinstance(value, bool) else json.dumps(value).replace(" ", "")
             options.append((key, text.strip('"')))
     return options

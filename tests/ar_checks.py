@@ -20,44 +20,56 @@ def flat_logits(logits_fn, images):
     return logits.reshape(len(images), -1, logits.shape[-1])
 
 
-def causality_violations(logits_fn, image, positions, levels=2):
-    """Flip pixel i of `image` (one per position) and return, per position, the largest
-    change of the logits at pixels ≤ i (must be 0) and at pixels > i (should not all be 0).
+def flip_changes(logits_fn, image, positions, levels=2):
+    """Move sub-pixel i of `image` to another level (one copy per position in `positions`)
+    and return the largest change of the logits at every position: (len(positions), D).
 
-    image: one (H, W, 1) image in [0, 1] on the levels grid. One forward pass of
-    len(positions) + 1 images.
+    image: one (H, W, C) image in [0, 1] on the levels grid; positions index its
+    raster order with channels innermost. One forward pass of len(positions) + 1 images.
     """
-    h, w, c = image.shape
     batch = np.repeat(image[None], len(positions) + 1, axis=0)
     flat = batch.reshape(len(batch), -1)
     step = 1.0 / (levels - 1)
     for k, i in enumerate(positions):
-        # Move pixel i to another level (up one, or down one at the top level).
+        # Up one level, or down one at the top level.
         flat[k + 1, i] = flat[k + 1, i] + step if flat[k + 1, i] + step <= 1.0 + 1e-6 else flat[k + 1, i] - step
     logits = flat_logits(logits_fn, flat.reshape(batch.shape).astype("float32"))
-    base = logits[0]
-    before, after = [], []
-    for k, i in enumerate(positions):
-        diff = np.abs(logits[k + 1] - base).max(axis=-1)
-        before.append(diff[: i + 1].max())
-        after.append(diff[i + 1:].max() if i + 1 < len(diff) else np.inf)
-    return np.array(before), np.array(after)
+    return np.abs(logits[1:] - logits[:1]).max(axis=-1)
+
+
+def causality_violations(logits_fn, image, positions, levels=2):
+    """Per flipped position i: the largest change of the logits at positions ≤ i (must be 0)
+    and at positions > i (should not all be 0). See `flip_changes`."""
+    changes = flip_changes(logits_fn, image, positions, levels)
+    before = np.array([row[: i + 1].max() for row, i in zip(changes, positions)])
+    after = np.array([row[i + 1:].max() if i + 1 < len(row) else np.inf for row, i in zip(changes, positions)])
+    return before, after
 
 
 def assert_causal(logits_fn, image, positions, levels=2):
-    before, after = causality_violations(logits_fn, image, positions, levels)
-    bad = [(i, b) for i, b in zip(positions, before) if b > 0]
-    assert not bad, f"changing pixel i changed the predictions at pixels <= i: (i, max change) {bad[:5]}"
-    # The check has power: each flipped pixel does influence some later pixel.
-    dead = [i for i, a in zip(positions, after) if a == 0]
-    assert not dead, f"pixels {dead[:5]} influence no later prediction"
+    """Sub-pixel i never changes the logits at positions ≤ i, and does change later ones.
+
+    With colour the check has power inside a pixel too: a pixel's R must change the
+    prediction of its G, and its G that of its B (masks that are too strict fail here).
+    """
+    changes = flip_changes(logits_fn, image, positions, levels)
+    bad = [(i, row[: i + 1].max()) for row, i in zip(changes, positions) if row[: i + 1].max() > 0]
+    assert not bad, f"changing sub-pixel i changed the predictions at positions <= i: (i, max change) {bad[:5]}"
+    # The check has power: each flipped sub-pixel does influence some later one.
+    dead = [i for row, i in zip(changes, positions) if i + 1 < len(row) and row[i + 1:].max() == 0]
+    assert not dead, f"sub-pixels {dead[:5]} influence no later prediction"
+    channels = image.shape[-1]
+    unseen = [i for row, i in zip(changes, positions) if i % channels < channels - 1 and row[i + 1] == 0]
+    assert not unseen, f"sub-pixels {unseen[:5]} do not influence the next channel of their own pixel"
 
 
 def boundary_positions(image_shape, extra=(), rng=None, n_random=0):
-    """Pixel indices worth checking: corners, row starts/ends, and some random ones."""
+    """Sub-pixel indices worth checking: corners, row starts/ends (every channel), and some random ones."""
     h, w, c = image_shape
     d = h * w * c
-    picks = {0, 1, w - 1, w, w + 1, 2 * w - 1, d // 2, d - w - 1, d - w, d - 2, d - 1, *extra}
+    row = w * c
+    picks = {0, 1, row - 1, row, row + 1, 2 * row - 1, d // 2, d - row - 1, d - row, d - 2, d - 1, *extra}
+    picks |= {p + k for p in (0, row - c, row, d // 2, d - c) for k in range(c)}
     if rng is not None and n_random:
         picks |= set(rng.choice(d, n_random, replace=False).tolist())
     return sorted(p for p in picks if 0 <= p < d)
@@ -187,3 +199,40 @@ def binarised_digits(digits, n_train=None, n_test=None):
     train = tf.data.Dataset.from_tensor_slices((x_train[:n_train], y_train[:n_train]))
     test = tf.data.Dataset.from_tensor_slices((x_test[:n_test], y_test[:n_test]))
     return train, test
+
+
+def colour_images(shape, levels, n=2, seed=0):
+    """`n` random (H, W, C) images on the levels grid, float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, levels, (n, *shape)) / (levels - 1)).astype("float32")
+
+
+def assert_colour_model_trains_samples_round_trips_and_exports(name, tmp_path, **overrides):
+    """A tiny 32×32×3 model: 16 levels per channel by default, one training step, samples
+    (N, 32, 32, 3) on the levels grid, `.keras` round trip, and a SavedModel whose `sample`
+    and `log_prob` endpoints give the model's own numbers; exact NLL in bits/dim over D = H·W·C."""
+    import tfgen
+    from model_checks import assert_roundtrip
+    from tfgen.eval.likelihood import exact_nll
+    from tfgen.export import export_model
+
+    model = tfgen.get_model(name, "tiny", seed=0, image_shape=(32, 32, 3), **overrides)
+    assert model.levels == 16 and "16 levels" in model.data_variant
+    images = colour_images(model.image_shape, model.levels)
+    model.default_compile()
+    history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(2), verbose=0).history
+    assert np.isfinite(history["loss"][0]) and history["bits_per_dim"][0] == pytest.approx(
+        history["loss"][0] / (32 * 32 * 3 * math.log(2)), rel=1e-5)
+    samples = np.asarray(model.sample(2, seed=3))
+    assert samples.shape == (2, 32, 32, 3) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples * 15, np.rint(samples * 15), atol=1e-5)  # on the grid, in [0, 1]
+    assert samples.min() >= 0 and samples.max() <= 1 and len(np.unique(samples)) > 2
+    assert_roundtrip(model, images, tmp_path)
+
+    log_p = np.asarray(model.log_prob(images))
+    row = exact_nll(model, images)
+    assert row["bits_per_dim"] == pytest.approx(-log_p.mean() / (32 * 32 * 3 * math.log(2)), rel=1e-5)
+    exported = tf.saved_model.load(str(export_model(model, tmp_path / "export")))
+    np.testing.assert_allclose(exported.log_prob(tf.constant(images)), log_p, rtol=1e-5)
+    # The same levels (divided by 15 in another graph: equal to the last bit or so).
+    np.testing.assert_allclose(exported.sample(tf.constant(2), tf.constant(3, tf.int64)), samples, atol=1e-6)

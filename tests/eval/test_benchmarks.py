@@ -115,6 +115,12 @@ def test_trained_runs_train_command_repeats_what_differs_from_the_preset():
     config.update(dynamic_binarization=True, num_layers=12)
     assert trained_runs.set_options("pixelcnn", "default", config) == [("dynamic_binarization", "true"),
                                                                        ("num_layers", "12")]
+    # levels and block_size chosen from the image shape: only an explicit other value is an option.
+    colour = tfgen.get_model("pixel_transformer", "default", image_shape=(32, 32, 3)).get_config()
+    shape = ("image_shape", "[32,32,3]")
+    assert trained_runs.set_options("pixel_transformer", "default", colour) == [shape]
+    colour.update(levels=256)
+    assert set(trained_runs.set_options("pixel_transformer", "default", colour)) == {shape, ("levels", "256")}
     diffusion = tfgen.get_model("diffusion", "default", channel_mults=(1, 2), schedule="linear").get_config()
     assert trained_runs.set_options("diffusion", "default", diffusion) == [("schedule", "linear"),
                                                                            ("channel_mults", "[1,2]")]

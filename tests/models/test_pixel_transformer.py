@@ -12,7 +12,8 @@ from ar_checks import (
     assert_arguments_are_checked, assert_cache_matches_forward, assert_causal, assert_conditional_model_trains_and_round_trips,
     assert_compiled_functions_are_not_tracked, assert_log_prob_is_sum_of_conditionals, assert_metrics_in_nats_and_bits,
     assert_normalised, assert_samples_follow_the_model, binarised_digits,
-    boundary_positions, causality_violations,
+    assert_colour_model_trains_samples_round_trips_and_exports, boundary_positions, causality_violations,
+    colour_images,
 )
 
 NAME = "pixel_transformer"
@@ -48,10 +49,27 @@ def test_the_causality_check_catches_an_unshifted_input():
     assert np.all(before > 0)
 
 
-@pytest.mark.parametrize("overrides", [dict(block_size=0), dict(block_size=8), dict(levels=4, conditional=True)])
+# Colour: 192 sub-pixels, each a position (R, G, B of a pixel consecutive); 4 levels per channel.
+COLOUR = dict(image_shape=(8, 8, 3), levels=4)
+
+
+@pytest.mark.parametrize("block_size", [0, 8, None])  # None: two image rows, 48 positions here
+def test_each_colour_sub_pixel_sees_exactly_the_sub_pixels_before_it(block_size):
+    model = tiny(**COLOUR, block_size=block_size)
+    assert_causal(model, colour_images(model.image_shape, 4, n=1)[0], list(range(model.num_dims)), levels=4)
+
+
+def test_block_size_none_is_two_image_rows_and_colour_defaults_to_16_levels():
+    assert tfgen.get_model(NAME, "default").block_size == 56  # 28×28×1: the grayscale preset's value
+    colour = tfgen.get_model(NAME, "default", image_shape=(32, 32, 3))
+    assert colour.block_size == 2 * 32 * 3 and colour.levels == 16 and tiny().levels == 2
+
+
+@pytest.mark.parametrize("overrides", [dict(block_size=0), dict(block_size=8), dict(levels=4, conditional=True),
+                                       dict(COLOUR, block_size=8), dict(COLOUR, conditional=True)])
 def test_cached_sampler_step_gives_the_full_pass_logits(overrides):
     model = tiny(**overrides)
-    images = np.concatenate([digit_like(levels=model.levels, seed=s) for s in range(2)])
+    images = np.concatenate([digit_like(model.image_shape, levels=model.levels, seed=s) for s in range(2)])
     labels = np.array([3, 7], np.int32) if model.conditional else None
     assert_cache_matches_forward(model, images, labels)
     assert_log_prob_is_sum_of_conditionals(model, images, labels)
@@ -66,7 +84,7 @@ def test_loss_is_nats_per_image_and_bits_per_dim():
     assert bits_per_dim(784 * math.log(2), 784) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("shape, levels", [((2, 3, 1), 2), ((2, 2, 1), 3)])
+@pytest.mark.parametrize("shape, levels", [((2, 3, 1), 2), ((2, 2, 1), 3), ((1, 2, 3), 2), ((1, 1, 3), 3)])
 def test_likelihood_is_exact_and_the_sampler_draws_from_it(shape, levels):
     model = tfgen.get_model(NAME, "tiny", seed=1, image_shape=shape, levels=levels)
     log_p = assert_normalised(model)
@@ -135,6 +153,11 @@ def test_data_variant_and_dynamic_binarization():
 
 def test_conditional_model_trains_and_round_trips(random_batches, tmp_path):
     assert_conditional_model_trains_and_round_trips(NAME, random_batches, tmp_path)
+
+
+def test_colour_32x32_trains_samples_round_trips_and_exports(tmp_path):
+    # 3,072 positions: local attention over two image rows (the tiny preset's full attention costs 4× more here).
+    assert_colour_model_trains_samples_round_trips_and_exports(NAME, tmp_path, block_size=None)
 
 
 @pytest.mark.learning

@@ -12,14 +12,19 @@ from ar_checks import (
     assert_arguments_are_checked, assert_cache_matches_forward, assert_causal, assert_conditional_model_trains_and_round_trips,
     assert_compiled_functions_are_not_tracked, assert_log_prob_is_sum_of_conditionals, assert_metrics_in_nats_and_bits,
     assert_normalised, assert_samples_follow_the_model, binarised_digits,
-    boundary_positions, causality_violations, flat_logits,
+    assert_colour_model_trains_samples_round_trips_and_exports, boundary_positions, causality_violations,
+    colour_images, flat_logits,
 )
-from tfgen.layers.masked_conv import HorizontalConv, VerticalConv
+from tfgen.layers.masked_conv import ChannelMaskedConv2D, HorizontalConv, VerticalConv
 
 NAME = "pixelcnn"
 # Small but with the default's shape: a 7×7 first layer and enough layers that the
 # sampler's receptive-field crops (rows above, columns left) really cut.
 SMALL = dict(filters=8, num_layers=4, kernel_size=3, first_kernel_size=7, head_filters=8)
+# Colour small enough to check every sub-pixel in one pass; 4 levels per channel. 16 features
+# per colour: with the tiny preset's 2–3, a pixel's G features are sometimes all cut by the
+# ReLU before the head, and its R then (legitimately) cannot reach its G's prediction.
+COLOUR = dict(image_shape=(8, 8, 3), levels=4, filters=48, head_filters=48)
 
 
 def model_with(**overrides):
@@ -77,10 +82,37 @@ def test_no_blind_spot():
     np.testing.assert_array_equal(logits[1:, r * 28 + c], np.repeat(logits[:1, r * 28 + c], len(far), axis=0))
 
 
-@pytest.mark.parametrize("overrides", [{}, SMALL, dict(levels=4, conditional=True)])
+@pytest.mark.parametrize("overrides", [COLOUR, {**SMALL, **COLOUR}])
+def test_each_colour_sub_pixel_sees_exactly_the_sub_pixels_before_it(overrides):
+    # R of a pixel sees the pixels before it; G also that pixel's R; B its R and G.
+    model = model_with(**overrides)
+    assert_causal(model, colour_images(model.image_shape, model.levels, n=1)[0], list(range(model.num_dims)),
+                  levels=model.levels)
+
+
+def test_the_causality_check_catches_a_first_layer_that_sees_its_own_colour(monkeypatch):
+    # Mask B where mask A is needed: R would predict itself from itself.
+    original = pixelcnn_module.HorizontalConv
+    monkeypatch.setattr(pixelcnn_module, "HorizontalConv", lambda *a, **kw: original(*a, **{**kw, "mask_type": "B"}))
+    model = model_with(**COLOUR)
+    positions = [99, 100, 101, 150, 151, 152]  # each channel, away from the borders
+    before, _ = causality_violations(model, colour_images(model.image_shape, 4, n=1)[0], positions, levels=4)
+    assert np.all(before > 0)
+
+
+def test_grayscale_network_is_unchanged_and_colour_defaults_to_16_levels():
+    # One channel: plain convolutions, exactly the layers (and weights) of the grayscale model.
+    gray = model_with()
+    assert gray.levels == 2 and not any(isinstance(l.conv, ChannelMaskedConv2D) for l in gray.horizontal.layers
+                                        if isinstance(l, HorizontalConv))
+    assert model_with(image_shape=(8, 8, 3)).levels == 16
+
+
+@pytest.mark.parametrize("overrides", [{}, SMALL, dict(levels=4, conditional=True),
+                                       {**SMALL, **COLOUR}, {**COLOUR, "conditional": True}])
 def test_row_cached_sampler_step_gives_the_full_pass_logits(overrides):
     model = model_with(**overrides)
-    images = digit_like(levels=model.levels, n=2)
+    images = colour_images(model.image_shape, model.levels)
     labels = np.array([3, 7], np.int32) if model.conditional else None
     assert_cache_matches_forward(model, images, labels)
     assert_log_prob_is_sum_of_conditionals(model, images, labels)
@@ -90,7 +122,7 @@ def test_loss_is_nats_per_image_and_bits_per_dim():
     assert_metrics_in_nats_and_bits(model_with(), digit_like(n=3))
 
 
-@pytest.mark.parametrize("shape, levels", [((2, 3, 1), 2), ((2, 2, 1), 3)])
+@pytest.mark.parametrize("shape, levels", [((2, 3, 1), 2), ((2, 2, 1), 3), ((1, 2, 3), 2), ((1, 1, 3), 3)])
 def test_likelihood_is_exact_and_the_sampler_draws_from_it(shape, levels):
     model = tfgen.get_model(NAME, "tiny", seed=1, image_shape=shape, levels=levels)
     log_p = assert_normalised(model)
@@ -108,8 +140,6 @@ def test_sampling_options_and_conditioning():
     assert log_p[0] != log_p[1]
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         model.sample(2, labels=[-1, 3])
-    with pytest.raises(ValueError, match="grayscale"):
-        model_with(image_shape=(28, 28, 3))
     with pytest.raises(ValueError, match="odd"):
         model_with(kernel_size=4)
 
@@ -125,6 +155,10 @@ def test_compiled_functions_are_not_tracked_by_keras():
 
 def test_conditional_model_trains_and_round_trips(random_batches, tmp_path):
     assert_conditional_model_trains_and_round_trips(NAME, random_batches, tmp_path)
+
+
+def test_colour_32x32_trains_samples_round_trips_and_exports(tmp_path):
+    assert_colour_model_trains_samples_round_trips_and_exports(NAME, tmp_path)
 
 
 @pytest.mark.learning

@@ -5,7 +5,10 @@ read in raster order (row by row, left to right, channels innermost), as
 
     p(x) = ∏_i p(x_i | x_<i),
 
-each factor a categorical distribution over `levels` values. Training maximises
+each factor a categorical distribution over `levels` values. A colour image is
+D = H·W·C sub-pixels, read R, G, B within each pixel (PixelRNN/PixelCNN, van den
+Oord et al. 2016; the Image Transformer, Parmar et al. 2018), so a pixel's G is
+predicted given its R and B given both. Training maximises
 the exact log-likelihood by teacher forcing (one pass computes every factor from
 the true previous pixels); sampling draws pixels one at a time. This module
 holds the parts that do not depend on the network:
@@ -49,6 +52,18 @@ def bits_per_dim(nats_per_image, dims):
     return nats_per_image / (dims * math.log(2.0))
 
 
+# Levels per channel when none are chosen: binary grayscale pixels (binarised MNIST,
+# the literature's benchmark), and 16 per colour channel — 4 bits, 4,096 colours, enough
+# for recognisable colour images at a 16th of the softmax width and logits memory of
+# 8-bit colour (levels=256 gives bits/dim comparable with published CIFAR-10 numbers).
+GRAY_LEVELS, COLOUR_LEVELS = 2, 16
+
+
+def default_levels(channels):
+    """`levels` when the caller chose none: 2 for one channel, 16 per channel for colour."""
+    return GRAY_LEVELS if channels == 1 else COLOUR_LEVELS
+
+
 def sample_categorical(logits, seed, temperature=1.0, top_k=0):
     """One draw per row of `logits` (B, L): softmax(logits / temperature), optionally top-k.
 
@@ -76,9 +91,10 @@ class AutoregressiveModel(GenerativeModel):
       position t given `canvas` (B, D) int32 (positions < t hold the image so
       far), and the updated cache.
 
-    Data variant: inputs are [0, 1] grayscale; the model quantises them to
-    `levels` values with round(x·(levels − 1)), so levels = 2 is MNIST
-    binarised with the fixed threshold 0.5. With `dynamic_binarization=True`
+    Data variant: inputs are [0, 1] images; the model quantises every sub-pixel
+    to `levels` values with round(x·(levels − 1)), so levels = 2 is MNIST
+    binarised with the fixed threshold 0.5. `levels=None` picks
+    `default_levels(channels)`: 2 for grayscale, 16 for colour. With `dynamic_binarization=True`
     (levels = 2 only) each training step instead draws x_bin ~ Bernoulli(x)
     afresh (Salakhutdinov & Murray 2008), seeded by the model's seed generator;
     evaluation, `log_prob` and validation always use the fixed threshold, so
@@ -88,8 +104,10 @@ class AutoregressiveModel(GenerativeModel):
     `bits_per_dim` the same in bits per dimension, nats / (D · ln 2).
     """
 
-    def __init__(self, levels=2, conditional=False, dynamic_binarization=False, learning_rate=1e-3, **kwargs):
+    def __init__(self, levels=None, conditional=False, dynamic_binarization=False, learning_rate=1e-3, **kwargs):
         super().__init__(**kwargs)
+        if levels is None:
+            levels = default_levels(self.image_shape[-1])
         if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 256:
             raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
         if dynamic_binarization and levels != 2:

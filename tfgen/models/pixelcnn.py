@@ -22,10 +22,17 @@ Convolutional Autoregressive Models": cache what earlier steps computed)
 applied at row and receptive-field granularity, not their full per-layer
 queues; `benchmarks/ar_sampling.py` measures what it buys.
 
-Data variant: [0, 1] grayscale inputs quantised to `levels` values; levels = 2 is
-MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
+Colour: the sub-pixels of a pixel are predicted in order, R, then G given R,
+then B given R and G (van den Oord et al. 2016, "Pixel Recurrent Neural
+Networks"): the horizontal stack's features are split into colour groups and
+its current-pixel connections are masked across them (mask A in the first
+layer, B after; see `tfgen.layers.masked_conv`); the head gives `levels`
+logits per channel. The sampler then runs the horizontal strip once per
+sub-pixel. With one channel the network is exactly the grayscale one.
+
+Data variant: [0, 1] images quantised to `levels` values per channel; levels = 2
+is MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
 in training (see `AutoregressiveModel`; `model.data_variant` says which).
-Grayscale only (channels = 1): colour would need masks across channels too.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen.layers.masked_conv import GatedActivation, HorizontalConv, VerticalConv
+from tfgen.checks import int_at_least
+from tfgen.layers.masked_conv import ChannelMaskedConv2D, GatedActivation, HorizontalConv, VerticalConv
 from tfgen.models.autoregressive import AutoregressiveModel
 from tfgen.models.base import check_sizes
 from tfgen.registry import register_model
@@ -46,16 +54,16 @@ class PixelCNN(AutoregressiveModel):
 
     PRESETS = {
         # Sized for CPUs: 64 filters cost 3× the time per image for a small gain within minutes of training.
-        "default": dict(levels=2, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64,
+        "default": dict(levels=None, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64,
                         learning_rate=1e-3),
-        "conditional": dict(levels=2, conditional=True, filters=32, num_layers=8, kernel_size=3,
+        "conditional": dict(levels=None, conditional=True, filters=32, num_layers=8, kernel_size=3,
                             first_kernel_size=7, head_filters=64, learning_rate=1e-3),
-        "tiny": dict(levels=2, filters=8, num_layers=2, kernel_size=3, first_kernel_size=3, head_filters=8),
+        "tiny": dict(levels=None, filters=8, num_layers=2, kernel_size=3, first_kernel_size=3, head_filters=8),
     }
 
     def __init__(
         self,
-        levels=2,
+        levels=None,
         conditional=False,
         dynamic_binarization=False,
         filters=32,
@@ -69,8 +77,10 @@ class PixelCNN(AutoregressiveModel):
         super().__init__(levels=levels, conditional=conditional, dynamic_binarization=dynamic_binarization,
                          learning_rate=learning_rate, **kwargs)
         check_sizes(filters=filters, num_layers=num_layers, head_filters=head_filters)
-        if self.image_shape[-1] != 1:
-            raise ValueError(f"PixelCNN models grayscale images (channels = 1), got image_shape {self.image_shape}")
+        self.channels = self.image_shape[-1]
+        if self.channels > 1:  # each colour needs features of its own
+            int_at_least(filters, f"filters for {self.channels} colour channels", self.channels)
+            int_at_least(head_filters, f"head_filters for {self.channels} colour channels", self.channels)
         self.filters, self.num_layers, self.head_filters = int(filters), int(num_layers), int(head_filters)
         self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)
         # How far up (rows) and left (columns) the network sees from a pixel: the
@@ -99,7 +109,7 @@ class PixelCNN(AutoregressiveModel):
         Any height and width: the sampler runs it on a window of rows.
         """
         f2 = 2 * self.filters
-        image = keras.Input((None, None, 1), name="image")
+        image = keras.Input((None, None, self.channels), name="image")
         inputs = [image]
         if self.conditional:
             labels = keras.Input((), dtype="int32", name="labels")
@@ -117,20 +127,36 @@ class PixelCNN(AutoregressiveModel):
             links.append(link)
         return keras.Model(inputs, links, name="vertical_stack")
 
+    def _horizontal_conv(self, layer):
+        if self.channels == 1:
+            # Layer 0 is shifted right one column: the prediction for a pixel never sees the pixel.
+            return HorizontalConv(2 * self.filters, self._kernel(layer), include_current=layer > 0,
+                                  name=f"h_conv{layer}")
+        # Colour: every layer sees the current pixel, masked across channels (A: only earlier colours).
+        return HorizontalConv(2 * self.filters, self._kernel(layer), include_current=True, channels=self.channels,
+                              mask_type="A" if layer == 0 else "B", name=f"h_conv{layer}")
+
+    def _pointwise(self, filters, name, **kwargs):
+        """A 1×1 convolution of the horizontal stack; with colour, masked so no colour reads a later one."""
+        if self.channels == 1:
+            return layers.Conv2D(filters, 1, name=name, **kwargs)
+        return ChannelMaskedConv2D(filters, 1, self.channels, "B", name=name, **kwargs)
+
     def build_horizontal(self):
-        """Image rows + the vertical links for those rows -> logits (B, rows, W, levels)."""
+        """Image rows + the vertical links for those rows -> logits (B, rows, W, C·levels)."""
         f2 = 2 * self.filters
-        image = keras.Input((None, None, 1), name="image")
+        image = keras.Input((None, None, self.channels), name="image")
+        # The links need no mask: the vertical stack only sees rows above the current one.
         links = [keras.Input((None, None, f2), name=f"link{i}") for i in range(self.num_layers)]
         h = image
         for i in range(self.num_layers):
-            # Layer 0 is shifted right one column: the prediction for a pixel never sees the pixel.
-            pre = HorizontalConv(f2, self._kernel(i), include_current=i > 0, name=f"h_conv{i}")(h)
+            pre = self._horizontal_conv(i)(h)
             pre = layers.Add(name=f"h_add{i}")([pre, links[i]])
-            out = layers.Conv2D(self.filters, 1, name=f"h_out{i}")(GatedActivation(name=f"h_gate{i}")(pre))
+            out = self._pointwise(self.filters, f"h_out{i}")(GatedActivation(name=f"h_gate{i}")(pre))
             h = out if i == 0 else layers.Add(name=f"h_res{i}")([h, out])
-        h = layers.Conv2D(self.head_filters, 1, activation="relu", name="head")(layers.ReLU()(h))
-        logits = layers.Conv2D(self.levels, 1, dtype="float32", name="logits")(h)
+        h = self._pointwise(self.head_filters, "head", activation="relu")(layers.ReLU()(h))
+        # Channel-major logits: feature c·levels + l is level l of channel c.
+        logits = self._pointwise(self.channels * self.levels, "logits", dtype="float32")(h)
         return keras.Model([image, *links], logits, name="horizontal_stack")
 
     def _network_input(self, q):
@@ -154,9 +180,11 @@ class PixelCNN(AutoregressiveModel):
                      for _ in range(self.num_layers))
 
     def _sampler_step(self, t, canvas, cache, labels):
-        height, width, _ = self.image_shape
-        row, col = t // width, t % width
-        image = self._network_input(tf.reshape(canvas, [-1, height, width, 1]))
+        # Step t is sub-pixel t: channel t % C of pixel t // C (channels innermost).
+        height, width, channels = self.image_shape
+        pixel, channel = t // channels, t % channels
+        row, col = pixel // width, pixel % width
+        image = self._network_input(tf.reshape(canvas, [-1, height, width, channels]))
 
         def row_links():
             # Row `row` of the vertical stack needs only the `reach` rows above it
@@ -166,8 +194,11 @@ class PixelCNN(AutoregressiveModel):
             return tuple(tf.ensure_shape(link[:, -1:], [None, 1, width, 2 * self.filters]) for link in links)
 
         # New row: refresh the vertical cache (all of this row's pixels depend on the same rows above).
-        cache = tf.cond(tf.equal(col, 0), row_links, lambda: cache)
+        cache = tf.cond(tf.equal(col, 0) & tf.equal(channel, 0), row_links, lambda: cache)
         left = tf.maximum(col - self.reach, 0)
         strip = image[:, row:row + 1, left:col + 1]
         logits = self.horizontal([strip, *(link[:, :, left:col + 1] for link in cache)])
-        return tf.cast(logits[:, 0, -1], tf.float32), cache
+        # This pixel's logits for every channel; the masks make channel `channel`'s
+        # independent of the canvas's not-yet-drawn (zero) sub-pixels.
+        logits = tf.reshape(logits[:, 0, -1], [-1, channels, self.levels])
+        return tf.cast(tf.gather(logits, channel, axis=1), tf.float32), cache
