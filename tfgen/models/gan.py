@@ -24,6 +24,7 @@ from keras import layers
 from tfgen import losses
 from tfgen.layers.conditioning import check_count
 from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
+from tfgen.layers.resolution import halvings
 from tfgen.models.base import GenerativeModel, check_positive, check_sizes
 from tfgen.registry import UnknownNameError, register_model
 
@@ -34,9 +35,11 @@ ARCHITECTURES = ("dcgan", "document")
 class GAN(GenerativeModel):
     """Unconditional GAN: `architecture` picks the networks, `width` scales them."""
 
+    halving_networks = True
+
     PRESETS = {
         # Generator: Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1;
-        # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100.
+        # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100. 28×28 only.
         "document": dict(architecture="document", latent_dim=100, width=64),
         # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs
         # in D. Width 32, not DCGAN's 64: a quarter of the cost per image, and a GAN's quality
@@ -59,6 +62,7 @@ class GAN(GenerativeModel):
             raise UnknownNameError(f"unknown GAN architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
         check_sizes(latent_dim=latent_dim, width=width)
         check_positive(learning_rate=learning_rate)
+        self.check_image_size(self.image_shape, architecture=architecture)
         self.architecture = architecture
         self.latent_dim = int(latent_dim)
         self.width = int(width)
@@ -72,6 +76,17 @@ class GAN(GenerativeModel):
         self.d_optimizer = None
         self.g_optimizer = None
         self.declare_metrics("d_loss", "g_loss")
+
+    @classmethod
+    def check_image_size(cls, image_shape, architecture="dcgan", **hyperparameters):
+        """Any size of `tfgen.layers.resolution` for the DCGAN networks; 28×28 only for the documents'
+        dense networks, whose layer sizes are the articles' (a dense discriminator on 64×64×3 pixels
+        would have 13M weights in its first layer alone)."""
+        shape = super().check_image_size(image_shape, **hyperparameters)
+        if architecture == "document" and shape[:2] != (28, 28):
+            raise ValueError(f"{cls.__name__} architecture 'document' (the articles' networks) is for 28×28 images "
+                             f"only, got {shape[0]}×{shape[1]}: use architecture 'dcgan' for other sizes")
+        return shape
 
     def get_config(self):
         return {
@@ -95,8 +110,8 @@ class GAN(GenerativeModel):
             )
         else:
             x = upsampling_decoder(
-                inputs, self.image_shape, (2 * w, w), activation="leaky_relu", batch_norm=True, kernel_size=4,
-                name="gen",
+                inputs, self.image_shape, tuple(reversed(self.dcgan_widths())), activation="leaky_relu",
+                batch_norm=True, kernel_size=4, name="gen",
             )
         return layers.Activation("tanh", dtype="float32", name="to_image")(x)
 
@@ -105,8 +120,14 @@ class GAN(GenerativeModel):
         w = self.width
         if self.architecture == "document":
             return dense_stack(layers.Flatten()(images), (16 * w, 8 * w, 4 * w, 2 * w, w), name="disc_dense")
-        h = conv_features(images, (w, 2 * w), activation="leaky_relu", kernel_size=4, name="disc_conv")
+        h = conv_features(images, self.dcgan_widths(), activation="leaky_relu", kernel_size=4, name="disc_conv")
         return layers.Dropout(self.dropout)(h) if self.dropout else h
+
+    def dcgan_widths(self):
+        """The DCGAN networks' widths from the full resolution inward, doubling at each halving as in
+        Radford et al. 2016: (w, 2w) at 28×28, (w, 2w, 4w) at 32×32, (w, …, 8w) at 64×64. The
+        discriminator uses them in this order, the generator in reverse."""
+        return tuple(self.width * 2**level for level in range(halvings(*self.image_shape[:2])))
 
     def build_generator(self):
         noise = keras.Input((self.latent_dim,), name="noise")
