@@ -76,17 +76,6 @@ class GAN(GenerativeModel):
         self.g_optimizer = None
         self.declare_metrics("d_loss", "g_loss")
 
-    @classmethod
-    def check_image_size(cls, image_shape, architecture="dcgan", **hyperparameters):
-        """Any size of `tfgen.layers.resolution` for the DCGAN networks; 28×28 only for the documents'
-        dense networks, whose layer sizes are the articles' (a dense discriminator on 64×64×3 pixels
-        would have 13M weights in its first layer alone)."""
-        shape = super().check_image_size(image_shape, **hyperparameters)
-        if architecture == "document" and shape[:2] != (28, 28):
-            raise ValueError(f"{cls.__name__} architecture 'document' (the articles' networks) is for 28×28 images "
-                             f"only, got {shape[0]}×{shape[1]}: use architecture 'dcgan' for other sizes")
-        return shape
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -136,6 +125,17 @@ class GAN(GenerativeModel):
         images = keras.Input(self.image_shape, name="images")
         logit = layers.Dense(1, dtype="float32", name="logit")(self.discriminator_trunk(images))
         return keras.Model(images, logit, name="discriminator")
+
+    @classmethod
+    def check_image_size(cls, image_shape, architecture="dcgan", **hyperparameters):
+        """Any size of `tfgen.layers.resolution` for the DCGAN networks; 28×28 only for the documents'
+        dense networks, whose layer sizes are the articles' (a dense discriminator on 64×64×3 pixels
+        would have 13M weights in its first layer alone)."""
+        shape = super().check_image_size(image_shape, **hyperparameters)
+        if architecture == "document" and shape[:2] != (28, 28):
+            raise ValueError(f"{cls.__name__} architecture 'document' (the articles' networks) is for 28×28 images "
+                             f"only, got {shape[0]}×{shape[1]}: use architecture 'dcgan' for other sizes")
+        return shape
 
     # ------------------------------------------------------------------ compile
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
