@@ -16,11 +16,11 @@ import pytest
 import tensorflow as tf
 
 import tfgen
+from model_checks import N, SEED, make_inputs
 from tfgen.cli import main
 from tfgen.export import ExportError, export_model, read_metadata
 
 MODELS = list(tfgen.list_models())
-N, SEED = 3, 7
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 
 # Runs in a fresh interpreter where `import tfgen` fails.
@@ -63,28 +63,6 @@ print("loaded", len(cases), "exports")
 
 BLOCKED_CLI = "import runpy, sys; sys.modules['tfgen'] = None; sys.argv = sys.argv[1:]; " \
               "runpy.run_path(sys.argv[0], run_name='__main__')"
-
-
-def make_inputs(model, metadata, endpoint):
-    """Inputs for an endpoint from its signature: N examples, SEED, labels 0, 1, 2, …"""
-    rng = np.random.default_rng(1)
-    args = []
-    for spec in metadata["endpoints"][endpoint]["inputs"]:
-        name = spec["name"]
-        shape = [N if d is None else d for d in spec["shape"]]
-        if name == "noise":  # exactly the noise `model.sample(N, seed=SEED)` draws
-            args.append(tf.random.stateless_normal(shape, seed=[SEED, 0]).numpy())
-        elif name == "seed":
-            args.append(np.int64(SEED))
-        elif name == "n":
-            args.append(np.int32(N))
-        elif name == "labels":
-            args.append(np.arange(N, dtype=np.int32) % model.num_classes)
-        elif name == "images":
-            args.append(rng.random(shape, dtype=np.float32))
-        else:
-            args.append(rng.standard_normal(shape).astype(spec["dtype"]))
-    return args
 
 
 def start_without_tfgen(root, *argv):

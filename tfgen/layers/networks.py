@@ -10,6 +10,8 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import layers
 
+from tfgen.layers.resolution import check_image_size, halvings, level_widths
+
 
 def batch_norm_layer(name: str):
     """Batch normalisation whose moving statistics follow training closely.
@@ -38,20 +40,25 @@ def _activation(name: str):
 def conv_features(
     inputs, filters, downsample="stride", activation="relu", batch_norm=False, kernel_size=3, name="conv"
 ):
-    """A stack of 3×3 convolutions that halves the resolution at each level.
+    """Convolutions that halve the resolution at each level, then flattened features.
+
+    The depth follows the input's size (`tfgen.layers.resolution.halvings`: 2 levels
+    at 28×28, 3 at 32×32 and 48×48, 4 at 64×64) down to 4–8 pixels a side; `filters`
+    lists one width per level from the full resolution inward, fitted to that depth
+    by `level_widths` (the innermost repeated, or dropped).
 
     `downsample="stride"` uses stride-2 convolutions (cheaper, learned);
     `downsample="pool"` uses convolution + 2×2 max-pooling, as in the documents' encoder.
     """
+    if downsample not in ("stride", "pool"):
+        raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
     x = inputs
-    for i, f in enumerate(filters):
+    for i, f in enumerate(level_widths(filters, halvings(*inputs.shape[1:3]))):
         if downsample == "stride":
             x = layers.Conv2D(f, kernel_size, strides=2, padding="same", name=f"{name}{i}")(x)
-        elif downsample == "pool":
+        else:
             x = layers.Conv2D(f, kernel_size, padding="same", name=f"{name}{i}")(x)
             x = layers.MaxPooling2D(2, padding="same", name=f"{name}{i}_pool")(x)
-        else:
-            raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
         if batch_norm:
             x = batch_norm_layer(f"{name}{i}_bn")(x)
         x = _activation(activation)(x)
@@ -68,18 +75,19 @@ def dense_stack(x, units, activation="relu", name="dense"):
 def upsampling_decoder(
     inputs, image_shape, filters, activation="relu", batch_norm=False, kernel_size=3, dense_units=(), name="dec"
 ):
-    """Dense → reshape to a low resolution → stride-2 transposed convolutions → `channels` maps.
+    """Dense → reshape to the lowest resolution → stride-2 transposed convolutions → `channels` maps.
 
-    The starting resolution is image size / 2**len(filters), so 28×28 with two
-    levels starts at 7×7 (the documents' 4×4 start ends at 32×32, the wrong size
-    for MNIST: SEED-NOTES defect 2). Returns pre-activation maps (logits).
+    The depth follows the image size as the encoders' does (`tfgen.layers.resolution`):
+    the start is 7×7 for 28×28 (two levels; the documents' 4×4 start ended at 32×32,
+    the wrong size for MNIST), 4×4 for 32×32 and 64×64, 6×6 for 48×48. `filters`
+    lists one width per level from the lowest resolution outward, fitted to that
+    depth by `level_widths` on the reversed list (the lowest-resolution width repeated,
+    or dropped). Returns pre-activation maps (logits), one per channel.
     """
+    check_image_size(image_shape, "upsampling_decoder")
     height, width, channels = image_shape
-    levels = len(filters)
-    if height % 2**levels or width % 2**levels:
-        raise ValueError(
-            f"image size {height}×{width} is not divisible by 2**{levels} for {levels} upsampling levels"
-        )
+    levels = halvings(height, width)
+    filters = tuple(reversed(level_widths(tuple(reversed(filters)), levels)))
     h0, w0 = height // 2**levels, width // 2**levels
     x = dense_stack(inputs, dense_units, activation, name=f"{name}_dense")
     x = layers.Dense(h0 * w0 * filters[0], name=f"{name}_project")(x)

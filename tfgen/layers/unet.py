@@ -1,4 +1,4 @@
-"""A small U-Net for denoising diffusion on small images (28×28).
+"""A small U-Net for denoising diffusion on small images (28×28 to 64×64 and more).
 
 The architecture of Ho et al. 2020 ("Denoising Diffusion Probabilistic Models",
 Appendix B), which follows PixelCNN++ / Wide ResNet, scaled down:
@@ -10,9 +10,12 @@ Appendix B), which follows PixelCNN++ / Wide ResNet, scaled down:
   bias) between the two convolutions; group norm (Wu & He 2018) because the batch
   mixes timesteps, so batch statistics would mix noise levels;
 * stride-2 convolutions down, nearest-neighbour upsampling up, skip
-  connections concatenated from every block on the way down;
-* optional single-head self-attention at the lowest resolution (7×7 = 49 positions
-  for MNIST: cheap, and it lets the network see the whole digit);
+  connections concatenated from every block on the way down; the number of
+  resolutions follows the image size (`tfgen.layers.resolution`: 28, 14, 7 for
+  28×28; 32, 16, 8, 4 for 32×32, as Ho et al.'s CIFAR-10 network; 64 … 4 for 64×64);
+* optional single-head self-attention at the lowest resolution, 4 to 8 pixels a
+  side at every image size (7×7 = 49 positions for MNIST: cheap, and it lets the
+  network see the whole image);
 * a zero-initialised output convolution, so an untrained network predicts 0 and
   the ε-prediction loss starts at exactly E[ε²] = 1.
 
@@ -27,6 +30,8 @@ import math
 import keras
 import numpy as np
 from keras import layers, ops
+
+from tfgen.layers.resolution import check_image_size, halvings, level_widths
 
 
 @keras.saving.register_keras_serializable(package="tfgen")
@@ -111,14 +116,17 @@ def build_unet(
 ):
     """Inputs [x_t (B, H, W, C), t (B,) int, label (B,) int if num_labels]; output (B, H, W, C) float32.
 
-    `channel_mults` has one entry per resolution (28, 14, 7 for three levels);
-    `num_labels` > 0 adds a label embedding of that many classes (include the null class).
+    The network has one resolution more than the image has halvings (`resolution.halvings`):
+    3 for 28×28 (28, 14, 7), 4 for 32×32, 5 for 64×64. `channel_mults` lists one width
+    multiplier per resolution from the full one inward, fitted to that depth by
+    `resolution.level_widths` (the innermost repeated, or dropped): (1, 2, 4) is
+    (1, 2, 4, 4) at 32×32. `num_labels` > 0 adds a label embedding of that many
+    classes (include the null class).
     """
+    check_image_size(image_shape, "the U-Net")
     height, width, channels = image_shape
-    channel_mults = check_channel_mults(channel_mults)
-    levels = len(channel_mults)
-    if height % 2 ** (levels - 1) or width % 2 ** (levels - 1):
-        raise ValueError(f"image size {height}×{width} is not divisible by 2**{levels - 1} for {levels} U-Net levels")
+    levels = halvings(height, width) + 1
+    channel_mults = level_widths(check_channel_mults(channel_mults), levels)
     emb_dim = 4 * base_channels
 
     x_in = keras.Input(image_shape, name="x_t")

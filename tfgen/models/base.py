@@ -22,7 +22,7 @@ import numbers
 import keras
 import tensorflow as tf
 
-from tfgen.layers import conditioning
+from tfgen.layers import conditioning, resolution
 from tfgen.registry import UnknownNameError
 
 
@@ -38,12 +38,13 @@ class GenerativeModel(keras.Model):
     conditional = False
     #: Set by `@register_model`.
     registry_name = None
+    #: Whether the networks halve the resolution level by level, their depth following the image
+    #: size (`tfgen.layers.resolution`): such families refuse sizes that do not halve to 4–8 pixels.
+    halving_networks = False
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
         super().__init__(**kwargs)
-        image_shape = tuple(int(d) for d in image_shape)
-        if len(image_shape) != 3 or min(image_shape) <= 0:
-            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {image_shape}")
+        image_shape = self.check_image_size(image_shape)
         check_sizes(num_classes=num_classes)
         self.image_shape = image_shape
         self.num_classes = int(num_classes)
@@ -69,6 +70,23 @@ class GenerativeModel(keras.Model):
             )
         check_hyperparameters(cls, overrides)
         return cls(**{**cls.PRESETS[preset], **overrides})
+
+    @classmethod
+    def check_image_size(cls, image_shape, **hyperparameters) -> tuple[int, int, int]:
+        """`image_shape` as (height, width, channels) ints if this family can be built for it, else a
+        one-line ValueError saying which sizes it can use.
+
+        `hyperparameters` are the constructor's (a preset's, with overrides), for families whose
+        sizes depend on them (the GAN's `document` architecture). Nothing is built: the command
+        line calls this before loading data. Families whose networks halve the resolution level
+        by level (`halving_networks`) take the sizes of `tfgen.layers.resolution`; the others any.
+        """
+        shape = tuple(int(d) for d in image_shape)
+        if len(shape) != 3 or min(shape) <= 0:
+            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {shape}")
+        if cls.halving_networks:
+            resolution.check_image_size(shape, cls.__name__)
+        return shape
 
     @classmethod
     def hyperparameters(cls) -> dict[str, inspect.Parameter]:

@@ -34,9 +34,11 @@ ARCHITECTURES = ("dcgan", "document")
 class GAN(GenerativeModel):
     """Unconditional GAN: `architecture` picks the networks, `width` scales them."""
 
+    halving_networks = True
+
     PRESETS = {
         # Generator: Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1;
-        # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100.
+        # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100. 28×28 only.
         "document": dict(architecture="document", latent_dim=100, width=64),
         # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs
         # in D. Width 32, not DCGAN's 64: a quarter of the cost per image, and a GAN's quality
@@ -59,6 +61,7 @@ class GAN(GenerativeModel):
             raise UnknownNameError(f"unknown GAN architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
         check_sizes(latent_dim=latent_dim, width=width)
         check_positive(learning_rate=learning_rate)
+        self.check_image_size(self.image_shape, architecture=architecture)
         self.architecture = architecture
         self.latent_dim = int(latent_dim)
         self.width = int(width)
@@ -86,7 +89,13 @@ class GAN(GenerativeModel):
 
     # ------------------------------------------------------------------ networks
     def generator_trunk(self, inputs):
-        """Noise (plus any conditioning, concatenated by subclasses) → image in [−1, 1]."""
+        """Noise (plus any conditioning, concatenated by subclasses) → image in [−1, 1], tanh per channel.
+
+        DCGAN widths (2w, w) from the lowest resolution outward (the discriminator's (w, 2w)
+        inward); an image that needs more levels (`tfgen.layers.resolution`) repeats 2w at the
+        lower ones. Radford et al. double the width at each level instead: at 32×32 that
+        costs 1.4× this step's FLOPs, on a CPU budget where a GAN is bound by its update count.
+        """
         w = self.width
         if self.architecture == "document":
             x = upsampling_decoder(
@@ -116,6 +125,17 @@ class GAN(GenerativeModel):
         images = keras.Input(self.image_shape, name="images")
         logit = layers.Dense(1, dtype="float32", name="logit")(self.discriminator_trunk(images))
         return keras.Model(images, logit, name="discriminator")
+
+    @classmethod
+    def check_image_size(cls, image_shape, architecture="dcgan", **hyperparameters):
+        """Any size of `tfgen.layers.resolution` for the DCGAN networks; 28×28 only for the documents'
+        dense networks, whose layer sizes are the articles' (a dense discriminator on 64×64×3 pixels
+        would have 13M weights in its first layer alone)."""
+        shape = super().check_image_size(image_shape, **hyperparameters)
+        if architecture == "document" and shape[:2] != (28, 28):
+            raise ValueError(f"{cls.__name__} architecture 'document' (the articles' networks) is for 28×28 images "
+                             f"only, got {shape[0]}×{shape[1]}: use architecture 'dcgan' for other sizes")
+        return shape
 
     # ------------------------------------------------------------------ compile
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):

@@ -11,6 +11,14 @@ reparameterisation z = μ + σ·ε. The loss is −ELBO in nats per image:
 reconstruction summed over pixels plus `beta` × KL summed over latent dims,
 both averaged over the batch (`beta` = 1 is the ELBO; β-VAE, Higgins et al. 2017,
 otherwise).
+
+Colour images get one Bernoulli logit per pixel and channel, and samples are the
+decoder's means σ(logit) per channel. On continuous pixels the Bernoulli
+cross-entropy is not a normalised likelihood (its normaliser is missing: Loaiza-Ganem
+& Cunningham 2019, "The continuous Bernoulli"), but it is the common simple choice
+(keras.io's VAE, most VAE zoos), its minimiser is still the pixel value, and it
+keeps one loss for grey and colour data; nats are then comparable between runs of
+this model, not with published likelihoods on colour images.
 """
 
 from __future__ import annotations
@@ -30,9 +38,12 @@ from tfgen.registry import register_model
 class VAE(GenerativeModel):
     """Convolutional VAE with a Gaussian posterior and a Bernoulli decoder (logits)."""
 
+    halving_networks = True
+
     PRESETS = {
         # The documents' encoder (conv 16, 32 + max-pooling) and decoder (transposed
-        # conv 32, 16), corrected to 28×28×1 and given a real posterior.
+        # conv 32, 16), corrected to 28×28×1 and given a real posterior. At other sizes: the same
+        # widths, the depth following the size (`tfgen.layers.resolution`).
         "document": dict(
             latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16)
         ),
