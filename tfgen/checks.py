@@ -94,3 +94,18 @@ def one_of(value, choices: Iterable[str], what: str):
     if value not in choices:
         raise unknown_name(value, choices, what)
     return value
+
+
+def int_between(value, name: str, low: int, high: int, high_means: str = "") -> int:
+    """An integer in [low, high]; `high_means` says what the upper bound is, for the message."""
+    if not _is_int(value) or not low <= value <= high:
+        what = f" ({high_means})" if high_means else ""
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]{what}, got {value!r}")
+    return int(value)
+
+
+def fraction_below_one(value, name: str) -> float:
+    """A number in [0, 1) (a dropout rate, an EMA decay: 1 would freeze or drop everything)."""
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
