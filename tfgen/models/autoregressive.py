@@ -115,15 +115,6 @@ class AutoregressiveModel(GenerativeModel):
             return fixed
         return f"quantised to {self.levels} levels: round(pixel * {self.levels - 1})"
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "levels": self.levels,
-            "conditional": self.conditional,
-            "dynamic_binarization": self.dynamic_binarization,
-            "learning_rate": self.learning_rate,
-        }
-
     def default_compile(self, **kwargs):
         # Global-norm clipping: the occasional very large NLL gradient early in training
         # (thousands of nats per image) otherwise throws attention weights far off.

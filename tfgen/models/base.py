@@ -4,7 +4,8 @@ A tfgen model is a `keras.Model` subclass with a custom `train_step`, trained
 with `model.fit` on batches of `(images, labels)` in [0, 1], NHWC, float32.
 This module holds what every family needs and nothing family-specific:
 
-* presets (`from_preset`) with hyperparameter validation and `get_config`;
+* presets (`from_preset`) with hyperparameter validation, and `get_config`
+  derived from the constructor's arguments (`hyperparameters()`);
 * batch unpacking and shape checks that fail at trace time with a clear message;
 * loss trackers listed in `metrics` (so Keras resets them every epoch);
 * one `minimize` helper that handles what custom steps usually get wrong:
@@ -27,7 +28,8 @@ from tfgen.registry import UnknownNameError
 
 
 class GenerativeModel(keras.Model):
-    """Base class: subclasses define `PRESETS`, `train_step`, `sample` and `get_config`."""
+    """Base class: subclasses define `PRESETS`, `train_step` and `sample`, and store every
+    constructor argument under its own name (that is their config)."""
 
     PRESETS: dict[str, dict] = {}
     #: What `tfgen train` / `tfgen.train` use when epochs or batch size are not given:
@@ -82,12 +84,19 @@ class GenerativeModel(keras.Model):
         return params
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": list(self.image_shape),
-            "num_classes": self.num_classes,
-            "seed": self.seed,
-        }
+        """Keras' own entries plus every hyperparameter, read from the attribute of the same name.
+
+        The constructor is the config (as with diffusers' `register_to_config`): a family
+        adds a hyperparameter by taking it in `__init__` and storing it as `self.<name>`,
+        and nothing else. Tuples are saved as lists, as JSON would make them anyway.
+        """
+        config = super().get_config()
+        for name in self.hyperparameters():
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__}.__init__ takes {name!r} but stores no attribute of that "
+                                f"name: get_config reads every constructor argument from self.{name}")
+            config[name] = _config_value(getattr(self, name))
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -288,6 +297,13 @@ class GenerativeModel(keras.Model):
             f"model family {self.registry_name or type(self).__name__!r} does not declare export endpoints: "
             f"implement export_endpoints() in {type(self).__module__}"
         )
+
+
+def _config_value(value):
+    """Tuples (nested too) as lists: what a config holds after a JSON round trip."""
+    if isinstance(value, (tuple, list)):
+        return [_config_value(v) for v in value]
+    return value
 
 
 def _overflow_on_every_replica_if_on_one(grads):

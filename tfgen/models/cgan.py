@@ -66,14 +66,6 @@ class CGAN(GAN):
         self.mismatch_weight = float(mismatch_weight)
         super().__init__(**kwargs)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "embed_dim": self.embed_dim,
-            "d_conditioning": self.d_conditioning,
-            "mismatch_weight": self.mismatch_weight,
-        }
-
     # ------------------------------------------------------------------ networks
     def build_generator(self):
         """G(z, y) = body(z, embed(y)); `body` is its own sub-model so that `interpolate`

@@ -53,9 +53,6 @@ class CVAE(VAE):
         self.embed_dim = int(embed_dim)
         super().__init__(**kwargs)
 
-    def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim}
-
     # ------------------------------------------------------------------ networks
     def build_encoder(self, extra_inputs=()):
         labels = conditioning.label_input()

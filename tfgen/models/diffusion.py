@@ -160,26 +160,6 @@ class Diffusion(GenerativeModel):
             groups=self.norm_groups, dropout=self.dropout, name=name,
         )
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "timesteps": self.timesteps,
-            "schedule": self.schedule,
-            "prediction": self.prediction,
-            "base_channels": self.base_channels,
-            "channel_mults": list(self.channel_mults),
-            "num_res_blocks": self.num_res_blocks,
-            "attention": self.attention,
-            "norm_groups": self.norm_groups,
-            "dropout": self.dropout,
-            "class_conditional": self.class_conditional,
-            "label_dropout": self.label_dropout,
-            "guidance": self.guidance,
-            "ema_decay": self.ema_decay,
-            "learning_rate": self.learning_rate,
-            "grad_clip_norm": self.grad_clip_norm,
-        }
-
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         # Build the optimiser's slots now (inside any strategy scope). Built lazily, they are

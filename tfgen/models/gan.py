@@ -73,17 +73,6 @@ class GAN(GenerativeModel):
         self.g_optimizer = None
         self.declare_metrics("d_loss", "g_loss")
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "architecture": self.architecture,
-            "latent_dim": self.latent_dim,
-            "width": self.width,
-            "dropout": self.dropout,
-            "learning_rate": self.learning_rate,
-            "beta_1": self.beta_1,
-        }
-
     # ------------------------------------------------------------------ networks
     def generator_trunk(self, inputs):
         """Noise (plus any conditioning, concatenated by subclasses) → image in [−1, 1]."""

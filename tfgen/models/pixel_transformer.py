@@ -91,17 +91,6 @@ class PixelTransformer(AutoregressiveModel):
         logits = layers.Dense(self.levels, dtype="float32", name="logits")(x)
         return keras.Model(tokens, logits, name="transformer")
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "dim": self.dim,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "mlp_ratio": self.mlp_ratio,
-            "dropout": self.dropout,
-            "block_size": self.block_size,
-        }
-
     # The network's layers, looked up by name (not stored twice as attributes, so
     # each weight has exactly one path in a saved file).
     def _layer(self, name):

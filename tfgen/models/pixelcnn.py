@@ -79,16 +79,6 @@ class PixelCNN(AutoregressiveModel):
         self.vertical = self.build_vertical()
         self.horizontal = self.build_horizontal()
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "num_layers": self.num_layers,
-            "kernel_size": self.kernel_size,
-            "first_kernel_size": self.first_kernel_size,
-            "head_filters": self.head_filters,
-        }
-
     # ------------------------------------------------------------------ networks
     def _kernel(self, layer):
         return self.first_kernel_size if layer == 0 else self.kernel_size

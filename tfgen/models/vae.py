@@ -92,18 +92,6 @@ class VAE(GenerativeModel):
         inputs = [z, *(i for i, _ in extra_inputs)]
         return keras.Model(inputs if extra_inputs else z, logits, name="decoder")
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "latent_dim": self.latent_dim,
-            "encoder_filters": list(self.encoder_filters),
-            "downsample": self.downsample,
-            "hidden_units": list(self.hidden_units),
-            "decoder_filters": list(self.decoder_filters),
-            "beta": self.beta,
-            "learning_rate": self.learning_rate,
-        }
-
     def default_compile(self, **kwargs):
         self.compile(optimizer=keras.optimizers.Adam(self.learning_rate), **kwargs)
 
