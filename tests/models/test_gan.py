@@ -41,8 +41,8 @@ def test_discriminator_loss_depends_on_the_generator():
     assert abs(float(d1) - float(d2)) > 1e-3
 
 
-def test_document_preset_is_the_documents_architecture_at_28x28():
-    model = tfgen.get_model("gan", "document")
+def test_mlp_preset_is_the_documents_architecture_at_28x28():
+    model = tfgen.get_model("gan", "mlp")
     assert model.latent_dim == 100
     assert model.generator.output_shape == (None, 28, 28, 1)  # defect 2: the documents' made 32×32
     dense_units = [l.units for l in model.discriminator.layers if l.__class__.__name__ == "Dense"]

@@ -12,8 +12,19 @@ MODELS = list(tfgen.list_models())
 
 def test_registry_lists_the_documents_models_with_presets():
     models = tfgen.list_models()
-    for name in ("vae", "gan"):
-        assert {"tiny", "default", "document"} <= set(models[name])
+    for name, articles in (("vae", "conv_pool"), ("cvae", "conv_pool"), ("gan", "mlp"), ("cgan", "mlp")):
+        assert {"tiny", "default", articles} <= set(models[name])
+        assert "document" not in models[name]  # the former name still builds (below) but is not listed
+
+
+@pytest.mark.parametrize("name, current", [("vae", "conv_pool"), ("cvae", "conv_pool"), ("gan", "mlp"),
+                                           ("cgan", "mlp")])
+def test_the_former_document_preset_name_builds_the_renamed_preset(name, current):
+    cls = tfgen.get_model_class(name)
+    assert cls.preset_hyperparameters("document") == cls.PRESETS[current]
+    # GAN configs saved before name the architecture "document": it builds the "mlp" networks.
+    if "architecture" in cls.PRESETS[current]:
+        assert cls(**{**cls.PRESETS[current], "architecture": "document"}).architecture == "mlp"
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,8 @@ class GenerativeModel(keras.Model):
     constructor argument under its own name (that is their config)."""
 
     PRESETS: dict[str, dict] = {}
+    #: Former preset names that still work (`from_preset`) but are not listed: {old: current}.
+    PRESET_ALIASES: dict[str, str] = {}
     #: What `tfgen train` / `tfgen.train` use when epochs or batch size are not given:
     #: enough training for the `default` preset to draw recognisable digits on the
     #: bundled data. Families that need more steps override it.
@@ -65,12 +67,18 @@ class GenerativeModel(keras.Model):
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides):
         """Build from a named preset; keyword arguments override its hyperparameters."""
+        check_hyperparameters(cls, overrides)
+        return cls(**{**cls.preset_hyperparameters(preset), **overrides})
+
+    @classmethod
+    def preset_hyperparameters(cls, preset: str) -> dict:
+        """The hyperparameters of the preset called `preset` (or by a former name, `PRESET_ALIASES`)."""
+        preset = cls.PRESET_ALIASES.get(preset, preset)
         if preset not in cls.PRESETS:
             raise UnknownNameError(
                 f"unknown preset {preset!r} for {cls.registry_name!r}; presets: {', '.join(cls.PRESETS)}"
             )
-        check_hyperparameters(cls, overrides)
-        return cls(**{**cls.PRESETS[preset], **overrides})
+        return dict(cls.PRESETS[preset])
 
     @classmethod
     def hyperparameters(cls) -> dict[str, inspect.Parameter]:

@@ -41,9 +41,9 @@ class CGAN(GAN):
     conditional = True
 
     PRESETS = {
-        # The documents' GAN (dense generator and dense discriminator, noise dim 100)
-        # with the label added to both networks.
-        "document": dict(architecture="document", latent_dim=100, width=64, embed_dim=50),
+        # The documents' GAN (MLP generator and discriminator, noise dim 100; formerly
+        # `document`) with the label added to both networks.
+        "mlp": dict(architecture="mlp", latent_dim=100, width=64, embed_dim=50),
         # DCGAN networks at half the GAN's default width: a quarter of the generator's
         # cost per image, and on 8.5k digits the class is learned long before
         # capacity limits quality. Dropout 0.3 in D (the TensorFlow DCGAN tutorial's).

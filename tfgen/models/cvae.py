@@ -35,8 +35,9 @@ class CVAE(VAE):
     conditional = True
 
     PRESETS = {
-        # The documents' VAE (conv 16, 32 + max-pooling; transposed conv 32, 16) with the label added.
-        "document": dict(
+        # The documents' VAE (conv 16, 32 + max-pooling; transposed conv 32, 16) with the label added
+        # (formerly `document`).
+        "conv_pool": dict(
             latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16),
             embed_dim=16,
         ),

@@ -32,8 +32,8 @@ class VAE(GenerativeModel):
 
     PRESETS = {
         # The documents' encoder (conv 16, 32 + max-pooling) and decoder (transposed
-        # conv 32, 16), corrected to 28×28×1 and given a real posterior.
-        "document": dict(
+        # conv 32, 16), corrected to 28×28×1 and given a real posterior (formerly `document`).
+        "conv_pool": dict(
             latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16)
         ),
         "default": dict(
@@ -42,6 +42,7 @@ class VAE(GenerativeModel):
         ),
         "tiny": dict(latent_dim=2, encoder_filters=(4, 8), hidden_units=(16,), decoder_filters=(8, 4)),
     }
+    PRESET_ALIASES = {"document": "conv_pool"}
 
     def __init__(
         self,
