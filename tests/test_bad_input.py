@@ -142,7 +142,7 @@ IMAGES = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
 MODEL_CASES = {
     "unknown model": (lambda: tfgen.get_model("nope"), UnknownNameError, "unknown model 'nope'; choose from"),
     "unknown preset": (lambda: tfgen.get_model("vae", "huge"), UnknownNameError, "unknown preset 'huge' for 'vae'"),
-    "unknown hyperparameter": (_model("vae", latnt_dim=3), UnknownNameError, "no hyperparameter 'latnt_dim'"),
+    "unknown hyperparameter": (_model("vae", latnt_dim=3), UnknownNameError, "unknown hyperparameter 'latnt_dim'"),
     "latent_dim 0": (_model("vae", latent_dim=0), ValueError, "latent_dim must be a positive integer, got 0"),
     "latent_dim negative": (_model("gan", latent_dim=-4), ValueError, "latent_dim must be a positive integer, got -4"),
     "latent_dim float": (_model("vae", latent_dim=2.5), ValueError, "latent_dim must be a positive integer, got 2.5"),

@@ -125,4 +125,4 @@ def test_sample_passes_temperature_and_top_k_to_an_autoregressive_model(tmp_path
     np.testing.assert_array_equal(cli, direct)
     assert not np.array_equal(cli, imread(plain))  # the options changed the draw
     assert main(["sample", str(run), "--n", "4", "--temperature", "0", "--out", str(tmp_path / "x.png")]) == 2
-    assert "temperature must be > 0, got 0.0" in capsys.readouterr().err
+    assert "temperature must be a positive number, got 0.0" in capsys.readouterr().err

@@ -78,13 +78,16 @@ def did_you_mean(name, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def unknown_name(name, choices: Iterable[str], what: str, plural: str | None = None) -> UnknownNameError:
+def unknown_name(name, choices: Iterable[str], what: str, plural: str | None = None, *,
+                 owner: str | None = None) -> UnknownNameError:
     """The error for an unknown `what` (e.g. "model"): lists the choices and suggests the nearest.
 
-    Returned, not raised, so that callers write `raise unknown_name(...) from None`.
+    `owner` names what the choices belong to ("unknown preset 'x' for 'vae'"). Returned,
+    not raised, so that callers write `raise unknown_name(...) from None`.
     """
     choices = list(choices)
-    return UnknownNameError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; "
+    of = f" for {owner!r}" if owner else ""
+    return UnknownNameError(f"unknown {what} {name!r}{of}{did_you_mean(name, choices)}; "
                             f"choose from {', '.join(map(str, choices))}")
 
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import layers
 
+from tfgen import checks
+
+#: How `conv_features` halves the resolution: a stride-2 convolution, or convolution + 2×2 max-pooling.
+DOWNSAMPLING = ("stride", "pool")
+
 
 def batch_norm_layer(name: str):
     """Batch normalisation whose moving statistics follow training closely.
@@ -51,7 +56,7 @@ def conv_features(
             x = layers.Conv2D(f, kernel_size, padding="same", name=f"{name}{i}")(x)
             x = layers.MaxPooling2D(2, padding="same", name=f"{name}{i}_pool")(x)
         else:
-            raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
+            raise checks.unknown_name(downsample, DOWNSAMPLING, "downsample")
         if batch_norm:
             x = batch_norm_layer(f"{name}{i}_bn")(x)
         x = _activation(activation)(x)

@@ -18,13 +18,12 @@ This module holds what every family needs and nothing family-specific:
 from __future__ import annotations
 
 import inspect
-import numbers
 
 import keras
 import tensorflow as tf
 
+from tfgen import checks
 from tfgen.layers import conditioning
-from tfgen.registry import UnknownNameError
 
 
 class GenerativeModel(keras.Model):
@@ -45,12 +44,10 @@ class GenerativeModel(keras.Model):
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
         super().__init__(**kwargs)
-        image_shape = tuple(int(d) for d in image_shape)
-        if len(image_shape) != 3 or min(image_shape) <= 0:
-            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {image_shape}")
-        check_sizes(num_classes=num_classes)
-        self.image_shape = image_shape
-        self.num_classes = int(num_classes)
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {tuple(image_shape)}")
+        self.image_shape = tuple(checks.positive_int(d, "image_shape entries") for d in image_shape)
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
         self.seed = seed
         # The model's own draws (training noise, sampling). Weight initialisers follow Keras'
         # global seed like any layer's (`keras.utils.set_random_seed`; `tfgen.train` sets it).
@@ -75,9 +72,7 @@ class GenerativeModel(keras.Model):
         """The hyperparameters of the preset called `preset` (or by a former name, `PRESET_ALIASES`)."""
         preset = cls.PRESET_ALIASES.get(preset, preset)
         if preset not in cls.PRESETS:
-            raise UnknownNameError(
-                f"unknown preset {preset!r} for {cls.registry_name!r}; presets: {', '.join(cls.PRESETS)}"
-            )
+            raise checks.unknown_name(preset, cls.PRESETS, "preset", owner=cls.registry_name or cls.__name__)
         return dict(cls.PRESETS[preset])
 
     @classmethod
@@ -347,19 +342,6 @@ def _multi_worker(strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
-def check_positive(**values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
-def check_sizes(**values):
-    """Sizes (units, channels, layers, classes, ...): positive integers, NumPy's included."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
 def check_pixel_range(images, owner="model"):
     """float32 `images` after checking that every pixel is in [0, 1].
 
@@ -397,9 +379,7 @@ def check_image_shape(shape, expected, owner="model"):
 
 
 def check_hyperparameters(cls, overrides: dict) -> None:
-    known = cls.hyperparameters()
+    known = sorted(cls.hyperparameters())
     for key in overrides:
         if key not in known:
-            raise UnknownNameError(
-                f"{cls.__name__} has no hyperparameter {key!r}; known: {', '.join(sorted(known))}"
-            )
+            raise checks.unknown_name(key, known, "hyperparameter", owner=cls.registry_name or cls.__name__)

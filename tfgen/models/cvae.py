@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfgen import checks
 from tfgen.layers import conditioning
-from tfgen.models.base import check_image_shape, check_sizes
+from tfgen.models.base import check_image_shape
 from tfgen.models.vae import VAE
 from tfgen.registry import register_model
 
@@ -50,8 +51,7 @@ class CVAE(VAE):
 
     def __init__(self, embed_dim=16, **kwargs):
         # Set before VAE.__init__, which builds the networks from it.
-        check_sizes(embed_dim=embed_dim)
-        self.embed_dim = int(embed_dim)
+        self.embed_dim = checks.positive_int(embed_dim, "embed_dim")
         super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ networks
@@ -75,7 +75,7 @@ class CVAE(VAE):
     def sample(self, n, labels=None, seed=None):
         """Decode `n` prior draws with the given classes: an int, a sequence/tensor of `n`
         ints, or None for classes drawn uniformly. Pixel probabilities in [0, 1]."""
-        n = conditioning.check_count(n)
+        n = checks.positive_int(n, "n")
         labels = conditioning.draw_or_check_labels(self, n, labels, seed)
         z = self.normal([n, self.latent_dim], seed=seed)
         return self.decode(z, labels)

@@ -258,7 +258,7 @@ class Diffusion(GenerativeModel):
             1 disables it, used only when labels are given.
         seed: an int makes the draw reproducible; None draws from the model's generator.
         """
-        n = conditioning.check_count(n)
+        n = checks.positive_int(n, "n")
         checks.one_of(sampler, SAMPLERS, "sampler")
         eta = 1.0 if sampler == "ddpm" else checks.number_at_least(eta, "eta", 0)
         guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)

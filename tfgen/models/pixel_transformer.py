@@ -29,9 +29,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfgen import checks
 from tfgen.layers.attention import ImagePositionEmbedding, TransformerBlock
 from tfgen.models.autoregressive import AutoregressiveModel
-from tfgen.models.base import check_positive, check_sizes
 from tfgen.registry import register_model
 
 
@@ -48,31 +48,15 @@ class PixelTransformer(AutoregressiveModel):
         "tiny": dict(levels=2, dim=16, num_layers=1, num_heads=2, mlp_ratio=2),
     }
 
-    def __init__(
-        self,
-        levels=2,
-        conditional=False,
-        dynamic_binarization=False,
-        dim=64,
-        num_layers=4,
-        num_heads=2,
-        mlp_ratio=4,
-        dropout=0.0,
-        block_size=0,
-        learning_rate=1e-3,
-        **kwargs,
-    ):
-        super().__init__(levels=levels, conditional=conditional, dynamic_binarization=dynamic_binarization,
-                         learning_rate=learning_rate, **kwargs)
-        check_sizes(dim=dim, num_layers=num_layers, num_heads=num_heads)
-        check_positive(mlp_ratio=mlp_ratio)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.dim, self.num_layers, self.num_heads = int(dim), int(num_layers), int(num_heads)
-        self.mlp_ratio, self.dropout = int(mlp_ratio), float(dropout)
-        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 0:
-            raise ValueError(f"block_size must be an integer >= 0 (0 = full attention), got {block_size!r}")
-        self.block_size = int(block_size)
+    def __init__(self, dim=64, num_layers=4, num_heads=2, mlp_ratio=4, dropout=0.0, block_size=0, **kwargs):
+        # levels, conditional, dynamic_binarization, learning_rate: see AutoregressiveModel.
+        super().__init__(**kwargs)
+        self.dim = checks.positive_int(dim, "dim")
+        self.num_layers = checks.positive_int(num_layers, "num_layers")
+        self.num_heads = checks.positive_int(num_heads, "num_heads")
+        self.mlp_ratio = checks.positive_int(mlp_ratio, "mlp_ratio")
+        self.dropout = checks.fraction_below_one(dropout, "dropout")
+        self.block_size = checks.int_at_least(block_size, "block_size (0 = full attention)", 0)
         # Vocabulary: the `levels` pixel values, then the start token (unconditional)
         # or one class token per label (conditional).
         self.start_token = self.levels

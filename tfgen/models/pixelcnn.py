@@ -34,9 +34,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfgen import checks
 from tfgen.layers.masked_conv import GatedActivation, HorizontalConv, VerticalConv
 from tfgen.models.autoregressive import AutoregressiveModel
-from tfgen.models.base import check_sizes
 from tfgen.registry import register_model
 
 
@@ -53,26 +53,15 @@ class PixelCNN(AutoregressiveModel):
         "tiny": dict(levels=2, filters=8, num_layers=2, kernel_size=3, first_kernel_size=3, head_filters=8),
     }
 
-    def __init__(
-        self,
-        levels=2,
-        conditional=False,
-        dynamic_binarization=False,
-        filters=32,
-        num_layers=8,
-        kernel_size=3,
-        first_kernel_size=7,
-        head_filters=64,
-        learning_rate=1e-3,
-        **kwargs,
-    ):
-        super().__init__(levels=levels, conditional=conditional, dynamic_binarization=dynamic_binarization,
-                         learning_rate=learning_rate, **kwargs)
-        check_sizes(filters=filters, num_layers=num_layers, head_filters=head_filters)
+    def __init__(self, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64, **kwargs):
+        # levels, conditional, dynamic_binarization, learning_rate: see AutoregressiveModel.
+        super().__init__(**kwargs)
         if self.image_shape[-1] != 1:
             raise ValueError(f"PixelCNN models grayscale images (channels = 1), got image_shape {self.image_shape}")
-        self.filters, self.num_layers, self.head_filters = int(filters), int(num_layers), int(head_filters)
-        self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)
+        self.filters = checks.positive_int(filters, "filters")
+        self.num_layers = checks.positive_int(num_layers, "num_layers")
+        self.head_filters = checks.positive_int(head_filters, "head_filters")
+        self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)  # checked by the layers
         # How far up (rows) and left (columns) the network sees from a pixel: the
         # first layer reaches k₀//2, each later one k//2 further.
         self.reach = self.first_kernel_size // 2 + (self.num_layers - 1) * (self.kernel_size // 2)

@@ -19,10 +19,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen import losses
-from tfgen.layers.conditioning import check_count
-from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel, check_positive, check_sizes
+from tfgen import checks, losses
+from tfgen.layers.networks import DOWNSAMPLING, conv_features, dense_stack, upsampling_decoder
+from tfgen.models.base import GenerativeModel
 from tfgen.registry import register_model
 
 
@@ -56,17 +55,13 @@ class VAE(GenerativeModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_sizes(latent_dim=latent_dim)
-        check_positive(learning_rate=learning_rate)
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta!r}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = checks.positive_int(latent_dim, "latent_dim")
         self.encoder_filters = tuple(encoder_filters)
-        self.downsample = downsample
+        self.downsample = checks.one_of(downsample, DOWNSAMPLING, "downsample")
         self.hidden_units = tuple(hidden_units)
         self.decoder_filters = tuple(decoder_filters)
-        self.beta = float(beta)
-        self.learning_rate = float(learning_rate)
+        self.beta = checks.number_at_least(beta, "beta", 0)
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
         self.encoder = self.build_encoder()
         self.decoder = self.build_decoder()
         self.declare_metrics("loss", "reconstruction_loss", "kl_loss")
@@ -125,7 +120,7 @@ class VAE(GenerativeModel):
 
     def sample(self, n, labels=None, seed=None):
         """Decode `n` draws from the prior N(0, I): pixel probabilities in [0, 1]."""
-        z = self.normal([check_count(n), self.latent_dim], seed=seed)
+        z = self.normal([checks.positive_int(n, "n"), self.latent_dim], seed=seed)
         return self.decode(z, labels)
 
     def export_endpoints(self):
