@@ -21,7 +21,7 @@ BAD_LABELS = [
 
 @pytest.mark.parametrize("d_conditioning", ["projection", "concat"])
 def test_one_generator_and_one_discriminator_both_use_the_label(d_conditioning, random_batches):
-    # SEED-NOTES defect 15: the documents trained a separate "conditional generator".
+    # README defect 15: the documents trained a separate "conditional generator".
     model, _ = train_tiny("cgan", random_batches, d_conditioning=d_conditioning)
     assert [i.name for i in model.generator.inputs] == ["noise", "labels"]
     assert [i.name for i in model.discriminator.inputs] == ["images", "labels"]

@@ -10,7 +10,7 @@ from model_checks import train_tiny
 
 def test_two_separate_optimisers_each_owning_one_network(random_batches):
     model, _ = train_tiny("gan", random_batches)
-    # SEED-NOTES defect 5: one optimiser was shared by both networks.
+    # README defect 5: one optimiser was shared by both networks.
     assert model.d_optimizer is not model.g_optimizer
     assert int(model.d_optimizer.iterations) == int(model.g_optimizer.iterations) == 8
 

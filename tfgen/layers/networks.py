@@ -77,7 +77,7 @@ def upsampling_decoder(
 
     The starting resolution is image size / 2**len(filters), so 28×28 with two
     levels starts at 7×7 (the documents' 4×4 start ends at 32×32, the wrong size
-    for MNIST: SEED-NOTES defect 2). Returns pre-activation maps (logits).
+    for MNIST: README defect 2). Returns pre-activation maps (logits).
     """
     height, width, channels = image_shape
     levels = len(filters)

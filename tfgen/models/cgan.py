@@ -2,7 +2,7 @@
 
 One generator G(z, y) and one discriminator D(x, y), both given the class label y;
 the documents' skeleton trained a separate "generator" and "conditional generator"
-instead (SEED-NOTES defect 15). The losses, the two optimisers and the training
+instead (README defect 15). The losses, the two optimisers and the training
 step are the GAN's (tfgen/models/gan.py): the GAN calls `generate(noise, labels)`
 and `discriminate(images, labels)`, and this module only makes both networks take
 the label.

@@ -14,7 +14,7 @@ image with its own label, decode the code with another label — the same
 handwriting, another digit.
 
 The documents' cVAE skeleton built an encoder, a decoder, a "conditional encoder"
-and a "conditional decoder" (SEED-NOTES defect 15); a cVAE is one encoder and one
+and a "conditional decoder" (README defect 15); a cVAE is one encoder and one
 decoder that both see the label.
 """
 

@@ -2,7 +2,7 @@
 
 The documents' GAN had generator and discriminator re-created on every call,
 the generator outside the gradient tape, a discriminator loss that never saw a
-fake, and one optimiser for both networks. Here:
+fake, and one optimiser for both networks (README defects 1–9). Here:
 
 * generator G and discriminator D are built once, as named sub-models;
 * D minimises BCE(1, D(x)) + BCE(0, D(G(z))), G the non-saturating −log D(G(z)),
@@ -106,7 +106,7 @@ class GAN(GenerativeModel):
 
     # ------------------------------------------------------------------ compile
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Two optimisers, one per network (the documents shared one: SEED-NOTES defect 5)."""
+        """Two optimisers, one per network (the documents shared one: README defect 5)."""
         # The base optimizer slot is unused; give Keras the generator's so that
         # `model.optimizer.iterations` counts training steps.
         self.d_optimizer = self.wrap_optimizer(d_optimizer or self.make_optimizer())

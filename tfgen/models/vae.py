@@ -1,7 +1,7 @@
 """Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
 
 The documents' "VAE" used flattened conv features directly as z, with a KL term
-that was not a KL divergence (SEED-NOTES defects 10–14). This is the real thing:
+that was not a KL divergence (README defects 10–14). This is the real thing:
 
     q(z | x) = N(μ(x), diag σ²(x)),  p(z) = N(0, I),  p(x | z) = Bernoulli(decoder(z))
     ELBO(x) = E_q[log p(x | z)] − KL(q(z | x) ‖ p(z))
