@@ -289,8 +289,8 @@ class KerasIODiffusion(keras.Model):
         self.ema = ema
         self.null_label = source.null_label
         self.timesteps = source.timesteps
-        self.sqrt_alpha_bar = tf.constant(source.alpha_bar ** 0.5, tf.float32)
-        self.sqrt_one_minus_alpha_bar = tf.constant((1.0 - source.alpha_bar) ** 0.5, tf.float32)
+        self.sqrt_alpha_bar = tf.constant(source.noise_schedule.alpha_bar ** 0.5, tf.float32)
+        self.sqrt_one_minus_alpha_bar = tf.constant((1.0 - source.noise_schedule.alpha_bar) ** 0.5, tf.float32)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.noise_loss_tracker = keras.metrics.Mean(name="n_loss")
         self.image_loss_tracker = keras.metrics.Mean(name="i_loss")

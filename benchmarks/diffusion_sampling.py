@@ -54,7 +54,7 @@ def predict_loop_sample(model, n, timesteps, eta, seed=0, limit=None):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *model.image_shape)).astype(np.float32)
     labels = np.full(n, model.null_label, np.int32)
-    alpha_bar = model.alpha_bar
+    alpha_bar = model.noise_schedule.alpha_bar
     done = 0
     for i in reversed(range(len(timesteps))):
         if limit is not None and done == limit:

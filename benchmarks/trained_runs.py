@@ -72,7 +72,7 @@ def set_options(model: str, preset: str, model_config: dict) -> list[tuple[str, 
     from tfgen.registry import get_model_class
 
     cls = get_model_class(model)
-    preset_values = cls.PRESETS[preset]
+    preset_values = cls.preset_hyperparameters(preset)
     resolved = {}
     options = []
     for key, parameter in cls.hyperparameters().items():

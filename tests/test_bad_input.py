@@ -142,7 +142,7 @@ IMAGES = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
 MODEL_CASES = {
     "unknown model": (lambda: tfgen.get_model("nope"), UnknownNameError, "unknown model 'nope'; choose from"),
     "unknown preset": (lambda: tfgen.get_model("vae", "huge"), UnknownNameError, "unknown preset 'huge' for 'vae'"),
-    "unknown hyperparameter": (_model("vae", latnt_dim=3), UnknownNameError, "no hyperparameter 'latnt_dim'"),
+    "unknown hyperparameter": (_model("vae", latnt_dim=3), UnknownNameError, "unknown hyperparameter 'latnt_dim'"),
     "latent_dim 0": (_model("vae", latent_dim=0), ValueError, "latent_dim must be a positive integer, got 0"),
     "latent_dim negative": (_model("gan", latent_dim=-4), ValueError, "latent_dim must be a positive integer, got -4"),
     "latent_dim float": (_model("vae", latent_dim=2.5), ValueError, "latent_dim must be a positive integer, got 2.5"),
@@ -152,7 +152,7 @@ MODEL_CASES = {
     "learning_rate 0": (_model("vae", learning_rate=0.0), ValueError, "learning_rate must be a positive number"),
     "image_shape rank": (_model("vae", image_shape=(28, 28)), ValueError, r"image_shape must be \(height, width, "),
     "filters for colour PixelCNN": (_model("pixelcnn", image_shape=(28, 28, 3), filters=2), ValueError,
-                                    "filters for 3 colour channels must be an integer >= 3, got 2"),
+                                    "filters for 3 colour channel(s) must be an integer >= 3, got 2"),
     "unknown schedule": (_model("diffusion", schedule="nope"), UnknownNameError, "unknown noise schedule 'nope'"),
     "unknown prediction": (_model("diffusion", prediction="x0"), UnknownNameError, "unknown prediction 'x0'"),
     "timesteps 1": (_model("diffusion", timesteps=1), ValueError, "timesteps must be an integer >= 2, got 1"),

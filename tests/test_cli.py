@@ -22,7 +22,7 @@ def vae_run(tmp_path_factory):
 def test_list_shows_models_with_presets(capsys):
     assert main(["list"]) == 0
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.strip().splitlines())
-    assert "document" in lines["vae"] and "tiny" in lines["gan"]
+    assert "conv_pool" in lines["vae"] and "tiny" in lines["gan"] and "document" not in lines["vae"]
 
 
 def test_train_writes_the_run_directory(vae_run):
@@ -125,4 +125,4 @@ def test_sample_passes_temperature_and_top_k_to_an_autoregressive_model(tmp_path
     np.testing.assert_array_equal(cli, direct)
     assert not np.array_equal(cli, imread(plain))  # the options changed the draw
     assert main(["sample", str(run), "--n", "4", "--temperature", "0", "--out", str(tmp_path / "x.png")]) == 2
-    assert "temperature must be > 0, got 0.0" in capsys.readouterr().err
+    assert "temperature must be a positive number, got 0.0" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from tfgen import losses
 
 def test_bernoulli_nll_is_summed_over_pixels():
     # Logits 0 mean p = 1/2 for every pixel: −log p(x) = 784 · ln 2 per image, whatever x is.
-    # A per-pixel *mean* here (SEED-NOTES defect 13) would give ln 2 and drown it in the KL term.
+    # A per-pixel *mean* here (README defect 13) would give ln 2 and drown it in the KL term.
     targets = tf.random.uniform([3, 28, 28, 1])
     nll = losses.bernoulli_nll(targets, tf.zeros([3, 28, 28, 1]))
     np.testing.assert_allclose(nll, [784 * math.log(2)] * 3, rtol=1e-6)
@@ -28,7 +28,7 @@ def test_gaussian_kl_closed_form_and_monte_carlo():
 
 
 def test_discriminator_loss_sees_both_real_and_fake():
-    # SEED-NOTES defect 4: the documents' D loss never saw the fakes, so it did not depend on them.
+    # README defect 4: the documents' D loss never saw the fakes, so it did not depend on them.
     real = tf.constant([[2.0], [1.0]])
     d1 = losses.discriminator_loss(real, tf.constant([[-3.0], [-2.0]]))
     d2 = losses.discriminator_loss(real, tf.constant([[3.0], [2.0]]))

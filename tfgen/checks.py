@@ -78,13 +78,16 @@ def did_you_mean(name, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def unknown_name(name, choices: Iterable[str], what: str, plural: str | None = None) -> UnknownNameError:
+def unknown_name(name, choices: Iterable[str], what: str, plural: str | None = None, *,
+                 owner: str | None = None) -> UnknownNameError:
     """The error for an unknown `what` (e.g. "model"): lists the choices and suggests the nearest.
 
-    Returned, not raised, so that callers write `raise unknown_name(...) from None`.
+    `owner` names what the choices belong to ("unknown preset 'x' for 'vae'"). Returned,
+    not raised, so that callers write `raise unknown_name(...) from None`.
     """
     choices = list(choices)
-    return UnknownNameError(f"unknown {what} {name!r}{did_you_mean(name, choices)}; "
+    of = f" for {owner!r}" if owner else ""
+    return UnknownNameError(f"unknown {what} {name!r}{of}{did_you_mean(name, choices)}; "
                             f"choose from {', '.join(map(str, choices))}")
 
 
@@ -94,3 +97,18 @@ def one_of(value, choices: Iterable[str], what: str):
     if value not in choices:
         raise unknown_name(value, choices, what)
     return value
+
+
+def int_between(value, name: str, low: int, high: int, high_means: str = "") -> int:
+    """An integer in [low, high]; `high_means` says what the upper bound is, for the message."""
+    if not _is_int(value) or not low <= value <= high:
+        what = f" ({high_means})" if high_means else ""
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]{what}, got {value!r}")
+    return int(value)
+
+
+def fraction_below_one(value, name: str) -> float:
+    """A number in [0, 1) (a dropout rate, an EMA decay: 1 would freeze or drop everything)."""
+    if not _is_number(value) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)

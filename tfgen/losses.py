@@ -13,7 +13,7 @@ def bernoulli_nll(targets, logits):
     Computed from logits (`sigmoid_cross_entropy_with_logits`), which is stable where
     the documents' sigmoid-then-BCE is not. Summed, not averaged, over pixels: the
     ELBO is a sum over dimensions, and averaging here while summing the KL weights
-    the KL term ~784× too much (SEED-NOTES defect 13).
+    the KL term ~784× too much (README defect 13).
     """
     logits = tf.cast(logits, tf.float32)
     per_pixel = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(targets, tf.float32), logits=logits)
@@ -42,7 +42,7 @@ def discriminator_loss(real_logits, fake_logits):
     """GAN discriminator loss: BCE(1, D(x)) + BCE(0, D(G(z))), batch means, from logits.
 
     Both terms are needed: the documents' version scored the real batch twice and
-    never showed the discriminator a fake (SEED-NOTES defect 4).
+    never showed the discriminator a fake (README defect 4).
     """
     real_logits = tf.cast(real_logits, tf.float32)
     fake_logits = tf.cast(fake_logits, tf.float32)

@@ -21,7 +21,7 @@ BAD_LABELS = [
 
 @pytest.mark.parametrize("d_conditioning", ["projection", "concat"])
 def test_one_generator_and_one_discriminator_both_use_the_label(d_conditioning, random_batches):
-    # SEED-NOTES defect 15: the documents trained a separate "conditional generator".
+    # README defect 15: the documents trained a separate "conditional generator".
     model, _ = train_tiny("cgan", random_batches, d_conditioning=d_conditioning)
     assert [i.name for i in model.generator.inputs] == ["noise", "labels"]
     assert [i.name for i in model.discriminator.inputs] == ["images", "labels"]
@@ -102,8 +102,8 @@ def test_interpolation_ends_are_the_two_classes_at_the_same_noise():
         model.interpolate(2, 11)
 
 
-def test_document_preset_is_the_documents_gan_with_the_label_added():
-    model = tfgen.get_model("cgan", "document")
+def test_mlp_preset_is_the_documents_gan_with_the_label_added():
+    model = tfgen.get_model("cgan", "mlp")
     assert model.latent_dim == 100 and model.generator.output_shape == (None, 28, 28, 1)
     dense = [l.units for l in model.discriminator.layers if l.__class__.__name__ == "Dense"]
     assert dense == [1024, 512, 256, 128, 64, 1]  # the last is ψ of the projection head

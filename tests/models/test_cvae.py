@@ -11,7 +11,7 @@ from model_checks import train_tiny
 
 
 def test_encoder_and_decoder_both_use_the_label(random_batches):
-    # SEED-NOTES defect 15: the documents built separate "conditional" networks instead.
+    # README defect 15: the documents built separate "conditional" networks instead.
     model, _ = train_tiny("cvae", random_batches)
     assert [i.name for i in model.encoder.inputs] == ["images", "labels"]
     assert [i.name for i in model.decoder.inputs] == ["z", "labels"]

@@ -10,7 +10,7 @@ from model_checks import train_tiny
 
 def test_two_separate_optimisers_each_owning_one_network(random_batches):
     model, _ = train_tiny("gan", random_batches)
-    # SEED-NOTES defect 5: one optimiser was shared by both networks.
+    # README defect 5: one optimiser was shared by both networks.
     assert model.d_optimizer is not model.g_optimizer
     assert int(model.d_optimizer.iterations) == int(model.g_optimizer.iterations) == 8
 
@@ -41,8 +41,8 @@ def test_discriminator_loss_depends_on_the_generator():
     assert abs(float(d1) - float(d2)) > 1e-3
 
 
-def test_document_preset_is_the_documents_architecture_at_28x28():
-    model = tfgen.get_model("gan", "document")
+def test_mlp_preset_is_the_documents_architecture_at_28x28():
+    model = tfgen.get_model("gan", "mlp")
     assert model.latent_dim == 100
     assert model.generator.output_shape == (None, 28, 28, 1)  # defect 2: the documents' made 32×32
     dense_units = [l.units for l in model.discriminator.layers if l.__class__.__name__ == "Dense"]

@@ -77,10 +77,10 @@ def test_a_size_the_networks_cannot_halve_is_refused_at_construction(name):
 @pytest.mark.parametrize("name", ["gan", "cgan"])
 def test_the_documents_gan_networks_are_for_28x28_only(name):
     cls = tfgen.get_model_class(name)
-    assert cls.check_image_size([28, 28, 3], **cls.PRESETS["document"]) == (28, 28, 3)
+    assert cls.check_image_size([28, 28, 3], **cls.PRESETS["mlp"]) == (28, 28, 3)
     assert cls.check_image_size((32, 32, 3), **cls.PRESETS["default"]) == (32, 32, 3)
-    message = rf"^{cls.__name__} architecture 'document' .* 28×28 images only, got 32×32: use architecture 'dcgan'"
+    message = rf"^{cls.__name__} architecture 'mlp' .* 28×28 images only, got 32×32: use architecture 'dcgan'"
     with pytest.raises(ValueError, match=message):
-        cls.check_image_size((32, 32, 3), **cls.PRESETS["document"])
+        cls.check_image_size((32, 32, 3), **cls.PRESETS["mlp"])
     with pytest.raises(ValueError, match=message):
-        tfgen.get_model(name, "document", image_shape=(32, 32, 3))
+        tfgen.get_model(name, "document", image_shape=(32, 32, 3))  # the former name

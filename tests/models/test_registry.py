@@ -12,8 +12,19 @@ MODELS = list(tfgen.list_models())
 
 def test_registry_lists_the_documents_models_with_presets():
     models = tfgen.list_models()
-    for name in ("vae", "gan"):
-        assert {"tiny", "default", "document"} <= set(models[name])
+    for name, articles in (("vae", "conv_pool"), ("cvae", "conv_pool"), ("gan", "mlp"), ("cgan", "mlp")):
+        assert {"tiny", "default", articles} <= set(models[name])
+        assert "document" not in models[name]  # the former name still builds (below) but is not listed
+
+
+@pytest.mark.parametrize("name, current", [("vae", "conv_pool"), ("cvae", "conv_pool"), ("gan", "mlp"),
+                                           ("cgan", "mlp")])
+def test_the_former_document_preset_name_builds_the_renamed_preset(name, current):
+    cls = tfgen.get_model_class(name)
+    assert cls.preset_hyperparameters("document") == cls.PRESETS[current]
+    # GAN configs saved before name the architecture "document": it builds the "mlp" networks.
+    if "architecture" in cls.PRESETS[current]:
+        assert cls(**{**cls.PRESETS[current], "architecture": "document"}).architecture == "mlp"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +74,7 @@ def test_unknown_names_are_clear_errors():
         tfgen.get_model("nope")
     with pytest.raises(UnknownNameError, match="unknown preset 'huge'.*tiny"):
         tfgen.get_model("vae", "huge")
-    with pytest.raises(UnknownNameError, match="no hyperparameter 'latnt_dim'"):
+    with pytest.raises(UnknownNameError, match=r"unknown hyperparameter 'latnt_dim' for 'vae' \(did you mean"):
         tfgen.get_model("vae", "tiny", latnt_dim=3)
 
 
@@ -89,3 +100,24 @@ def test_a_saved_model_reloads_in_a_fresh_process_after_import_tfgen(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("GAN")
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("cgan", dict(d_conditioning="projetion"), r"unknown d_conditioning 'projetion' \(did you mean 'projection'"),
+        ("gan", dict(architecture="mpl"), r"unknown GAN architecture 'mpl' \(did you mean 'mlp'\?\); choose from dcgan, mlp"),
+        ("gan", dict(beta_1=1.0), r"beta_1 must be a number in \[0, 1\), got 1.0"),
+        ("vae", dict(downsample="max"), r"unknown downsample 'max'; choose from stride, pool"),
+        ("vae", dict(beta=-1), "beta must be a number >= 0, got -1"),
+        ("pixel_transformer", dict(mlp_ratio=2.5), "mlp_ratio must be a positive integer, got 2.5"),
+        ("pixel_transformer", dict(block_size=-1), r"block_size \(0 = full attention\) must be an integer >= 0, got -1"),
+        ("pixelcnn", dict(kernel_size=4), "kernel_size must be an odd integer >= 3, got 4"),
+        ("pixelcnn", dict(levels=300), r"levels must be an integer in \[2, 256\], got 300"),
+        ("diffusion", dict(ema_decay=1.0), r"ema_decay must be a number in \[0, 1\), got 1.0"),
+        ("vae", dict(image_shape=(28, 0, 1)), "image_shape entries must be a positive integer, got 0"),
+    ],
+)
+def test_hyperparameters_are_checked_before_building_with_one_line_errors(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tfgen.get_model(name, "tiny", **overrides)

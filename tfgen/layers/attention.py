@@ -23,6 +23,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfgen import checks
+
 
 @keras.saving.register_keras_serializable(package="tfgen")
 class CausalSelfAttention(layers.Layer):
@@ -42,9 +44,8 @@ class CausalSelfAttention(layers.Layer):
         super().__init__(**kwargs)
         if dim % num_heads:
             raise ValueError(f"dim ({dim}) must be divisible by num_heads ({num_heads})")
-        if block_size < 0:
-            raise ValueError(f"block_size must be >= 0 (0 = full attention), got {block_size}")
-        self.dim, self.num_heads, self.block_size = int(dim), int(num_heads), int(block_size)
+        self.dim, self.num_heads = int(dim), int(num_heads)
+        self.block_size = checks.int_at_least(block_size, "block_size (0 = full attention)", 0)
         self.head_dim = self.dim // self.num_heads
         # One projection for q, k and v: one matmul instead of three.
         self.qkv = layers.Dense(3 * self.dim, name="qkv", dtype=self.dtype_policy)

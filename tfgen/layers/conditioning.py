@@ -152,12 +152,6 @@ def draw_or_check_labels(model, n, labels=None, seed=None):
     return tf.random.stateless_uniform([n], seed=seed, maxval=model.num_classes, dtype=tf.int32)
 
 
-def check_count(n, name="n"):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
-
-
 def takes_labels(model) -> bool:
     """Whether `model.sample` takes class labels: the model's `accepts_labels` (every tfgen
     model), else its `conditional` (a duck-typed model that only says whether it needs them)."""

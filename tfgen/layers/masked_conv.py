@@ -45,13 +45,15 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from tfgen import checks
 from tfgen.checks import one_of
 
 MASK_TYPES = ("A", "B")
 
 
 def _check_kernel(kernel_size):
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
+    # Odd, so that the kernel has a centre to shift and mask around.
+    if checks.int_at_least(kernel_size, "kernel_size", 3) % 2 == 0:
         raise ValueError(f"kernel_size must be an odd integer >= 3, got {kernel_size!r}")
 
 

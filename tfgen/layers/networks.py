@@ -11,6 +11,10 @@ import tensorflow as tf
 from keras import layers
 
 from tfgen.layers.resolution import check_image_size, halvings, level_widths
+from tfgen import checks
+
+#: How `conv_features` halves the resolution: a stride-2 convolution, or convolution + 2×2 max-pooling.
+DOWNSAMPLING = ("stride", "pool")
 
 
 def batch_norm_layer(name: str):
@@ -50,8 +54,7 @@ def conv_features(
     `downsample="stride"` uses stride-2 convolutions (cheaper, learned);
     `downsample="pool"` uses convolution + 2×2 max-pooling, as in the documents' encoder.
     """
-    if downsample not in ("stride", "pool"):
-        raise ValueError(f"downsample must be 'stride' or 'pool', got {downsample!r}")
+    checks.one_of(downsample, DOWNSAMPLING, "downsample")
     x = inputs
     for i, f in enumerate(level_widths(filters, halvings(*inputs.shape[1:3]))):
         if downsample == "stride":
@@ -79,7 +82,7 @@ def upsampling_decoder(
 
     The depth follows the image size as the encoders' does (`tfgen.layers.resolution`):
     the start is 7×7 for 28×28 (two levels; the documents' 4×4 start ended at 32×32,
-    the wrong size for MNIST), 4×4 for 32×32 and 64×64, 6×6 for 48×48. `filters`
+    the wrong size for MNIST: README defect 2), 4×4 for 32×32 and 64×64, 6×6 for 48×48. `filters`
     lists one width per level from the lowest resolution outward, fitted to that
     depth by `level_widths` on the reversed list (the lowest-resolution width repeated,
     or dropped). Returns pre-activation maps (logits), one per channel.

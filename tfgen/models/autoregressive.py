@@ -21,9 +21,8 @@ holds the parts that do not depend on the network:
   `_sampler_step`), so a step costs far less than a full forward pass.
 
 `AutoregressiveModel` is the base class of these families (as keras-hub's
-`CausalLM` is of its language models): it registers nothing itself, and each
-subclass builds its network and spells out the shared hyperparameters in its
-own constructor.
+`CausalLM` is of its language models): it registers nothing itself and takes
+the hyperparameters they share; each subclass takes its network's and builds it.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ import math
 import keras
 import tensorflow as tf
 
+from tfgen import checks
 from tfgen.layers import conditioning
 from tfgen.models.base import GenerativeModel
 
@@ -108,17 +108,13 @@ class AutoregressiveModel(GenerativeModel):
         super().__init__(**kwargs)
         if levels is None:
             levels = default_levels(self.image_shape[-1])
-        if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 256:
-            raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
+        self.levels = levels = checks.int_between(levels, "levels", 2, 256)
         if dynamic_binarization and levels != 2:
             raise ValueError(f"dynamic_binarization needs levels=2 (binary pixels), got levels={levels}")
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0:
-            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        self.levels = int(levels)
         # An instance attribute: `unpack`, `sample` and `accepts_labels` (grids, the CLI, eval) read it.
         self.conditional = bool(conditional)
         self.dynamic_binarization = bool(dynamic_binarization)
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
         height, width, channels = self.image_shape
         self.num_dims = height * width * channels
         self.declare_metrics("loss", "bits_per_dim")
@@ -132,15 +128,6 @@ class AutoregressiveModel(GenerativeModel):
                 return f"training: dynamically binarised, x ~ Bernoulli(pixel) each step; evaluation: {fixed}"
             return fixed
         return f"quantised to {self.levels} levels: round(pixel * {self.levels - 1})"
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "levels": self.levels,
-            "conditional": self.conditional,
-            "dynamic_binarization": self.dynamic_binarization,
-            "learning_rate": self.learning_rate,
-        }
 
     def default_compile(self, **kwargs):
         # Global-norm clipping: the occasional very large NLL gradient early in training
@@ -267,11 +254,9 @@ class AutoregressiveModel(GenerativeModel):
         labels: conditional models only — an int, a sequence of n ints, or None
             for labels drawn uniformly. Deterministic for an int `seed`.
         """
-        n = conditioning.check_count(n)
-        if not float(temperature) > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
-        if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        n = checks.positive_int(n, "n")
+        temperature = checks.positive_number(temperature, "temperature")
+        top_k = None if top_k is None else checks.positive_int(top_k, "top_k (or None: every level)")
         label_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
         labels = self._sample_labels(n, labels, label_seed)
         canvas = self._sampler()(labels, tf.constant(float(temperature)), tf.constant(int(top_k or 0)), pixel_seed)

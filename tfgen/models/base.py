@@ -4,7 +4,8 @@ A tfgen model is a `keras.Model` subclass with a custom `train_step`, trained
 with `model.fit` on batches of `(images, labels)` in [0, 1], NHWC, float32.
 This module holds what every family needs and nothing family-specific:
 
-* presets (`from_preset`) with hyperparameter validation and `get_config`;
+* presets (`from_preset`) with hyperparameter validation, and `get_config`
+  derived from the constructor's arguments (`hyperparameters()`);
 * batch unpacking and shape checks that fail at trace time with a clear message;
 * loss trackers listed in `metrics` (so Keras resets them every epoch);
 * one `minimize` helper that handles what custom steps usually get wrong:
@@ -17,19 +18,21 @@ This module holds what every family needs and nothing family-specific:
 from __future__ import annotations
 
 import inspect
-import numbers
 
 import keras
 import tensorflow as tf
 
+from tfgen import checks
 from tfgen.layers import conditioning, resolution
-from tfgen.registry import UnknownNameError
 
 
 class GenerativeModel(keras.Model):
-    """Base class: subclasses define `PRESETS`, `train_step`, `sample` and `get_config`."""
+    """Base class: subclasses define `PRESETS`, `train_step` and `sample`, and store every
+    constructor argument under its own name (that is their config)."""
 
     PRESETS: dict[str, dict] = {}
+    #: Former preset names that still work (`from_preset`) but are not listed: {old: current}.
+    PRESET_ALIASES: dict[str, str] = {}
     #: What `tfgen train` / `tfgen.train` use when epochs or batch size are not given:
     #: enough training for the `default` preset to draw recognisable digits on the
     #: bundled data. Families that need more steps override it.
@@ -45,9 +48,8 @@ class GenerativeModel(keras.Model):
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
         super().__init__(**kwargs)
         image_shape = self.check_image_size(image_shape)
-        check_sizes(num_classes=num_classes)
-        self.image_shape = image_shape
-        self.num_classes = int(num_classes)
+        self.image_shape = tuple(checks.positive_int(d, "image_shape entries") for d in image_shape)
+        self.num_classes = checks.positive_int(num_classes, "num_classes")
         self.seed = seed
         # The model's own draws (training noise, sampling). Weight initialisers follow Keras'
         # global seed like any layer's (`keras.utils.set_random_seed`; `tfgen.train` sets it).
@@ -64,12 +66,16 @@ class GenerativeModel(keras.Model):
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides):
         """Build from a named preset; keyword arguments override its hyperparameters."""
-        if preset not in cls.PRESETS:
-            raise UnknownNameError(
-                f"unknown preset {preset!r} for {cls.registry_name!r}; presets: {', '.join(cls.PRESETS)}"
-            )
         check_hyperparameters(cls, overrides)
-        return cls(**{**cls.PRESETS[preset], **overrides})
+        return cls(**{**cls.preset_hyperparameters(preset), **overrides})
+
+    @classmethod
+    def preset_hyperparameters(cls, preset: str) -> dict:
+        """The hyperparameters of the preset called `preset` (or by a former name, `PRESET_ALIASES`)."""
+        preset = cls.PRESET_ALIASES.get(preset, preset)
+        if preset not in cls.PRESETS:
+            raise checks.unknown_name(preset, cls.PRESETS, "preset", owner=cls.registry_name or cls.__name__)
+        return dict(cls.PRESETS[preset])
 
     @classmethod
     def check_image_size(cls, image_shape, **hyperparameters) -> tuple[int, int, int]:
@@ -77,7 +83,7 @@ class GenerativeModel(keras.Model):
         one-line ValueError saying which sizes it can use.
 
         `hyperparameters` are the constructor's (a preset's, with overrides), for families whose
-        sizes depend on them (the GAN's `document` architecture). Nothing is built: the command
+        sizes depend on them (the GAN's `mlp` architecture). Nothing is built: the command
         line calls this before loading data. Families whose networks halve the resolution level
         by level (`halving_networks`) take the sizes of `tfgen.layers.resolution`; the others any.
         """
@@ -100,12 +106,19 @@ class GenerativeModel(keras.Model):
         return params
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": list(self.image_shape),
-            "num_classes": self.num_classes,
-            "seed": self.seed,
-        }
+        """Keras' own entries plus every hyperparameter, read from the attribute of the same name.
+
+        The constructor is the config (as with diffusers' `register_to_config`): a family
+        adds a hyperparameter by taking it in `__init__` and storing it as `self.<name>`,
+        and nothing else. Tuples are saved as lists, as JSON would make them anyway.
+        """
+        config = super().get_config()
+        for name in self.hyperparameters():
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__}.__init__ takes {name!r} but stores no attribute of that "
+                                f"name: get_config reads every constructor argument from self.{name}")
+            config[name] = _config_value(getattr(self, name))
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -308,6 +321,13 @@ class GenerativeModel(keras.Model):
         )
 
 
+def _config_value(value):
+    """Tuples (nested too) as lists: what a config holds after a JSON round trip."""
+    if isinstance(value, (tuple, list)):
+        return [_config_value(v) for v in value]
+    return value
+
+
 def _overflow_on_every_replica_if_on_one(grads):
     """Make every replica's gradients non-finite (NaN) when one replica's are; else leave them as they are.
 
@@ -339,19 +359,6 @@ def _overflow_on_every_replica_if_on_one(grads):
 def _multi_worker(strategy) -> bool:
     """A MultiWorkerMirroredStrategy over several workers (Keras' own test for its multi-worker paths)."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
-
-
-def check_positive(**values):
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
-def check_sizes(**values):
-    """Sizes (units, channels, layers, classes, ...): positive integers, NumPy's included."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def check_pixel_range(images, owner="model"):
@@ -391,9 +398,7 @@ def check_image_shape(shape, expected, owner="model"):
 
 
 def check_hyperparameters(cls, overrides: dict) -> None:
-    known = cls.hyperparameters()
+    known = sorted(cls.hyperparameters())
     for key in overrides:
         if key not in known:
-            raise UnknownNameError(
-                f"{cls.__name__} has no hyperparameter {key!r}; known: {', '.join(sorted(known))}"
-            )
+            raise checks.unknown_name(key, known, "hyperparameter", owner=cls.registry_name or cls.__name__)

@@ -2,7 +2,7 @@
 
 One generator G(z, y) and one discriminator D(x, y), both given the class label y;
 the documents' skeleton trained a separate "generator" and "conditional generator"
-instead (SEED-NOTES defect 15). The losses, the two optimisers and the training
+instead (README defect 15). The losses, the two optimisers and the training
 step are the GAN's (tfgen/models/gan.py): the GAN calls `generate(noise, labels)`
 and `discriminate(images, labels)`, and this module only makes both networks take
 the label.
@@ -26,9 +26,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from tfgen import checks
 from tfgen.layers import conditioning
 from tfgen.models.gan import GAN
-from tfgen.models.base import check_sizes
 from tfgen.registry import register_model
 
 D_CONDITIONINGS = ("projection", "concat")
@@ -41,9 +41,9 @@ class CGAN(GAN):
     conditional = True
 
     PRESETS = {
-        # The documents' GAN (dense generator and dense discriminator, noise dim 100)
-        # with the label added to both networks.
-        "document": dict(architecture="document", latent_dim=100, width=64, embed_dim=50),
+        # The documents' GAN (MLP generator and discriminator, noise dim 100; formerly
+        # `document`) with the label added to both networks.
+        "mlp": dict(architecture="mlp", latent_dim=100, width=64, embed_dim=50),
         # DCGAN networks at half the GAN's default width: a quarter of the generator's
         # cost per image, and on 8.5k digits the class is learned long before
         # capacity limits quality. Dropout 0.3 in D (the TensorFlow DCGAN tutorial's).
@@ -56,23 +56,10 @@ class CGAN(GAN):
 
     def __init__(self, embed_dim=32, d_conditioning="projection", mismatch_weight=1.0, **kwargs):
         # Set before GAN.__init__, which builds the networks from them.
-        check_sizes(embed_dim=embed_dim)
-        if d_conditioning not in D_CONDITIONINGS:
-            raise ValueError(f"d_conditioning must be one of {', '.join(D_CONDITIONINGS)}, got {d_conditioning!r}")
-        if mismatch_weight < 0:
-            raise ValueError(f"mismatch_weight must be >= 0, got {mismatch_weight!r}")
-        self.embed_dim = int(embed_dim)
-        self.d_conditioning = d_conditioning
-        self.mismatch_weight = float(mismatch_weight)
+        self.embed_dim = checks.positive_int(embed_dim, "embed_dim")
+        self.d_conditioning = checks.one_of(d_conditioning, D_CONDITIONINGS, "d_conditioning")
+        self.mismatch_weight = checks.number_at_least(mismatch_weight, "mismatch_weight", 0)
         super().__init__(**kwargs)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "embed_dim": self.embed_dim,
-            "d_conditioning": self.d_conditioning,
-            "mismatch_weight": self.mismatch_weight,
-        }
 
     # ------------------------------------------------------------------ networks
     def build_generator(self):
@@ -133,7 +120,7 @@ class CGAN(GAN):
     def sample(self, n, labels=None, seed=None):
         """`n` images in [0, 1] of the given classes: an int, a sequence/tensor of `n` ints,
         or None for classes drawn uniformly. Deterministic for an int `seed`."""
-        n = conditioning.check_count(n)
+        n = checks.positive_int(n, "n")
         labels = conditioning.draw_or_check_labels(self, n, labels, seed)
         return self.images_from_noise(self.normal([n, self.latent_dim], seed=seed), labels)
 
@@ -144,7 +131,7 @@ class CGAN(GAN):
         [0, 1]; each of the `n` rows keeps one noise vector (one "style") throughout.
         Returns (n, steps, H, W, C) in [0, 1].
         """
-        n, steps = conditioning.check_count(n), conditioning.check_count(steps, "steps")
+        n, steps = checks.positive_int(n, "n"), checks.positive_int(steps, "steps")
         ends = conditioning.as_labels([label_a, label_b], self.num_classes, name="label_a, label_b")
         table = self.generator.get_layer("label_embedding")
         e_a, e_b = tf.unstack(tf.cast(table(ends), "float32"))

@@ -14,7 +14,7 @@ image with its own label, decode the code with another label — the same
 handwriting, another digit.
 
 The documents' cVAE skeleton built an encoder, a decoder, a "conditional encoder"
-and a "conditional decoder" (SEED-NOTES defect 15); a cVAE is one encoder and one
+and a "conditional decoder" (README defect 15); a cVAE is one encoder and one
 decoder that both see the label.
 """
 
@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfgen import checks
 from tfgen.layers import conditioning
-from tfgen.models.base import check_image_shape, check_sizes
+from tfgen.models.base import check_image_shape
 from tfgen.models.vae import VAE
 from tfgen.registry import register_model
 
@@ -35,8 +36,9 @@ class CVAE(VAE):
     conditional = True
 
     PRESETS = {
-        # The documents' VAE (conv 16, 32 + max-pooling; transposed conv 32, 16) with the label added.
-        "document": dict(
+        # The documents' VAE (conv 16, 32 + max-pooling; transposed conv 32, 16) with the label added
+        # (formerly `document`).
+        "conv_pool": dict(
             latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16),
             embed_dim=16,
         ),
@@ -49,12 +51,8 @@ class CVAE(VAE):
 
     def __init__(self, embed_dim=16, **kwargs):
         # Set before VAE.__init__, which builds the networks from it.
-        check_sizes(embed_dim=embed_dim)
-        self.embed_dim = int(embed_dim)
+        self.embed_dim = checks.positive_int(embed_dim, "embed_dim")
         super().__init__(**kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim}
 
     # ------------------------------------------------------------------ networks
     def build_encoder(self, extra_inputs=()):
@@ -77,7 +75,7 @@ class CVAE(VAE):
     def sample(self, n, labels=None, seed=None):
         """Decode `n` prior draws with the given classes: an int, a sequence/tensor of `n`
         ints, or None for classes drawn uniformly. Pixel probabilities in [0, 1]."""
-        n = conditioning.check_count(n)
+        n = checks.positive_int(n, "n")
         labels = conditioning.draw_or_check_labels(self, n, labels, seed)
         z = self.normal([n, self.latent_dim], seed=seed)
         return self.decode(z, labels)

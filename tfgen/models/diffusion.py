@@ -22,7 +22,9 @@ t = 990 after the same 400 steps) and every background came out black. `epsilon`
 remains the constructor's default, as in Ho et al.
 
 Sampling runs the reverse process with DDIM (Song et al. 2021, "Denoising Diffusion
-Implicit Models", eq. 12) on a sub-sequence of `steps` timesteps:
+Implicit Models", eq. 12) on a sub-sequence of `steps` timesteps (the arithmetic of
+the forward process and of this step is `tfgen.schedules.NoiseSchedule`; the model
+keeps the network, guidance and the loop):
 
     x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t                    (clipped to [−1, 1], ε̂ recomputed)
     σ_t = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)
@@ -51,25 +53,15 @@ second sub-model, `ema_network`, updated at the end of every `train_step`, so a
 from __future__ import annotations
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfgen import schedules
+from tfgen import checks, schedules
 from tfgen.layers import conditioning
 from tfgen.layers.unet import build_unet, check_channel_mults
-from tfgen.models.base import GenerativeModel, check_positive, check_sizes
-from tfgen.registry import UnknownNameError, register_model
+from tfgen.models.base import GenerativeModel
+from tfgen.registry import register_model
 
-PREDICTIONS = ("epsilon", "v")
 SAMPLERS = ("ddim", "ddpm")
-#: What the graphs gather per timestep, computed from ᾱ in float64 and only then cast to float32:
-#: 1 − ᾱ_t computed in float32 from ᾱ_t ≈ 1 would keep only a few digits at small t.
-SCHEDULE_TABLES = {
-    "alpha_bar": lambda a: a,
-    "one_minus_alpha_bar": lambda a: 1.0 - a,
-    "sqrt_alpha_bar": np.sqrt,
-    "sqrt_one_minus_alpha_bar": lambda a: np.sqrt(1.0 - a),
-}
 #: Seed of the fixed noise used by `test_step` and `call`: validation losses are comparable across epochs.
 VALIDATION_SEED = (20200619, 0)
 
@@ -132,35 +124,24 @@ class Diffusion(GenerativeModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if prediction not in PREDICTIONS:
-            raise UnknownNameError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
-        check_sizes(base_channels=base_channels, num_res_blocks=num_res_blocks, norm_groups=norm_groups)
-        check_positive(learning_rate=learning_rate)
-        for name, value in (("dropout", dropout), ("ema_decay", ema_decay)):
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
-        if not 0.0 <= label_dropout <= 1.0:
-            raise ValueError(f"label_dropout must be a probability in [0, 1], got {label_dropout!r}")
-        if guidance < 0 or grad_clip_norm < 0:
-            raise ValueError(f"guidance and grad_clip_norm must be >= 0, got {guidance!r}, {grad_clip_norm!r}")
-        self.timesteps = int(timesteps)
-        self.schedule = schedule
-        self.prediction = prediction
-        self.base_channels = int(base_channels)
+        self.timesteps = checks.int_at_least(timesteps, "timesteps", 2)
+        self.schedule = checks.one_of(schedule, schedules.SCHEDULES, "noise schedule")
+        self.prediction = checks.one_of(prediction, schedules.PREDICTIONS, "prediction")
+        self.base_channels = checks.positive_int(base_channels, "base_channels")
         self.channel_mults = check_channel_mults(channel_mults)
-        self.num_res_blocks = int(num_res_blocks)
+        self.num_res_blocks = checks.positive_int(num_res_blocks, "num_res_blocks")
         self.attention = bool(attention)
-        self.norm_groups = int(norm_groups)
-        self.dropout = float(dropout)
+        self.norm_groups = checks.positive_int(norm_groups, "norm_groups")
+        self.dropout = checks.fraction_below_one(dropout, "dropout")
         self.class_conditional = bool(class_conditional)
-        self.label_dropout = float(label_dropout)
-        self.guidance = float(guidance)
-        self.ema_decay = float(ema_decay)
-        self.learning_rate = float(learning_rate)
-        self.grad_clip_norm = float(grad_clip_norm)
+        self.label_dropout = checks.fraction(label_dropout, "label_dropout")
+        self.guidance = checks.number_at_least(guidance, "guidance", 0)
+        self.ema_decay = checks.fraction_below_one(ema_decay, "ema_decay")
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
+        self.grad_clip_norm = checks.number_at_least(grad_clip_norm, "grad_clip_norm", 0)
 
-        # ᾱ_t as float64: the graphs gather float32 tables computed from it in float64 (`schedule_at`).
-        self.alpha_bar = schedules.alpha_bars(schedule, self.timesteps)
+        # The forward process and the reverse step's arithmetic; the model keeps the network.
+        self.noise_schedule = schedules.NoiseSchedule.named(schedule, self.timesteps, prediction)
         #: The label fed for "no label": the extra embedding row learned through label dropout.
         self.null_label = self.num_classes
         self.network = self.build_network("network")
@@ -181,26 +162,6 @@ class Diffusion(GenerativeModel):
             groups=self.norm_groups, dropout=self.dropout, name=name,
         )
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "timesteps": self.timesteps,
-            "schedule": self.schedule,
-            "prediction": self.prediction,
-            "base_channels": self.base_channels,
-            "channel_mults": list(self.channel_mults),
-            "num_res_blocks": self.num_res_blocks,
-            "attention": self.attention,
-            "norm_groups": self.norm_groups,
-            "dropout": self.dropout,
-            "class_conditional": self.class_conditional,
-            "label_dropout": self.label_dropout,
-            "guidance": self.guidance,
-            "ema_decay": self.ema_decay,
-            "learning_rate": self.learning_rate,
-            "grad_clip_norm": self.grad_clip_norm,
-        }
-
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         # Build the optimiser's slots now (inside any strategy scope). Built lazily, they are
@@ -214,37 +175,6 @@ class Diffusion(GenerativeModel):
         clip = self.grad_clip_norm or None
         self.compile(optimizer=keras.optimizers.Adam(self.learning_rate, global_clipnorm=clip), **kwargs)
 
-    # ------------------------------------------------------------------ forward process
-    def schedule_at(self, name, t):
-        """`SCHEDULE_TABLES[name]` at int timesteps t (any shape), float32."""
-        return tf.gather(tf.constant(SCHEDULE_TABLES[name](self.alpha_bar), tf.float32), t)
-
-    def coefficients(self, t):
-        """(√ᾱ_t, √(1 − ᾱ_t)) for a batch of int timesteps, each (B, 1, 1, 1) to broadcast over images."""
-        return tuple(tf.reshape(self.schedule_at(name, t), [-1, 1, 1, 1])
-                     for name in ("sqrt_alpha_bar", "sqrt_one_minus_alpha_bar"))
-
-    def q_sample(self, x0, t, noise):
-        """x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε: a draw from q(x_t | x_0) given the noise ε."""
-        signal, noise_scale = self.coefficients(t)
-        return signal * x0 + noise_scale * noise
-
-    def prediction_target(self, x0, noise, t):
-        if self.prediction == "epsilon":
-            return noise
-        signal, noise_scale = self.coefficients(t)
-        return signal * noise - noise_scale * x0
-
-    def predicted_x0_and_noise(self, x_t, prediction, signal, noise_scale):
-        """(x̂_0, ε̂) from the network's output, for either parameterisation; signal = √ᾱ_t, noise_scale = √(1 − ᾱ_t)."""
-        if self.prediction == "epsilon":
-            noise = prediction
-            x0 = (x_t - noise_scale * noise) / signal
-        else:
-            x0 = signal * x_t - noise_scale * prediction
-            noise = noise_scale * x_t + signal * prediction
-        return x0, noise
-
     # ------------------------------------------------------------------ training
     def _labels_or_null(self, labels, batch):
         if labels is None or not self.class_conditional:
@@ -254,9 +184,10 @@ class Diffusion(GenerativeModel):
     def denoising_loss(self, network, images, labels, t, noise, training=False):
         """Mean squared error of the network's prediction of ε (or v) at timesteps t."""
         x0 = images * 2.0 - 1.0
-        x_t = self.q_sample(x0, t, noise)
+        x_t = self.noise_schedule.add_noise(x0, noise, t)
         prediction = network([x_t, t, labels], training=training)
-        return tf.reduce_mean(tf.square(self.prediction_target(x0, noise, t) - tf.cast(prediction, tf.float32)))
+        target = self.noise_schedule.prediction_target(x0, noise, t)
+        return tf.reduce_mean(tf.square(target - tf.cast(prediction, tf.float32)))
 
     def train_step(self, data):
         images, labels = self.unpack(data)
@@ -312,7 +243,7 @@ class Diffusion(GenerativeModel):
         """The EMA network's prediction (ε or v) for the batch noised as in `test_step`: deterministic."""
         images, labels = self.unpack(inputs)
         t, noise = self._validation_inputs(images)
-        x_t = self.q_sample(images * 2.0 - 1.0, t, noise)
+        x_t = self.noise_schedule.add_noise(images * 2.0 - 1.0, noise, t)
         labels = self._labels_or_null(labels, tf.shape(images)[0])
         return self.ema_network([x_t, t, labels], training=training)
 
@@ -329,15 +260,10 @@ class Diffusion(GenerativeModel):
             1 disables it, used only when labels are given.
         seed: an int makes the draw reproducible; None draws from the model's generator.
         """
-        n = conditioning.check_count(n)
-        if sampler not in SAMPLERS:
-            raise UnknownNameError(f"unknown sampler {sampler!r}; choose from {', '.join(SAMPLERS)}")
-        eta = 1.0 if sampler == "ddpm" else float(eta)
-        if eta < 0:
-            raise ValueError(f"eta must be >= 0, got {eta!r}")
-        guidance = self.guidance if guidance is None else float(guidance)
-        if guidance < 0:
-            raise ValueError(f"guidance must be >= 0, got {guidance!r}")
+        n = checks.positive_int(n, "n")
+        checks.one_of(sampler, SAMPLERS, "sampler")
+        eta = 1.0 if sampler == "ddpm" else checks.number_at_least(eta, "eta", 0)
+        guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
         guided = labels is not None and guidance != 1.0
         labels = self.network_labels(labels, n)
         timesteps = schedules.sampling_timesteps(self.timesteps, steps)
@@ -415,29 +341,11 @@ class Diffusion(GenerativeModel):
             conditional, unconditional = tf.split(both, 2, axis=0)
             return unconditional + guidance * (conditional - unconditional)
 
-        def at(name, i):
-            return self.schedule_at(name, timesteps[i])
-
-        def before(name, i, clean):
-            """The entry at the previous (less noisy) timestep; before the first one, x_0 itself (ᾱ = 1)."""
-            return tf.where(i > 0, at(name, tf.maximum(i - 1, 0)), clean)
-
         def step(i, x):
-            signal, noise_scale, variance = (at(name, i) for name in (
-                "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "one_minus_alpha_bar"))
-            a_prev, signal_prev = before("alpha_bar", i, 1.0), before("sqrt_alpha_bar", i, 1.0)
-            variance_prev = before("one_minus_alpha_bar", i, 0.0)
-            x0, noise = self.predicted_x0_and_noise(x, tf.cast(predict(x, timesteps[i]), tf.float32),
-                                                    signal, noise_scale)
-            # Clip x̂_0 to the data range and recompute ε̂ to match (Ho et al.'s "clip_denoised").
-            x0 = tf.clip_by_value(x0, -1.0, 1.0)
-            noise = (x - signal * x0) / noise_scale
-            # σ² = η² (1−ᾱ_prev)/(1−ᾱ_t) (1 − ᾱ_t/ᾱ_prev), with 1 − ᾱ_t/ᾱ_prev = ((1−ᾱ_t) − (1−ᾱ_prev))/ᾱ_prev:
-            # a difference of the accurate 1 − ᾱ values, not of two float32 numbers close to 1.
-            sigma = eta * tf.sqrt(variance_prev / variance * (variance - variance_prev) / a_prev)
-            direction = tf.sqrt(tf.maximum(variance_prev - sigma**2, 0.0)) * noise
+            prev_t = tf.where(i > 0, timesteps[tf.maximum(i - 1, 0)], -1)  # −1: the last step returns x̂_0
             z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
-            return i - 1, signal_prev * x0 + direction + sigma * z
+            model_output = tf.cast(predict(x, timesteps[i]), tf.float32)
+            return i - 1, self.noise_schedule.step(model_output, timesteps[i], prev_t, x, eta, z)
 
         last = tf.shape(timesteps)[0] - 1
         _, x = tf.while_loop(lambda i, x: i >= 0, step, (last, x_start))

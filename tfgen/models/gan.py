@@ -2,7 +2,7 @@
 
 The documents' GAN had generator and discriminator re-created on every call,
 the generator outside the gradient tape, a discriminator loss that never saw a
-fake, and one optimiser for both networks (SEED-NOTES defects 1–9). Here:
+fake, and one optimiser for both networks (README defects 1–9). Here:
 
 * generator G and discriminator D are built once, as named sub-models;
 * D minimises BCE(1, D(x)) + BCE(0, D(G(z))), G the non-saturating −log D(G(z)),
@@ -21,13 +21,14 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen import losses
-from tfgen.layers.conditioning import check_count
+from tfgen import checks, losses
 from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel, check_positive, check_sizes
-from tfgen.registry import UnknownNameError, register_model
+from tfgen.models.base import GenerativeModel
+from tfgen.registry import register_model
 
-ARCHITECTURES = ("dcgan", "document")
+ARCHITECTURES = ("dcgan", "mlp")
+#: Former names of architectures (and presets) that still work, e.g. in `.keras` files saved before.
+FORMER_NAMES = {"document": "mlp"}
 
 
 @register_model("gan")
@@ -37,9 +38,10 @@ class GAN(GenerativeModel):
     halving_networks = True
 
     PRESETS = {
-        # Generator: Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1;
-        # discriminator: Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100. 28×28 only.
-        "document": dict(architecture="document", latent_dim=100, width=64),
+        # The articles' networks, corrected for 28×28×1 (formerly `document`; 28×28 only). Generator: an
+        # MLP, Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1; discriminator:
+        # an MLP, Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100.
+        "mlp": dict(architecture="mlp", latent_dim=100, width=64),
         # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs
         # in D. Width 32, not DCGAN's 64: a quarter of the cost per image, and a GAN's quality
         # on a CPU budget is bound by the number of updates, not by capacity (measured on the
@@ -48,6 +50,7 @@ class GAN(GenerativeModel):
         "default": dict(architecture="dcgan", latent_dim=64, width=32),
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4),
     }
+    PRESET_ALIASES = FORMER_NAMES
     # Small batches: more updates per epoch (see the `default` preset). Measured on the bundled
     # digits, 5 epochs each, evaluator-feature FID of 1000 samples: batch 32 27.1, batch 16 15.9,
     # batch 8 14.3 (at 1.3× the time of batch 16); learning rate 5e-4 at batch 32: 18.9.
@@ -57,35 +60,19 @@ class GAN(GenerativeModel):
         self, architecture="dcgan", latent_dim=64, width=64, dropout=0.0, learning_rate=2e-4, beta_1=0.5, **kwargs
     ):
         super().__init__(**kwargs)
-        if architecture not in ARCHITECTURES:
-            raise UnknownNameError(f"unknown GAN architecture {architecture!r}; choose from {', '.join(ARCHITECTURES)}")
-        check_sizes(latent_dim=latent_dim, width=width)
-        check_positive(learning_rate=learning_rate)
-        self.check_image_size(self.image_shape, architecture=architecture)
-        self.architecture = architecture
-        self.latent_dim = int(latent_dim)
-        self.width = int(width)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
-        self.learning_rate = float(learning_rate)
-        self.beta_1 = float(beta_1)
+        self.architecture = checks.one_of(FORMER_NAMES.get(architecture, architecture), ARCHITECTURES,
+                                          "GAN architecture")
+        self.check_image_size(self.image_shape, architecture=self.architecture)
+        self.latent_dim = checks.positive_int(latent_dim, "latent_dim")
+        self.width = checks.positive_int(width, "width")
+        self.dropout = checks.fraction_below_one(dropout, "dropout")
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
+        self.beta_1 = checks.fraction_below_one(beta_1, "beta_1")
         self.generator = self.build_generator()
         self.discriminator = self.build_discriminator()
         self.d_optimizer = None
         self.g_optimizer = None
         self.declare_metrics("d_loss", "g_loss")
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "architecture": self.architecture,
-            "latent_dim": self.latent_dim,
-            "width": self.width,
-            "dropout": self.dropout,
-            "learning_rate": self.learning_rate,
-            "beta_1": self.beta_1,
-        }
 
     # ------------------------------------------------------------------ networks
     def generator_trunk(self, inputs):
@@ -97,7 +84,7 @@ class GAN(GenerativeModel):
         costs 1.4× this step's FLOPs, on a CPU budget where a GAN is bound by its update count.
         """
         w = self.width
-        if self.architecture == "document":
+        if self.architecture == "mlp":
             x = upsampling_decoder(
                 inputs, self.image_shape, (2 * w, 4 * w), activation="leaky_relu", batch_norm=True,
                 kernel_size=4, dense_units=(4 * 4 * 4 * w, 4 * 4 * 2 * w), name="gen",
@@ -112,7 +99,7 @@ class GAN(GenerativeModel):
     def discriminator_trunk(self, images):
         """Image → feature vector (the last layer before the logit)."""
         w = self.width
-        if self.architecture == "document":
+        if self.architecture == "mlp":
             return dense_stack(layers.Flatten()(images), (16 * w, 8 * w, 4 * w, 2 * w, w), name="disc_dense")
         h = conv_features(images, (w, 2 * w), activation="leaky_relu", kernel_size=4, name="disc_conv")
         return layers.Dropout(self.dropout)(h) if self.dropout else h
@@ -132,14 +119,14 @@ class GAN(GenerativeModel):
         dense networks, whose layer sizes are the articles' (a dense discriminator on 64×64×3 pixels
         would have 13M weights in its first layer alone)."""
         shape = super().check_image_size(image_shape, **hyperparameters)
-        if architecture == "document" and shape[:2] != (28, 28):
-            raise ValueError(f"{cls.__name__} architecture 'document' (the articles' networks) is for 28×28 images "
+        if FORMER_NAMES.get(architecture, architecture) == "mlp" and shape[:2] != (28, 28):
+            raise ValueError(f"{cls.__name__} architecture 'mlp' (the articles' networks) is for 28×28 images "
                              f"only, got {shape[0]}×{shape[1]}: use architecture 'dcgan' for other sizes")
         return shape
 
     # ------------------------------------------------------------------ compile
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Two optimisers, one per network (the documents shared one: SEED-NOTES defect 5)."""
+        """Two optimisers, one per network (the documents shared one: README defect 5)."""
         # The base optimizer slot is unused; give Keras the generator's so that
         # `model.optimizer.iterations` counts training steps.
         self.d_optimizer = self.wrap_optimizer(d_optimizer or self.make_optimizer())
@@ -188,7 +175,7 @@ class GAN(GenerativeModel):
         return (tf.cast(self.generate(noise, labels), tf.float32) + 1.0) / 2.0
 
     def sample(self, n, labels=None, seed=None):
-        noise = self.normal([check_count(n), self.latent_dim], seed=seed)
+        noise = self.normal([checks.positive_int(n, "n"), self.latent_dim], seed=seed)
         return self.images_from_noise(noise, labels)
 
     def export_endpoints(self):

@@ -34,10 +34,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen.checks import int_at_least
+from tfgen import checks
 from tfgen.layers.attention import ImagePositionEmbedding, TransformerBlock
 from tfgen.models.autoregressive import AutoregressiveModel
-from tfgen.models.base import check_positive, check_sizes
 from tfgen.registry import register_model
 
 
@@ -56,31 +55,17 @@ class PixelTransformer(AutoregressiveModel):
         "tiny": dict(levels=None, dim=16, num_layers=1, num_heads=2, mlp_ratio=2),
     }
 
-    def __init__(
-        self,
-        levels=None,
-        conditional=False,
-        dynamic_binarization=False,
-        dim=64,
-        num_layers=4,
-        num_heads=2,
-        mlp_ratio=4,
-        dropout=0.0,
-        block_size=0,
-        learning_rate=1e-3,
-        **kwargs,
-    ):
-        super().__init__(levels=levels, conditional=conditional, dynamic_binarization=dynamic_binarization,
-                         learning_rate=learning_rate, **kwargs)
-        check_sizes(dim=dim, num_layers=num_layers, num_heads=num_heads)
-        check_positive(mlp_ratio=mlp_ratio)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        self.dim, self.num_layers, self.num_heads = int(dim), int(num_layers), int(num_heads)
-        self.mlp_ratio, self.dropout = int(mlp_ratio), float(dropout)
+    def __init__(self, dim=64, num_layers=4, num_heads=2, mlp_ratio=4, dropout=0.0, block_size=0, **kwargs):
+        # levels, conditional, dynamic_binarization, learning_rate: see AutoregressiveModel.
+        super().__init__(**kwargs)
+        self.dim = checks.positive_int(dim, "dim")
+        self.num_layers = checks.positive_int(num_layers, "num_layers")
+        self.num_heads = checks.positive_int(num_heads, "num_heads")
+        self.mlp_ratio = checks.positive_int(mlp_ratio, "mlp_ratio")
+        self.dropout = checks.fraction_below_one(dropout, "dropout")
         if block_size is None:
             block_size = 2 * self.image_shape[1] * self.image_shape[2]  # two image rows of sub-pixels
-        self.block_size = int_at_least(block_size, "block_size (0 = full attention, None = two image rows)", 0)
+        self.block_size = checks.int_at_least(block_size, "block_size (0 = full attention, None = two image rows)", 0)
         # Vocabulary: the `levels` pixel values, then the start token (unconditional)
         # or one class token per label (conditional).
         self.start_token = self.levels
@@ -98,17 +83,6 @@ class PixelTransformer(AutoregressiveModel):
         x = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
         logits = layers.Dense(self.levels, dtype="float32", name="logits")(x)
         return keras.Model(tokens, logits, name="transformer")
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "dim": self.dim,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "mlp_ratio": self.mlp_ratio,
-            "dropout": self.dropout,
-            "block_size": self.block_size,
-        }
 
     # The network's layers, looked up by name (not stored twice as attributes, so
     # each weight has exactly one path in a saved file).

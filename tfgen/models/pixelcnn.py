@@ -41,10 +41,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen.checks import int_at_least
+from tfgen import checks
 from tfgen.layers.masked_conv import ChannelMaskedConv2D, GatedActivation, HorizontalConv, VerticalConv
 from tfgen.models.autoregressive import AutoregressiveModel
-from tfgen.models.base import check_sizes
 from tfgen.registry import register_model
 
 
@@ -61,43 +60,21 @@ class PixelCNN(AutoregressiveModel):
         "tiny": dict(levels=None, filters=8, num_layers=2, kernel_size=3, first_kernel_size=3, head_filters=8),
     }
 
-    def __init__(
-        self,
-        levels=None,
-        conditional=False,
-        dynamic_binarization=False,
-        filters=32,
-        num_layers=8,
-        kernel_size=3,
-        first_kernel_size=7,
-        head_filters=64,
-        learning_rate=1e-3,
-        **kwargs,
-    ):
-        super().__init__(levels=levels, conditional=conditional, dynamic_binarization=dynamic_binarization,
-                         learning_rate=learning_rate, **kwargs)
-        check_sizes(filters=filters, num_layers=num_layers, head_filters=head_filters)
+    def __init__(self, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64, **kwargs):
+        # levels, conditional, dynamic_binarization, learning_rate: see AutoregressiveModel.
+        super().__init__(**kwargs)
         self.channels = self.image_shape[-1]
-        if self.channels > 1:  # each colour needs features of its own
-            int_at_least(filters, f"filters for {self.channels} colour channels", self.channels)
-            int_at_least(head_filters, f"head_filters for {self.channels} colour channels", self.channels)
-        self.filters, self.num_layers, self.head_filters = int(filters), int(num_layers), int(head_filters)
-        self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)
+        # Each colour needs features of its own (channel-group masks split the features by colour).
+        self.filters = checks.int_at_least(filters, f"filters for {self.channels} colour channel(s)", self.channels)
+        self.num_layers = checks.positive_int(num_layers, "num_layers")
+        self.head_filters = checks.int_at_least(head_filters, f"head_filters for {self.channels} colour channel(s)",
+                                                self.channels)
+        self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)  # checked by the layers
         # How far up (rows) and left (columns) the network sees from a pixel: the
         # first layer reaches k₀//2, each later one k//2 further.
         self.reach = self.first_kernel_size // 2 + (self.num_layers - 1) * (self.kernel_size // 2)
         self.vertical = self.build_vertical()
         self.horizontal = self.build_horizontal()
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "num_layers": self.num_layers,
-            "kernel_size": self.kernel_size,
-            "first_kernel_size": self.first_kernel_size,
-            "head_filters": self.head_filters,
-        }
 
     # ------------------------------------------------------------------ networks
     def _kernel(self, layer):

@@ -1,7 +1,7 @@
 """Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
 
 The documents' "VAE" used flattened conv features directly as z, with a KL term
-that was not a KL divergence (SEED-NOTES defects 10–14). This is the real thing:
+that was not a KL divergence (README defects 10–14). This is the real thing:
 
     q(z | x) = N(μ(x), diag σ²(x)),  p(z) = N(0, I),  p(x | z) = Bernoulli(decoder(z))
     ELBO(x) = E_q[log p(x | z)] − KL(q(z | x) ‖ p(z))
@@ -27,10 +27,9 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfgen import losses
-from tfgen.layers.conditioning import check_count
-from tfgen.layers.networks import conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel, check_positive, check_sizes
+from tfgen import checks, losses
+from tfgen.layers.networks import DOWNSAMPLING, conv_features, dense_stack, upsampling_decoder
+from tfgen.models.base import GenerativeModel
 from tfgen.registry import register_model
 
 
@@ -42,9 +41,9 @@ class VAE(GenerativeModel):
 
     PRESETS = {
         # The documents' encoder (conv 16, 32 + max-pooling) and decoder (transposed
-        # conv 32, 16), corrected to 28×28×1 and given a real posterior. At other sizes: the same
-        # widths, the depth following the size (`tfgen.layers.resolution`).
-        "document": dict(
+        # conv 32, 16), corrected to 28×28×1 and given a real posterior (formerly `document`). At other
+        # sizes: the same widths, the depth following the size (`tfgen.layers.resolution`).
+        "conv_pool": dict(
             latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16)
         ),
         "default": dict(
@@ -53,6 +52,7 @@ class VAE(GenerativeModel):
         ),
         "tiny": dict(latent_dim=2, encoder_filters=(4, 8), hidden_units=(16,), decoder_filters=(8, 4)),
     }
+    PRESET_ALIASES = {"document": "conv_pool"}
 
     def __init__(
         self,
@@ -66,17 +66,13 @@ class VAE(GenerativeModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_sizes(latent_dim=latent_dim)
-        check_positive(learning_rate=learning_rate)
-        if beta < 0:
-            raise ValueError(f"beta must be >= 0, got {beta!r}")
-        self.latent_dim = int(latent_dim)
+        self.latent_dim = checks.positive_int(latent_dim, "latent_dim")
         self.encoder_filters = tuple(encoder_filters)
-        self.downsample = downsample
+        self.downsample = checks.one_of(downsample, DOWNSAMPLING, "downsample")
         self.hidden_units = tuple(hidden_units)
         self.decoder_filters = tuple(decoder_filters)
-        self.beta = float(beta)
-        self.learning_rate = float(learning_rate)
+        self.beta = checks.number_at_least(beta, "beta", 0)
+        self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
         self.encoder = self.build_encoder()
         self.decoder = self.build_decoder()
         self.declare_metrics("loss", "reconstruction_loss", "kl_loss")
@@ -102,18 +98,6 @@ class VAE(GenerativeModel):
         )
         inputs = [z, *(i for i, _ in extra_inputs)]
         return keras.Model(inputs if extra_inputs else z, logits, name="decoder")
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "latent_dim": self.latent_dim,
-            "encoder_filters": list(self.encoder_filters),
-            "downsample": self.downsample,
-            "hidden_units": list(self.hidden_units),
-            "decoder_filters": list(self.decoder_filters),
-            "beta": self.beta,
-            "learning_rate": self.learning_rate,
-        }
 
     def default_compile(self, **kwargs):
         self.compile(optimizer=keras.optimizers.Adam(self.learning_rate), **kwargs)
@@ -147,7 +131,7 @@ class VAE(GenerativeModel):
 
     def sample(self, n, labels=None, seed=None):
         """Decode `n` draws from the prior N(0, I): pixel probabilities in [0, 1]."""
-        z = self.normal([check_count(n), self.latent_dim], seed=seed)
+        z = self.normal([checks.positive_int(n, "n"), self.latent_dim], seed=seed)
         return self.decode(z, labels)
 
     def export_endpoints(self):
