@@ -152,7 +152,7 @@ MODEL_CASES = {
     "learning_rate 0": (_model("vae", learning_rate=0.0), ValueError, "learning_rate must be a positive number"),
     "image_shape rank": (_model("vae", image_shape=(28, 28)), ValueError, r"image_shape must be \(height, width, "),
     "filters for colour PixelCNN": (_model("pixelcnn", image_shape=(28, 28, 3), filters=2), ValueError,
-                                    "filters for 3 colour channel(s) must be an integer >= 3, got 2"),
+                                    "filters for 3-channel images must be an integer >= 3, got 2"),
     "unknown schedule": (_model("diffusion", schedule="nope"), UnknownNameError, "unknown noise schedule 'nope'"),
     "unknown prediction": (_model("diffusion", prediction="x0"), UnknownNameError, "unknown prediction 'x0'"),
     "timesteps 1": (_model("diffusion", timesteps=1), ValueError, "timesteps must be an integer >= 2, got 1"),

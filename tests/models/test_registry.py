@@ -111,7 +111,7 @@ def test_a_saved_model_reloads_in_a_fresh_process_after_import_tfgen(tmp_path):
         ("vae", dict(downsample="max"), r"unknown downsample 'max'; choose from stride, pool"),
         ("vae", dict(beta=-1), "beta must be a number >= 0, got -1"),
         ("pixel_transformer", dict(mlp_ratio=2.5), "mlp_ratio must be a positive integer, got 2.5"),
-        ("pixel_transformer", dict(block_size=-1), r"block_size \(0 = full attention\) must be an integer >= 0, got -1"),
+        ("pixel_transformer", dict(block_size=-1), r"block_size \(0 = full attention, None = two image rows\) must be an integer >= 0, got -1"),
         ("pixelcnn", dict(kernel_size=4), "kernel_size must be an odd integer >= 3, got 4"),
         ("pixelcnn", dict(levels=300), r"levels must be an integer in \[2, 256\], got 300"),
         ("diffusion", dict(ema_decay=1.0), r"ema_decay must be a number in \[0, 1\), got 1.0"),

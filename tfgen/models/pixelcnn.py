@@ -65,9 +65,9 @@ class PixelCNN(AutoregressiveModel):
         super().__init__(**kwargs)
         self.channels = self.image_shape[-1]
         # Each colour needs features of its own (channel-group masks split the features by colour).
-        self.filters = checks.int_at_least(filters, f"filters for {self.channels} colour channel(s)", self.channels)
+        self.filters = checks.int_at_least(filters, f"filters for {self.channels}-channel images", self.channels)
         self.num_layers = checks.positive_int(num_layers, "num_layers")
-        self.head_filters = checks.int_at_least(head_filters, f"head_filters for {self.channels} colour channel(s)",
+        self.head_filters = checks.int_at_least(head_filters, f"head_filters for {self.channels}-channel images",
                                                 self.channels)
         self.kernel_size, self.first_kernel_size = int(kernel_size), int(first_kernel_size)  # checked by the layers
         # How far up (rows) and left (columns) the network sees from a pixel: the
