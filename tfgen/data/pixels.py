@@ -1,0 +1,87 @@
+"""Turn decoded images of any kind into the one format a dataset holds: uint8 (H, W, C), C = 1 or 3.
+
+Every decoder in tfgen (TensorFlow's for PNG/JPEG/GIF, Pillow's for BMP and
+for what TensorFlow cannot read) hands over uint8 pixels with 1 (grey),
+2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels; `to_target` then
+
+1. composites the alpha channel, if any, onto a solid background
+   (``rgb·α + background·(1 − α)``, straight alpha as PNG stores it): a
+   transparent emoji on white looks as it does in a browser, whereas dropping
+   the alpha channel leaves whatever colour the transparent pixels happen to
+   hold, often black or noise;
+2. converts to the wanted channel count: grey to RGB by repetition, RGB to
+   grey by the ITU-R BT.601 luma weights (`tf.image.rgb_to_grayscale`);
+3. centre-crops to the target aspect ratio, then resizes (bilinear with
+   antialiasing) to the target size, as Keras' `smart_resize` and
+   `image_dataset_from_directory(crop_to_aspect_ratio=True)` do. Cropping keeps
+   the objects' proportions and fills every pixel with content; padding would
+   also keep the proportions but teach a generative model to draw bars.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import tensorflow as tf
+
+BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
+
+# Row c-1: which source channels make (R, G, B, A) for an image with c channels.
+# Grey repeats its one channel; images without alpha get a placeholder that is replaced by 1.
+_RGBA_FROM = tf.constant([[0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 2, 2], [0, 1, 2, 3]], tf.int32)
+
+
+def background_rgb(background) -> tuple:
+    """`background` ("white", "black" or an (r, g, b) triple of 0–255 integers) as an RGB triple."""
+    if isinstance(background, str) and background in BACKGROUNDS:
+        return BACKGROUNDS[background]
+    ok = (isinstance(background, (tuple, list)) and len(background) == 3
+          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 255 for v in background))
+    if not ok:
+        raise ValueError(f"background must be 'white', 'black' or an (r, g, b) triple of integers 0-255, "
+                         f"got {background!r}")
+    return tuple(int(v) for v in background)
+
+
+def center_crop_box(height, width, target_height, target_width):
+    """(top, left, crop height, crop width) of the largest centred window with the target's aspect ratio."""
+    # Compare h/w with th/tw without division; the crop side is rounded to the nearest pixel.
+    wider = width * target_height > height * target_width
+    crop_h = tf.where(wider, height, (width * target_height + target_width // 2) // target_width)
+    crop_w = tf.where(wider, (height * target_width + target_height // 2) // target_height, width)
+    crop_h, crop_w = tf.maximum(tf.minimum(crop_h, height), 1), tf.maximum(tf.minimum(crop_w, width), 1)
+    return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
+
+
+def to_target(image, size, channels: int, background=(255, 255, 255)):
+    """uint8 (h, w, 1–4 channels) -> uint8 (size[0], size[1], `channels`): see the module docstring."""
+    image = tf.convert_to_tensor(image)
+    rgba = tf.cast(tf.gather(image, _RGBA_FROM[tf.shape(image)[-1] - 1], axis=-1), tf.float32)
+    has_alpha = tf.equal(tf.shape(image)[-1] % 2, 0)  # 2 (grey + alpha) or 4 (RGBA)
+    alpha = tf.where(has_alpha, rgba[..., 3:] / 255.0, 1.0)
+    pixels = rgba[..., :3] * alpha + tf.constant(background, tf.float32) * (1.0 - alpha)
+    if channels == 1:
+        pixels = tf.image.rgb_to_grayscale(pixels)
+    pixels = tf.reshape(crop_and_resize(pixels, size), (size[0], size[1], channels))
+    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
+
+
+def crop_and_resize(pixels, size):
+    """Float (h, w, c) or (n, h, w, c) -> the same at `size` (h, w): centre crop to its aspect ratio, then resize."""
+    shape = tf.shape(pixels)
+    height, width = shape[-3], shape[-2]
+    top, left, crop_h, crop_w = center_crop_box(height, width, size[0], size[1])
+    cropped = pixels[..., top:top + crop_h, left:left + crop_w, :]
+    same = tf.logical_and(tf.equal(crop_h, size[0]), tf.equal(crop_w, size[1]))
+    # Skip an identity resize: exact pixels for images already at the target size.
+    return tf.cond(same, lambda: cropped,
+                   lambda: tf.image.resize(cropped, size, method="bilinear", antialias=True))
+
+
+def convert_batch(images, size, channels: int) -> tf.Tensor:
+    """uint8 (n, h, w, 1 or 3) -> uint8 (n, size[0], size[1], `channels`): channel conversion, centre crop, resize."""
+    pixels = tf.cast(tf.convert_to_tensor(images), tf.float32)
+    if pixels.shape[-1] != channels:
+        pixels = tf.image.rgb_to_grayscale(pixels) if channels == 1 else tf.repeat(pixels, 3, axis=-1)
+    pixels = crop_and_resize(pixels, size)
+    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
