@@ -42,7 +42,7 @@ import tensorflow as tf
 
 from tfgen.checks import fraction, positive_int
 from tfgen.data.messages import warn
-from tfgen.data.pixels import background_rgb, to_target
+from tfgen.data.pixels import background_rgb, from_rgba, to_rgba
 from tfgen.data.split import DEFAULT_HOLDOUT, holdout_indices
 
 PREFIX = "folder:"
@@ -190,51 +190,83 @@ def _common_size(where: str, headers: dict, paths) -> tuple:
                      f"and each image is centre-cropped to its shape and resized")
 
 
-def _pillow_pixels(path: Path) -> np.ndarray:
-    """The first frame as uint8 grey (H, W, 1), RGB or RGBA, decoded by Pillow."""
+def _pillow_rgba(path: Path) -> np.ndarray:
+    """The first frame as uint8 RGBA (H, W, 4), decoded by Pillow (grey repeated, alpha 255 where there is none)."""
     from PIL import Image
 
     with Image.open(path) as image:
         image.seek(0)
-        has_alpha = "A" in image.mode or "transparency" in image.info
-        wanted = "RGBA" if has_alpha else ("L" if image.mode in _GREY_MODES else "RGB")
-        pixels = np.asarray(image.convert(wanted))
-    return pixels[..., None] if pixels.ndim == 2 else pixels
+        return np.asarray(image.convert("RGBA"))
 
 
-def _decode_with_tensorflow(files, indices, out, size, channels, background) -> np.ndarray:
-    """Decode `files[i]` for i in `indices` into `out[i]` in parallel; return a mask of the rows filled."""
-    filled = np.zeros(len(out), bool)
-    if not len(indices):
-        return filled
+def _decode_with_pillow(files, indices, out, size, channels, background) -> dict:
+    """Decode `files[i]` for i in `indices` into `out[i]` with Pillow; return {index: error} of those it cannot read.
 
+    Converted in chunks, each size's images as one batch: one TensorFlow call per batch, not per image.
+    """
+    bad = {}
+    for start in range(0, len(indices), _DECODE_BATCH):
+        by_shape = collections.defaultdict(list)
+        for i in indices[start:start + _DECODE_BATCH]:
+            try:
+                rgba = _pillow_rgba(files[i])
+                by_shape[rgba.shape].append((i, rgba))
+            except Exception as err:  # corrupt or truncated: named in the error, or skipped and counted
+                bad[int(i)] = _describe(err)
+        for members in by_shape.values():
+            rows = [i for i, _ in members]
+            out[rows] = from_rgba(np.stack([rgba for _, rgba in members]), size, channels, background).numpy()
+    return bad
+
+
+def _tensorflow_batches(paths, indices, shape, size, channels, background):
+    """Batches of (indices, images) decoded by TensorFlow; files that fail are left out (`ignore_errors`).
+
+    With `shape` (height, width) known to be every file's, the costly part (resizing) runs on
+    whole batches; otherwise image by image.
+    """
     def decode(i, path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False)
-        return i, to_target(image, size, channels, background)
+        rgba = to_rgba(tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False))
+        if shape is None:
+            return i, from_rgba(rgba, size, channels, background)
+        return i, tf.ensure_shape(rgba, (*shape, 4))  # a file whose header lied fails here, by name
 
-    paths = [str(files[i]) for i in indices]
     ds = (tf.data.Dataset.from_tensor_slices((np.asarray(indices, np.int64), paths))
           .map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
           .ignore_errors()  # a file that fails is decoded again by Pillow, or reported by name
-          .batch(_DECODE_BATCH).prefetch(1))
-    for rows, images in ds.as_numpy_iterator():
-        out[rows] = images
-        filled[rows] = True
+          .batch(_DECODE_BATCH))
+    if shape is not None:
+        ds = ds.map(lambda i, rgba: (i, from_rgba(rgba, size, channels, background)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(1)
+
+
+def _decode_with_tensorflow(files, shapes, out, size, channels, background) -> np.ndarray:
+    """Decode every file whose shape is not None into `out` (rows = file indices); return the mask of rows filled."""
+    filled = np.zeros(len(out), bool)
+    groups = collections.defaultdict(list)
+    for i, shape in enumerate(shapes):
+        if shape is not None:
+            groups[shape].append(i)
+    # Sizes shared by many files are resized in batches; the rest together, one by one.
+    singles = [i for members in groups.values() if len(members) < _DECODE_BATCH // 8 for i in members]
+    jobs = [(shape, members) for shape, members in groups.items() if len(members) >= _DECODE_BATCH // 8]
+    for shape, members in jobs + ([(None, singles)] if singles else []):
+        ds = _tensorflow_batches([str(files[i]) for i in members], members, shape, size, channels, background)
+        for rows, images in ds.as_numpy_iterator():
+            out[rows] = images
+            filled[rows] = True
     return filled
 
 
-def decode(files, use_pillow, size, channels, background) -> tuple:
-    """uint8 (N, *size, channels) of `files`, and {index: error} of the files no decoder could read."""
+def decode(files, shapes, size, channels, background) -> tuple:
+    """uint8 (N, *size, channels) of `files`, and {index: error} of the files no decoder could read.
+
+    shapes: each file's (height, width) from its header, or None for files that Pillow decodes.
+    """
     out = np.zeros((len(files), *size, channels), np.uint8)
-    tf_indices = [i for i, pillow in enumerate(use_pillow) if not pillow]
-    filled = _decode_with_tensorflow(files, tf_indices, out, size, channels, background)
-    bad = {}
-    for i in np.flatnonzero(~filled):
-        try:
-            out[i] = to_target(_pillow_pixels(files[i]), size, channels, background).numpy()
-        except Exception as err:  # corrupt or truncated: named in the error, or skipped and counted
-            bad[int(i)] = _describe(err)
-    return out, bad
+    filled = _decode_with_tensorflow(files, shapes, out, size, channels, background)
+    return out, _decode_with_pillow(files, np.flatnonzero(~filled), out, size, channels, background)
 
 
 def _unreadable(where: str, paths, bad: dict, skip_corrupt: bool) -> None:
@@ -270,8 +302,8 @@ def read_folder(root, split: str, *, image_size=None, channels=None, background=
     channels = channels or (3 if any(h.colour for h in headers.values()) else 1)
     chosen = readable[holdout_indices([paths[i] for i in readable], labels[readable], split, holdout)]
     chosen = chosen[:limit] if limit is not None else chosen
-    images, failed = decode([root / paths[i] for i in chosen], [headers[i].use_pillow for i in chosen],
-                            size, channels, background)
+    shapes = [None if headers[i].use_pillow else (headers[i].height, headers[i].width) for i in chosen]
+    images, failed = decode([root / paths[i] for i in chosen], shapes, size, channels, background)
     _unreadable(where, [paths[i] for i in chosen], failed, skip_corrupt)
     if failed:
         keep = np.setdiff1d(np.arange(len(chosen)), list(failed))

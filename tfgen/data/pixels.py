@@ -2,7 +2,8 @@
 
 Every decoder in tfgen (TensorFlow's for PNG/JPEG/GIF, Pillow's for BMP and
 for what TensorFlow cannot read) hands over uint8 pixels with 1 (grey),
-2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels; `to_target` then
+2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels; `to_rgba` makes them RGBA,
+and `from_rgba` then, on one image or a batch of images of one size,
 
 1. composites the alpha channel, if any, onto a solid background
    (``rgb·α + background·(1 − α)``, straight alpha as PNG stores it): a
@@ -27,7 +28,7 @@ import tensorflow as tf
 BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 
 # Row c-1: which source channels make (R, G, B, A) for an image with c channels.
-# Grey repeats its one channel; images without alpha get a placeholder that is replaced by 1.
+# Grey repeats its one channel; images without alpha get a placeholder that `to_rgba` replaces by 255.
 _RGBA_FROM = tf.constant([[0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 2, 2], [0, 1, 2, 3]], tf.int32)
 
 
@@ -53,16 +54,24 @@ def center_crop_box(height, width, target_height, target_width):
     return (height - crop_h) // 2, (width - crop_w) // 2, crop_h, crop_w
 
 
-def to_target(image, size, channels: int, background=(255, 255, 255)):
-    """uint8 (h, w, 1–4 channels) -> uint8 (size[0], size[1], `channels`): see the module docstring."""
+def to_rgba(image):
+    """uint8 (h, w, 1–4 channels) -> uint8 (h, w, 4): grey repeated, alpha 255 where the image has none."""
     image = tf.convert_to_tensor(image)
-    rgba = tf.cast(tf.gather(image, _RGBA_FROM[tf.shape(image)[-1] - 1], axis=-1), tf.float32)
-    has_alpha = tf.equal(tf.shape(image)[-1] % 2, 0)  # 2 (grey + alpha) or 4 (RGBA)
-    alpha = tf.where(has_alpha, rgba[..., 3:] / 255.0, 1.0)
+    channels = tf.shape(image)[-1]
+    rgba = tf.gather(image, _RGBA_FROM[channels - 1], axis=-1)
+    opaque = tf.concat([rgba[..., :3], tf.fill(tf.shape(rgba[..., 3:]), tf.constant(255, image.dtype))], axis=-1)
+    return tf.where(tf.equal(channels % 2, 0), rgba, opaque)  # 2 (grey + alpha) or 4 (RGBA) channels have alpha
+
+
+def from_rgba(rgba, size, channels: int, background=(255, 255, 255)):
+    """uint8 RGBA (h, w, 4) or a batch (n, h, w, 4) -> uint8 at `size` with `channels`: see the module docstring."""
+    rgba = tf.cast(rgba, tf.float32)
+    alpha = rgba[..., 3:] / 255.0
     pixels = rgba[..., :3] * alpha + tf.constant(background, tf.float32) * (1.0 - alpha)
     if channels == 1:
         pixels = tf.image.rgb_to_grayscale(pixels)
-    pixels = tf.reshape(crop_and_resize(pixels, size), (size[0], size[1], channels))
+    pixels = crop_and_resize(pixels, size)
+    pixels.set_shape(pixels.shape[:-3].concatenate([size[0], size[1], channels]))
     return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
 
 
