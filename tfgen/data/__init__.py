@@ -82,7 +82,11 @@ class Examples:
     """
 
     def __init__(self, images, labels, info: DatasetInfo):
-        self.images = tf.convert_to_tensor(images, tf.uint8)
+        # A variable, not a constant: a `tf.data` function captures a constant by copying it
+        # (a second copy of the data per pipeline), a variable by reference. Make `Examples`
+        # outside a distribution strategy's scope, or the variable is mirrored per replica.
+        with tf.device("/CPU:0"):
+            self.images = tf.Variable(images, trainable=False, dtype=tf.uint8, name="images")
         self.labels = tf.convert_to_tensor(labels, tf.int32)
         self.info = info
 
