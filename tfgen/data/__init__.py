@@ -217,9 +217,11 @@ def _convert(name, images, size, channels):
     return out
 
 
-def load_arrays(name: str = BUNDLED_NAME, split: str = "train", limit: int | None = None, **options):
-    """The whole split as NumPy arrays (images float32 in [0, 1] NHWC, labels int32)."""
+def load_arrays(name: str = BUNDLED_NAME, split: str = "train", limit: int | None = None, *,
+                image_shape: tuple | None = None, num_classes: int | None = None, **options):
+    """The whole split as NumPy arrays (images float32 in [0, 1] NHWC, labels int32); arguments as `load`'s."""
     examples = load_examples(name, split, limit=limit, **options)
+    _check_fits(examples.info, image_shape, num_classes)
     images, labels = examples.lookup(tf.range(examples.info.num_examples))
     return images.numpy(), labels.numpy()
 

@@ -29,7 +29,8 @@ BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
 
 # Row c-1: which source channels make (R, G, B, A) for an image with c channels.
 # Grey repeats its one channel; images without alpha get a placeholder that `to_rgba` replaces by 255.
-_RGBA_FROM = tf.constant([[0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 2, 2], [0, 1, 2, 3]], tf.int32)
+# (A list, not a tensor: no TensorFlow op may run at import, before a multi-worker strategy is made.)
+_RGBA_FROM = [[0, 0, 0, 0], [0, 0, 0, 1], [0, 1, 2, 2], [0, 1, 2, 3]]
 
 
 def background_rgb(background) -> tuple:
@@ -58,7 +59,7 @@ def to_rgba(image):
     """uint8 (h, w, 1–4 channels) -> uint8 (h, w, 4): grey repeated, alpha 255 where the image has none."""
     image = tf.convert_to_tensor(image)
     channels = tf.shape(image)[-1]
-    rgba = tf.gather(image, _RGBA_FROM[channels - 1], axis=-1)
+    rgba = tf.gather(image, tf.gather(tf.constant(_RGBA_FROM, tf.int32), channels - 1), axis=-1)
     opaque = tf.concat([rgba[..., :3], tf.fill(tf.shape(rgba[..., 3:]), tf.constant(255, image.dtype))], axis=-1)
     return tf.where(tf.equal(channels % 2, 0), rgba, opaque)  # 2 (grey + alpha) or 4 (RGBA) channels have alpha
 
