@@ -9,6 +9,7 @@ from PIL import Image
 
 from tfgen import data
 from tfgen.data.folder import parse_image_size
+from tfgen.checks import UnknownNameError
 from tfgen.data.messages import DataWarning
 
 RNG = np.random.default_rng(0)
@@ -375,3 +376,10 @@ def test_idx_colour_images_and_labels_that_skip_classes(tmp_path):
         train = data.load_examples(f"idx:{tmp_path}", "train")
     assert train.info.image_shape == (4, 4, 3) and train.info.num_classes == 15
     np.testing.assert_array_equal(train.images.numpy(), images)
+
+
+def test_a_path_without_its_prefix_names_the_prefix(tmp_path):
+    with pytest.raises(UnknownNameError, match=f"unknown dataset '{tmp_path}': for a folder of images write folder:"):
+        data.load_examples(str(tmp_path))
+    with pytest.raises(UnknownNameError, match="a path needs a prefix: folder:DIR .images., idx:DIR .IDX files. or npz:"):
+        data.load_examples(str(tmp_path / "arrays.npz"))

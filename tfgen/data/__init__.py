@@ -181,6 +181,7 @@ def _read_arrays(name, split, holdout, limit, data_dir, manual_dir, download):
 
         images, labels, labelled = read_npz(name[len(NPZ_PREFIX):], _check_split(split), holdout)
     else:
+        _refuse_bare_path(name)
         return _from_tfds(name, split, data_dir, manual_dir, download, limit)
     if images.ndim == 3:
         images = images[..., None]
@@ -188,6 +189,17 @@ def _read_arrays(name, split, holdout, limit, data_dir, manual_dir, download):
     if labelled and split == "train":  # the training split decides the model's classes
         _warn_empty_classes(name, split, labels, num_classes)
     return images, labels, num_classes
+
+
+def _refuse_bare_path(name: str) -> None:
+    """A path given without its prefix: say which prefix, rather than let TFDS fail to parse it as a name."""
+    path = Path(name)
+    if path.is_dir():
+        raise UnknownNameError(f"unknown dataset {name!r}: for a folder of images write {FOLDER_PREFIX}{name} "
+                               f"(for a directory of IDX files {IDX_PREFIX}{name})")
+    if path.is_file() or os.sep in name or name.endswith(".npz"):
+        raise UnknownNameError(f"unknown dataset {name!r}: a path needs a prefix: {FOLDER_PREFIX}DIR (images), "
+                               f"{IDX_PREFIX}DIR (IDX files) or {NPZ_PREFIX}FILE (.npz arrays)")
 
 
 def _warn_empty_classes(name, split, labels, num_classes) -> None:
@@ -255,8 +267,7 @@ def _from_tfds(name, split, data_dir, manual_dir, download, limit):
     except tfds.core.registered.DatasetNotFoundError:
         raise UnknownNameError(
             f"unknown dataset {name!r}: use a TFDS image dataset name (mnist, fashion_mnist, kmnist, ...), "
-            f"{BUNDLED_NAME!r}, {IDX_PREFIX}DIR for a directory of IDX files, {FOLDER_PREFIX}DIR for a folder of "
-            f"images, or {NPZ_PREFIX}FILE for arrays"
+            f"{BUNDLED_NAME!r}, or {IDX_PREFIX}DIR for a directory of IDX files"
         ) from None
     if manual_dir is not None:
         # TFDS finds the original files by name in manual_dir and verifies their checksums.
