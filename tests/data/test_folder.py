@@ -315,6 +315,10 @@ def test_options_convert_array_datasets_too():
     assert out.info.image_shape == (32, 32, 3) and out.info.num_examples == 4
     images = out.images.numpy()
     np.testing.assert_array_equal(images[..., 0], images[..., 2])  # grey made RGB
+    digits, _ = data.load_bundled("train")
+    assert abs(images.mean() - digits[:4].mean()) < 3  # the same digits, enlarged (bright strokes, dark ground)
+    same = data.load_examples("mnist_bundled", "train", limit=4, image_size=28, channels=1).images.numpy()
+    np.testing.assert_array_equal(same[..., 0], digits[:4])  # as stored: untouched
 
 
 # ---------------------------------------------------------------------- npz and IDX

@@ -221,11 +221,11 @@ def _convert(name, images, size, channels):
     channels = channels or images.shape[-1]
     if (*size, channels) == tuple(images.shape[1:]):
         return images
-    from tfgen.data.pixels import convert_batch
+    from tfgen.data.pixels import from_rgba, to_rgba
 
     out = np.empty((len(images), *size, channels), np.uint8)
     for start in range(0, len(images), 1024):
-        out[start:start + 1024] = convert_batch(images[start:start + 1024], size, channels).numpy()
+        out[start:start + 1024] = from_rgba(to_rgba(images[start:start + 1024]), size, channels).numpy()
     return out
 
 

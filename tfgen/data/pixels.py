@@ -87,11 +87,3 @@ def crop_and_resize(pixels, size):
     return tf.cond(same, lambda: cropped,
                    lambda: tf.image.resize(cropped, size, method="bilinear", antialias=True))
 
-
-def convert_batch(images, size, channels: int) -> tf.Tensor:
-    """uint8 (n, h, w, 1 or 3) -> uint8 (n, size[0], size[1], `channels`): channel conversion, centre crop, resize."""
-    pixels = tf.cast(tf.convert_to_tensor(images), tf.float32)
-    if pixels.shape[-1] != channels:
-        pixels = tf.image.rgb_to_grayscale(pixels) if channels == 1 else tf.repeat(pixels, 3, axis=-1)
-    pixels = crop_and_resize(pixels, size)
-    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
