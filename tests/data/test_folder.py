@@ -261,6 +261,9 @@ def test_a_truncated_file_is_found_when_decoding(tmp_path):
         out = data.load_examples(f"folder:{tmp_path}", "train", holdout=0.01, skip_corrupt=True)
     assert out.info.num_examples == 1
     assert [str(w.message).count("\n") for w in caught if w.category is DataWarning] == [0]
+    (tmp_path / "good.png").write_bytes(b"GIF89a")
+    with pytest.raises(ValueError, match=r"cannot read image cut.png .* \(and 1 more\)"):  # nothing left to load
+        data.load_examples(f"folder:{tmp_path}", "train", holdout=0.01, skip_corrupt=True)
 
 
 # ---------------------------------------------------------------------- bad folders and options

@@ -269,15 +269,16 @@ def decode(files, shapes, size, channels, background) -> tuple:
     return out, _decode_with_pillow(files, np.flatnonzero(~filled), out, size, channels, background)
 
 
-def _unreadable(where: str, paths, bad: dict, skip_corrupt: bool) -> None:
+def _unreadable(where: str, bad: dict, skip_corrupt: bool) -> None:
+    """`bad` ({relative path: error}): an error naming the first, or with `skip_corrupt` one warning line."""
     if not bad:
         return
     first = min(bad)
     more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
     if not skip_corrupt:
-        raise ValueError(f"{where}: cannot read image {paths[first]} ({bad[first]}){more}; fix or remove it, or "
+        raise ValueError(f"{where}: cannot read image {first} ({bad[first]}){more}; fix or remove it, or "
                          f"skip unreadable files with skip_corrupt=True (--skip-corrupt)")
-    warn(f"{where}: skipped {len(bad)} unreadable image file(s): {paths[first]} ({bad[first]}){more}")
+    warn(f"{where}: skipped {len(bad)} unreadable image file(s): {first} ({bad[first]}){more}")
 
 
 def read_folder(root, split: str, *, image_size=None, channels=None, background="white",
@@ -296,7 +297,9 @@ def read_folder(root, split: str, *, image_size=None, channels=None, background=
     root = Path(root)
     paths, labels, class_names = scan(root)
     headers, bad = read_headers(root, paths)
-    _unreadable(where, paths, bad, skip_corrupt)  # raises unless skipping
+    bad = {paths[i]: error for i, error in bad.items()}
+    if not skip_corrupt or not headers:
+        _unreadable(where, bad, skip_corrupt=False)
     readable = np.array(sorted(headers), np.int64)
     size = size or _common_size(where, headers, paths)
     channels = channels or (3 if any(h.colour for h in headers.values()) else 1)
@@ -304,7 +307,9 @@ def read_folder(root, split: str, *, image_size=None, channels=None, background=
     chosen = chosen[:limit] if limit is not None else chosen
     shapes = [None if headers[i].use_pillow else (headers[i].height, headers[i].width) for i in chosen]
     images, failed = decode([root / paths[i] for i in chosen], shapes, size, channels, background)
-    _unreadable(where, [paths[i] for i in chosen], failed, skip_corrupt)
+    # Skipping is no help when nothing readable is left: then the unreadable files are the error.
+    _unreadable(where, {**bad, **{paths[chosen[i]]: error for i, error in failed.items()}},
+                skip_corrupt and (len(failed) < len(chosen) or not len(chosen)))
     if failed:
         keep = np.setdiff1d(np.arange(len(chosen)), list(failed))
         images, chosen = images[keep], chosen[keep]
