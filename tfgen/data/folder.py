@@ -118,7 +118,7 @@ def scan(root) -> tuple:
     if not root.exists():
         raise ValueError(f"{where}: folder does not exist")
     if not root.is_dir():
-        raise ValueError(f"{where}: not a folder (expected a folder of images, or of one subfolder of images per class)")
+        raise ValueError(f"{where}: not a folder (expected a folder of images, or of one subfolder of them per class)")
     entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name)
     if not entries:
         raise ValueError(f"{where}: folder is empty (expected image files {_EXTENSIONS_TEXT}, "

@@ -34,7 +34,7 @@ def _rank(keys, salt: bytes) -> np.ndarray:
 
 
 def holdout_count(n: int, holdout: float) -> int:
-    """How many of a class's `n` examples are held out: round(holdout·n), halves up, leaving at least one to train on."""
+    """How many of a class's `n` examples are held out: round(holdout·n), halves up, keeping one to train on."""
     return min(int(np.floor(holdout * n + 0.5)), n - 1) if n else 0
 
 
