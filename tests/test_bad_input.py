@@ -105,7 +105,7 @@ DATA_CASES = {
     "IDX wrong magic": (dict(name="idx:{bad_magic}"), IdxFormatError, "bad magic number 0x08030801"),
     "IDX counts differ": (dict(name="idx:{count_mismatch}"), IdxFormatError, "40 images vs 39 labels"),
     # Float IDX images (here with a NaN pixel) are refused at load time: pixels are uint8, scaled by 1/255.
-    "IDX float images, NaN": (dict(name="idx:{float_nan}"), IdxFormatError, "images must be 3-D uint8.*float32"),
+    "IDX float images, NaN": (dict(name="idx:{float_nan}"), IdxFormatError, "images must be uint8.*float32"),
     "IDX file missing": (dict(name="idx:{no_labels}"), FileNotFoundError, "no train labels file found"),
     "IDX directory missing": (dict(name="idx:/nonexistent/idx"), FileNotFoundError, "directory does not exist"),
 }

@@ -372,10 +372,10 @@ def test_load_split_count_mismatch(tmp_path):
 def test_load_split_wrong_image_rank_or_dtype(tmp_path):
     write(tmp_path / "train-images-idx3-ubyte", idx_bytes(np.zeros((6, 20), np.uint8)))
     write(tmp_path / "train-labels-idx1-ubyte", idx_bytes(np.zeros(6, np.uint8)))
-    with pytest.raises(IdxFormatError, match="images must be 3-D uint8.*2-D uint8"):
+    with pytest.raises(IdxFormatError, match=r"images must be uint8 \(N, H, W\) or \(N, H, W, C\).*2-D uint8"):
         load_idx_split(tmp_path, "train")
     write(tmp_path / "train-images-idx3-ubyte", idx_bytes(np.zeros((6, 2, 2), np.float32)))
-    with pytest.raises(IdxFormatError, match="images must be 3-D uint8.*3-D float32"):
+    with pytest.raises(IdxFormatError, match="images must be uint8.*3-D float32"):
         load_idx_split(tmp_path, "train")
 
 

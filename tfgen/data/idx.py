@@ -47,8 +47,8 @@ SPLITS = ("train", "test")
 # Standard file-name prefixes per split; "test-" appears in some re-distributions
 # in place of the original "t10k-".
 _SPLIT_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}
-# kind -> the IDX rank in the conventional file name ("idx3" images, "idx1" labels).
-_KIND_RANK = {"images": 3, "labels": 1}
+# kind -> the IDX ranks in the conventional file names ("idx3" grey images, "idx4" colour ones, "idx1" labels).
+_KIND_RANK = {"images": (3, 4), "labels": (1,)}
 
 
 class IdxFormatError(ValueError):
@@ -158,13 +158,13 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def _candidate_names(split: str, kind: str) -> list[str]:
-    rank = _KIND_RANK[kind]
     names = []
-    for prefix in _SPLIT_PREFIXES[split]:
-        # "-idxN-ubyte" is the original spelling; ".idxN-ubyte" is common in re-uploads.
-        for sep in ("-", "."):
-            base = f"{prefix}-{kind}{sep}idx{rank}-ubyte"
-            names += [base + ".gz", base]
+    for rank in _KIND_RANK[kind]:
+        for prefix in _SPLIT_PREFIXES[split]:
+            # "-idxN-ubyte" is the original spelling; ".idxN-ubyte" is common in re-uploads.
+            for sep in ("-", "."):
+                base = f"{prefix}-{kind}{sep}idx{rank}-ubyte"
+                names += [base + ".gz", base]
     return names
 
 
@@ -172,7 +172,7 @@ def find_idx_split(directory: str | os.PathLike, split: str) -> tuple[Path, Path
     """Locate the standard MNIST-style IDX files of `split` ("train" or "test") in `directory`.
 
     Accepts the names of the MNIST page (``train-images-idx3-ubyte``,
-    ``t10k-labels-idx1-ubyte``, ...), gzipped or not, the ``.idx3-ubyte`` spelling
+    ``t10k-labels-idx1-ubyte``, ...; ``idx4`` for colour images), gzipped or not, the ``.idx3-ubyte`` spelling
     and a ``test-`` prefix in place of ``t10k-``. Returns ``(images_path, labels_path)``.
     """
     one_of(split, SPLITS, "split")
@@ -198,7 +198,10 @@ def find_idx_split(directory: str | os.PathLike, split: str) -> tuple[Path, Path
 
 
 def load_idx_split(directory: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Load one split of an MNIST-style dataset: ``(images uint8 (N, H, W), labels int32 (N,))``.
+    """Load one split of an MNIST-style dataset: ``(images uint8 (N, H, W[, C]), labels int32 (N,))``.
+
+    Images may be 4-D (N, H, W, C) with C = 1 or 3 channels (colour), as
+    the IDX format allows any number of dimensions.
 
     Files are found by `find_idx_split` and read by `read_idx` (format of the
     MNIST database page, LeCun et al.).
@@ -206,10 +209,11 @@ def load_idx_split(directory: str | os.PathLike, split: str) -> tuple[np.ndarray
     images_path, labels_path = find_idx_split(directory, split)
     images = read_idx(images_path)
     labels = read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
+    colour_ok = images.ndim == 4 and images.shape[-1] in (1, 3)
+    if images.dtype != np.uint8 or not (images.ndim == 3 or colour_ok):
         raise IdxFormatError(
-            f"{images_path}: images must be 3-D uint8 (N, H, W), found {images.ndim}-D {images.dtype} "
-            f"with shape {images.shape}"
+            f"{images_path}: images must be uint8 (N, H, W) or (N, H, W, C) with C = 1 or 3, found "
+            f"{images.ndim}-D {images.dtype} with shape {images.shape}"
         )
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise IdxFormatError(
