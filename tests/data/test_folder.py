@@ -304,7 +304,7 @@ def test_bad_folders_are_one_line_errors(tmp_path):
     (dict(background=(1, 2, 300)), "background must be"),
     (dict(holdout=0.0), r"holdout must be a number in \(0, 1\), got 0.0"),
     (dict(holdout=1), r"holdout must be a number in \(0, 1\)"),
-    (dict(split="validation"), "split must be one of train, test"),
+    (dict(split="validation"), "unknown split .validation.; choose from train, test"),
 ])
 def test_bad_options(tmp_path, options, message):
     name = make_classes(tmp_path, {"a": 3})

@@ -47,8 +47,7 @@ class GenerativeModel(keras.Model):
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
         super().__init__(**kwargs)
-        image_shape = self.check_image_size(image_shape)
-        self.image_shape = tuple(checks.positive_int(d, "image_shape entries") for d in image_shape)
+        self.image_shape = self.check_image_size(image_shape)
         self.num_classes = checks.positive_int(num_classes, "num_classes")
         self.seed = seed
         # The model's own draws (training noise, sampling). Weight initialisers follow Keras'
@@ -87,9 +86,9 @@ class GenerativeModel(keras.Model):
         line calls this before loading data. Families whose networks halve the resolution level
         by level (`halving_networks`) take the sizes of `tfgen.layers.resolution`; the others any.
         """
-        shape = tuple(int(d) for d in image_shape)
-        if len(shape) != 3 or min(shape) <= 0:
-            raise ValueError(f"image_shape must be (height, width, channels) of positive ints, got {shape}")
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape must be (height, width, channels), got {tuple(image_shape)}")
+        shape = tuple(checks.positive_int(d, "image_shape entries") for d in image_shape)
         if cls.halving_networks:
             resolution.check_image_size(shape, cls.__name__)
         return shape
