@@ -290,7 +290,8 @@ def format_table(result: dict) -> str:
         cols.insert(2, ("classifier score", "classifier_score"))
     if result.get("conditional"):
         cols.append(("cond. accuracy", "conditional_accuracy"))
-    header = f"{'':<22}" + "".join(f"{name:>18}" for name, _ in cols)
+    # Cells are separated by two spaces, so a cell wider than its column never runs into the next.
+    header = f"{'':<22}" + "".join(f"  {name:>18}" for name, _ in cols)
     lines.append(header)
     ref = result["reference"]
     for label, row in (("model", result), ("real (train vs test)", ref)):
@@ -299,7 +300,7 @@ def format_table(result: dict) -> str:
             text = _fmt(row.get(key))
             if key == "kid":
                 text = f"{_fmt(row['kid'])} ± {_fmt(row['kid_std'], 2)}"
-            cells.append(f"{text:>18}")
+            cells.append(f"  {text:>18}")
         lines.append(f"{label:<22}" + "".join(cells))
     if result.get("conditional"):
         per = result.get("conditional_accuracy_per_class", [])

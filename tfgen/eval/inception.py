@@ -44,8 +44,8 @@ def weights_path(weights=None) -> Path:
     path = Path(weights or os.environ.get(ENV_WEIGHTS) or keras_cache_file()).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"Inception-v3 weights not found at {path}: download {WEIGHTS_URL} and save it as "
-            f"{keras_cache_file()} (or pass its path with ${ENV_WEIGHTS})")
+            f"Inception-v3 weights not found at {path}: download {WEIGHTS_URL} and save it there "
+            f"(${ENV_WEIGHTS} names another file)")
     return path
 
 
