@@ -1,4 +1,4 @@
-"""Synthetic image datasets for the evaluation tests, served through a stand-in `tfgen.data.load_arrays`."""
+"""Synthetic images and "generators" for the evaluation tests; datasets served by a stand-in `load_arrays`."""
 
 import numpy as np
 
@@ -34,6 +34,17 @@ def two_kinds(n, shape, seed):
     labels = np.repeat(np.array([0, 1], np.int32), [n // 2, n - n // 2])
     order = np.random.default_rng(seed).permutation(n)
     return images[order], labels[order]
+
+
+class NoiseModel:
+    """Uniform-noise "generator" of 28×28 grey images: the worst a model can do."""
+
+    conditional = False
+    num_classes = 10
+    image_shape = (28, 28, 1)
+
+    def sample(self, n, labels=None, seed=None):
+        return np.random.default_rng(seed).random((n, *self.image_shape), dtype=np.float32)
 
 
 class FakeFolder:

@@ -7,22 +7,12 @@ import math
 import keras
 import numpy as np
 import pytest
+from eval_checks import NoiseModel
 
 import tfgen
 from tfgen.eval.evaluate import evaluate, format_table
 
 QUALITY_KEYS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall")
-
-
-class NoiseModel:
-    """Uniform-noise "generator": the worst a model can do."""
-
-    conditional = False
-    num_classes = 10
-    image_shape = (28, 28, 1)
-
-    def sample(self, n, labels=None, seed=None):
-        return np.random.default_rng(seed).random((n, *self.image_shape), dtype=np.float32)
 
 
 class RealDigits(NoiseModel):

@@ -88,16 +88,9 @@ def test_images_are_resized_to_299_like_clean_fid():
     assert row.max() > 0.8 * 255 + 1
 
 
-class NoiseModel:
-    conditional = False
-    num_classes = 10
-    image_shape = (28, 28, 1)
-
-    def sample(self, n, labels=None, seed=None):
-        return np.random.default_rng(seed).random((n, *self.image_shape), dtype=np.float32)
-
-
 def test_evaluate_with_inception_features(keras_home, stand_in):
+    from eval_checks import NoiseModel
+
     from tfgen.eval.evaluate import evaluate, format_table
 
     keras_home.mkdir(parents=True)

@@ -136,24 +136,10 @@ def reference_scores(real: RealData, conditional: bool, **kw) -> dict:
     return scores
 
 
-def evaluate(
-    model,
-    dataset: str = "mnist_bundled",
-    n: int = 2000,
-    seed: int = 0,
-    evaluator=None,
-    evaluator_dir=None,
-    ks=(1, 50),
-    n_likelihood: int | None = 1000,
-    likelihood: bool = True,
-    batch_size: int = 500,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    features: str = "evaluator",
-    data_kwargs: dict | None = None,
-    inception_weights=None,
-    verbose: int = 1,
-) -> dict:
+def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0, evaluator=None, evaluator_dir=None,
+             ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True, batch_size: int = 500,
+             kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
+             data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
     model: any tfgen model (`sample`; `accepts_labels`, or `conditional` for a duck-typed
@@ -174,10 +160,10 @@ def evaluate(
 
     Returns a JSON-ready dict; see the module docstring for the keys.
     """
+    from tfgen.checks import int_at_least
     from tfgen.eval.evaluator import get_evaluator
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 10:
-        raise ValueError(f"n must be an integer >= 10 (precision/recall and KID need several samples), got {n!r}")
+    n = int_at_least(n, "n (precision/recall and KID need several samples)", 10)
     start = time.perf_counter()
     evaluator = evaluator or get_evaluator(dataset, directory=evaluator_dir, features=features,
                                            data_kwargs=data_kwargs, inception_weights=inception_weights,
@@ -189,14 +175,29 @@ def evaluate(
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
     # Models that take labels sample with balanced labels; "conditional" in the result means the
     # evaluator can also check those labels (conditional accuracy).
-    takes = takes_labels(model)
-    conditional = takes and evaluator.labelled
+    conditional = takes_labels(model) and evaluator.labelled
 
     t = time.perf_counter()
-    requested = balanced_labels(n, model.num_classes) if takes else None
+    requested = balanced_labels(n, model.num_classes) if takes_labels(model) else None
     images = generate(model, n, seed=seed, batch_size=batch_size, labels=requested)
-    sample_seconds = time.perf_counter() - t
     result = {
+        **_description(model, dataset, data_kwargs, evaluator, real, conditional, n, seed),
+        **sample_scores(images, evaluator, real.test_features, requested if conditional else None,
+                        model.num_classes if conditional else None, **kw),
+        "reference": reference_scores(real, conditional, **kw),
+        "sample_seconds": time.perf_counter() - t,
+    }
+    if not evaluator.labelled:
+        result["class_scores"] = CLASS_SCORES_NOTE.format(why=_why_no_class_scores(evaluator))
+    if likelihood:
+        result.update(likelihood_scores(model, real, n_likelihood, ks, seed))
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
+def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, seed) -> dict:
+    """What was scored, against what, with which evaluator: the head of an `evaluate` result."""
+    return {
         "model": getattr(model, "registry_name", None) or type(model).__name__,
         "dataset": dataset,
         "data_kwargs": dict(data_kwargs or {}),
@@ -210,20 +211,10 @@ def evaluate(
         "evaluator_dataset": evaluator.dataset,
         "evaluator_train_examples": evaluator.meta.get("train_examples"),
         "seed": seed,
-        **sample_scores(images, evaluator, real.test_features, requested if conditional else None,
-                        model.num_classes if conditional else None, **kw),
-        "reference": reference_scores(real, conditional, **kw),
-        "sample_seconds": sample_seconds,
     }
-    if not evaluator.labelled:
-        result["class_scores"] = CLASS_SCORES_NOTE.format(why=_why_no_class_scores(evaluator, real))
-    if likelihood:
-        result.update(likelihood_scores(model, real, n_likelihood, ks, seed))
-    result["seconds"] = time.perf_counter() - start
-    return result
 
 
-def _why_no_class_scores(evaluator, real) -> str:
+def _why_no_class_scores(evaluator) -> str:
     if evaluator.kind == "inception":
         return "Inception features come without the dataset's classes (use the default evaluator for them)"
     return "the dataset has no labels"
