@@ -159,7 +159,7 @@ def test_an_unlabelled_dataset_gets_an_autoencoder_whose_features_tell_kinds_apa
     the network learned (it reconstructs better than the mean image does).
 
     FID(stripes, discs) / FID(stripes, other stripes), measured: 61 untrained (random features already
-    tell such different images apart), 3,400 and 10,700 after 8 epochs (seeds 0, 1), so the bound of 300
+    tell such different images apart), 9,600 and 4,300 after 8 epochs (seeds 0, 1), so the bound of 300
     at 6 epochs fails for an untrained network.
     """
     from tfgen.eval.metrics import frechet_distance

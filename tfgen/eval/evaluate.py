@@ -93,7 +93,7 @@ class RealData:
         from tfgen.eval.datasets import dataset_arrays
 
         data = dataset_arrays(dataset, data_kwargs)
-        self.evaluator, self.labelled = evaluator, data.labelled
+        self.evaluator = evaluator
         self.test_features, self.test_probs = evaluator.features_and_probabilities(data.x_test)
         self.test_labels = data.y_test
         idx = np.random.default_rng(seed).choice(len(data.x_train), size=min(n_reference, len(data.x_train)),

@@ -73,7 +73,8 @@ def build_autoencoder(image_shape=(28, 28, 1), width=32, feature_dim=128, noise=
 
     Encoder: the classifier's body → Dense(feature_dim) (linear, so features
     are closer to Gaussian, as the Fréchet distance assumes). Decoder: Dense →
-    reshape → (upsample, conv) per pooling → sigmoid conv back to the image,
+    reshape → (upsample, conv with half the channels of the last) per pooling
+    → sigmoid conv back to the image (about twice the encoder's cost in all),
     resized if pooling floored an odd side. Gaussian input noise (active in
     training only) makes it a denoising autoencoder (Vincent et al. 2008), whose
     features describe the image's structure rather than its exact pixels.
@@ -91,8 +92,10 @@ def build_autoencoder(image_shape=(28, 28, 1), width=32, feature_dim=128, noise=
     x = layers.Dense(math.prod(map_shape), activation="relu", name="decode_dense")(z)
     x = layers.Reshape(map_shape)(x)
     for i in range(pooling_levels(image_shape)):
+        # Channels halve at every upsampling (from `width`): at full resolution the decoder's convolutions
+        # would otherwise cost several times the whole encoder.
         x = layers.UpSampling2D(2)(x)
-        x = layers.Conv2D(2 * width if i == 0 else width, 3, padding="same", activation="relu",
+        x = layers.Conv2D(max(width // 2 ** i, 4), 3, padding="same", activation="relu",
                           kernel_initializer=keras.initializers.HeNormal(seed=seed + 20 + i), name=f"deconv{i}")(x)
     if tuple(x.shape[1:3]) != (height, width_px):
         x = layers.Resizing(height, width_px, interpolation="bilinear")(x)
