@@ -13,11 +13,12 @@ split, once, and caches it. Two kinds (`tfgen.eval.networks`):
 * unlabelled data: a denoising convolutional autoencoder, whose bottleneck
   gives the features; class-based scores do not apply. Why an autoencoder and
   not a self-supervised contrastive encoder such as SimCLR (Chen et al. 2020),
-  whose features are semantically better: SimCLR needs large batches (its
-  quality falls steeply below ~256 images per batch) and hundreds of epochs of
-  two augmented views per image, i.e. hours on two CPU cores; an autoencoder
-  is the classifier's own body with a decoder, trains in a minute or two with
-  the same recipe, and its bottleneck must keep what is needed to redraw the
+  whose features are semantically better: SimCLR draws its negatives from
+  the batch, so it trains with hundreds to thousands of images per batch, two
+  augmented views of each, for hundreds of epochs, i.e. hours on two CPU
+  cores; an autoencoder is the classifier's own body with a light decoder
+  (about twice the classifier's cost), trains in minutes with the same
+  recipe, and its bottleneck must keep what is needed to redraw the
   image (shape, layout, colour), so a shift in any of these moves the
   features. Fréchet distances on autoencoder features are in use where no
   suitable classifier exists ("Fréchet AutoEncoder Distance", Buzuti & Thomaz
