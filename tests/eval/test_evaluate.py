@@ -177,7 +177,7 @@ class Shapes:
         return np.where(labels[:, None, None, None] == 0, *kinds)
 
 
-TINY_EVALUATOR = {"epochs": 3, "batch_size": 32, "width": 8, "feature_dim": 16, "verbose": 0}
+TINY_EVALUATOR = {"epochs": 8, "batch_size": 32, "width": 8, "feature_dim": 16, "verbose": 0}
 
 
 def test_an_unlabelled_folder_is_scored_on_autoencoder_features_and_class_scores_are_said_not_to_apply(

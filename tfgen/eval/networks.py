@@ -78,6 +78,7 @@ def build_autoencoder(image_shape=(28, 28, 1), width=32, feature_dim=128, noise=
     resized if pooling floored an odd side. Gaussian input noise (active in
     training only) makes it a denoising autoencoder (Vincent et al. 2008), whose
     features describe the image's structure rather than its exact pixels.
+    Every initialiser is seeded, as in the classifier.
     """
     import keras
     from keras import layers
@@ -89,7 +90,8 @@ def build_autoencoder(image_shape=(28, 28, 1), width=32, feature_dim=128, noise=
     map_shape = tuple(body.shape[1:])
     z = layers.Dense(feature_dim, kernel_initializer=keras.initializers.GlorotUniform(seed + 10),
                      name=FEATURES_LAYER)(layers.Flatten()(body))
-    x = layers.Dense(math.prod(map_shape), activation="relu", name="decode_dense")(z)
+    x = layers.Dense(math.prod(map_shape), activation="relu", name="decode_dense",
+                     kernel_initializer=keras.initializers.HeNormal(seed=seed + 11))(z)
     x = layers.Reshape(map_shape)(x)
     for i in range(pooling_levels(image_shape)):
         # Channels halve at every upsampling (from `width`): at full resolution the decoder's convolutions
@@ -99,7 +101,8 @@ def build_autoencoder(image_shape=(28, 28, 1), width=32, feature_dim=128, noise=
                           kernel_initializer=keras.initializers.HeNormal(seed=seed + 20 + i), name=f"deconv{i}")(x)
     if tuple(x.shape[1:3]) != (height, width_px):
         x = layers.Resizing(height, width_px, interpolation="bilinear")(x)
-    out = layers.Conv2D(channels, 3, padding="same", activation="sigmoid", dtype="float32", name="reconstruction")(x)
+    out = layers.Conv2D(channels, 3, padding="same", activation="sigmoid", dtype="float32", name="reconstruction",
+                        kernel_initializer=keras.initializers.GlorotUniform(seed + 30))(x)
     return keras.Model(inputs, out, name="evaluator_autoencoder")
 
 
