@@ -11,7 +11,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["tfgen", "tfgen.*"]),
-    package_data={"tfgen.data": ["mnist_bundled.npz", "BUNDLED_DATA.md"]},
+    package_data={"tfgen.data": ["mnist_bundled.npz", "BUNDLED_DATA.md"],
+                  "tfgen.eval": ["evaluators/*/evaluator.keras", "evaluators/*/evaluator.json"]},
     install_requires=[
         "tensorflow>=2.16,<2.22",
         "keras>=3.15,<3.16",

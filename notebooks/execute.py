@@ -62,9 +62,6 @@ def execute(path, smoke: bool = False, write: bool = False, timeout: int = 1800,
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, SMOKE_ENV: "1" if smoke else "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    # The evaluator classifier (notebook 06) is cached where tfgen's CLI keeps it, the
-    # repository's saved_models/, not in whatever directory the kernel runs in.
-    env.setdefault("TFGEN_EVALUATOR_DIR", str(HERE.parent / "saved_models"))
     km = kernel_manager()
     client = NotebookClient(
         nb,

@@ -2,6 +2,8 @@ import gc
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Evaluators that tests train are cached in a throwaway directory, never in the user's ~/.cache/tfgen.
+os.environ.setdefault("TFGEN_HOME", __import__("tempfile").mkdtemp(prefix="tfgen-tests-"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -51,7 +53,7 @@ def digits():
 
 @pytest.fixture(scope="session")
 def evaluator():
-    """The cached bundled-digits evaluator (saved_models/evaluator-mnist_bundled; trained on first use)."""
+    """The bundled-digits evaluator shipped with tfgen (tfgen/eval/evaluators/mnist_bundled)."""
     from tfgen.eval import get_evaluator
 
     return get_evaluator("mnist_bundled")

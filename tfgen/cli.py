@@ -118,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", default="1,50", help="importance samples for the VAE IWAE bound, e.g. 1,50,5000")
     p.add_argument("--n-likelihood", type=int, default=1000, help="test images for likelihoods (0: all)")
-    p.add_argument("--evaluator-dir", help="evaluator directory (default saved_models/evaluator-DATASET)")
+    p.add_argument("--evaluator-dir", help="evaluator directory (default: the one shipped with tfgen for the "
+                                           "bundled digits, else ~/.cache/tfgen/evaluators/<dataset key>)")
+    p.add_argument("--features", choices=("evaluator", "inception"), default="evaluator",
+                   help="feature space of FID/KID/precision/recall: the dataset's own evaluator (default), or "
+                        "Inception-v3 pool features (needs Keras' inception_v3 ..._notop.h5 weights file)")
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("bench", help="training/sampling throughput, FLOP/s against this machine's matmul peak")
@@ -260,7 +264,7 @@ def cmd_eval(args) -> None:
     dataset = args.dataset or config.get("dataset") or "mnist_bundled"
     model = load_run(args.run_dir)
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
-                      n_likelihood=args.n_likelihood or None)
+                      n_likelihood=args.n_likelihood or None, features=args.features)
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE

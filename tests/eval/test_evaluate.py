@@ -7,22 +7,12 @@ import math
 import keras
 import numpy as np
 import pytest
+from eval_checks import NoiseModel
 
 import tfgen
 from tfgen.eval.evaluate import evaluate, format_table
 
 QUALITY_KEYS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall")
-
-
-class NoiseModel:
-    """Uniform-noise "generator": the worst a model can do."""
-
-    conditional = False
-    num_classes = 10
-    image_shape = (28, 28, 1)
-
-    def sample(self, n, labels=None, seed=None):
-        return np.random.default_rng(seed).random((n, *self.image_shape), dtype=np.float32)
 
 
 class RealDigits(NoiseModel):
@@ -119,7 +109,7 @@ def test_an_autoregressive_model_gets_exact_nlls_on_both_binarisations(evaluator
     assert "stochastically binarised" in format_table(result)
 
 
-def test_cli_eval_writes_json(tmp_path, evaluator, capsys):
+def test_cli_eval_writes_json(tmp_path, evaluator, capsys, monkeypatch):
     from tfgen.cli import main
     from tfgen.training import train
 
@@ -133,6 +123,12 @@ def test_cli_eval_writes_json(tmp_path, evaluator, capsys):
     printed = capsys.readouterr().out
     assert "FID (evaluator)" in printed and str(out) in printed
     assert main(["eval", str(tmp_path / "nope")]) == 2
+    # Inception features without the weights file: one line naming it, status 2, nothing downloaded
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("TFGEN_INCEPTION_WEIGHTS", raising=False)
+    assert main(["eval", str(run), "--n", "100", "--features", "inception"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("tfgen: error: Inception-v3 weights not found at ") and "_notop.h5" in err
 
 
 def test_sample_score_callback_logs_before_csv_logger(tmp_path, evaluator, random_batches):
@@ -162,3 +158,63 @@ def test_time_budget_stops_training(random_batches):
     assert 3 <= history.history["elapsed_seconds"][-1] < 60
     with pytest.raises(ValueError):
         TimeBudget(0)
+
+
+class Shapes:
+    """A "generator" of the synthetic folder's two kinds (tests/eval_checks.py): stripes for label 0, discs for 1."""
+
+    image_shape = (16, 16, 3)
+    num_classes = 2
+
+    def __init__(self, conditional):
+        self.conditional = conditional
+
+    def sample(self, n, labels=None, seed=None):
+        from eval_checks import discs, stripes
+
+        labels = np.random.default_rng(seed).integers(0, 2, n) if labels is None else np.asarray(labels)
+        kinds = (stripes(n, self.image_shape, seed), discs(n, self.image_shape, seed))
+        return np.where(labels[:, None, None, None] == 0, *kinds)
+
+
+TINY_EVALUATOR = {"epochs": 8, "batch_size": 32, "width": 8, "feature_dim": 16, "verbose": 0}
+
+
+def test_an_unlabelled_folder_is_scored_on_autoencoder_features_and_class_scores_are_said_not_to_apply(
+        monkeypatch, tmp_path):
+    from eval_checks import FakeFolder, install
+
+    from tfgen.eval import get_evaluator
+
+    install(monkeypatch, FakeFolder(n_train=128, n_test=64, labelled=False))
+    data = {"image_size": 16}
+    get_evaluator("folder:flat", directory=tmp_path / "ev", data_kwargs=data, **TINY_EVALUATOR)
+    result = evaluate(Shapes(conditional=False), dataset="folder:flat", data_kwargs=data, n=40,
+                      evaluator_dir=tmp_path / "ev", kid_subsets=2, likelihood=False)
+    assert result["features"] == "autoencoder" and result["evaluator_accuracy"] is None
+    assert "without labels" in result["evaluator"] and "autoencoder" in result["fid_note"]
+    assert result["class_scores"].endswith("the dataset has no labels")
+    _finite(result, ("fid", "kid", "precision", "recall"))
+    _finite(result["reference"], ("fid", "kid", "precision", "recall"))
+    assert "classifier_score" not in result and "conditional_accuracy" not in result and not result["conditional"]
+    assert result["data_kwargs"] == data
+    json.dumps(result)
+    table = format_table(result)
+    assert "classifier score and conditional accuracy do not apply: the dataset has no labels" in table
+    assert "cond. accuracy" not in table
+
+
+def test_a_labelled_colour_folder_gets_a_classifier_and_conditional_accuracy(monkeypatch, tmp_path):
+    from eval_checks import FakeFolder, install
+
+    from tfgen.eval import get_evaluator
+
+    install(monkeypatch, FakeFolder(n_train=128, n_test=64))
+    # a tiny evaluator, trained into the cache; evaluate then finds it there (the data are the same)
+    trained = get_evaluator("folder:shapes", data_kwargs={"image_size": 16}, **TINY_EVALUATOR)
+    result = evaluate(Shapes(conditional=True), dataset="folder:shapes", data_kwargs={"image_size": 16}, n=40,
+                      kid_subsets=2, likelihood=False, verbose=0)
+    assert result["features"] == "classifier" and result["evaluator_accuracy"] == trained.accuracy > 0.9
+    assert result["conditional"] and result["conditional_accuracy"] > 0.9
+    assert len(result["conditional_accuracy_per_class"]) == 2 and "class_scores" not in result
+    _finite(result, QUALITY_KEYS)

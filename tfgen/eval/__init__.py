@@ -1,4 +1,4 @@
-"""Evaluation: an evaluator classifier, sample-quality metrics in its feature space, likelihood bounds.
+"""Evaluation: an evaluator network per dataset, sample-quality metrics in its feature space, likelihood bounds.
 
     from tfgen.eval import get_evaluator, evaluate
     get_evaluator("mnist_bundled").predict_labels(images)
@@ -10,13 +10,14 @@ Submodules load lazily so that `import tfgen.eval` does not import TensorFlow.
 _LAZY = {
     "Evaluator": "tfgen.eval.evaluator",
     "get_evaluator": "tfgen.eval.evaluator",
-    "train_evaluator": "tfgen.eval.evaluator",
+    "train_evaluator": "tfgen.eval.evaluator_training",
     "load_evaluator": "tfgen.eval.evaluator",
     "save_evaluator": "tfgen.eval.evaluator",
     "evaluate": "tfgen.eval.evaluate",
     "sample_scores": "tfgen.eval.evaluate",
     "reference_scores": "tfgen.eval.evaluate",
     "format_table": "tfgen.eval.evaluate",
+    "InceptionFeatures": "tfgen.eval.inception",
     "vae_bounds": "tfgen.eval.likelihood",
     "importance_weighted_bound": "tfgen.eval.likelihood",
 }

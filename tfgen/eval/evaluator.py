@@ -1,88 +1,138 @@
-"""The evaluator: a small CNN classifier whose features and predictions score samples.
+"""The evaluator: a small network trained on the dataset, whose features (and predictions) score samples.
 
 FID, KID, precision/recall and the classifier score all need a feature
 extractor. The customary one, Inception-v3 trained on ImageNet, is the wrong
-tool for 28×28 grayscale digits (and cannot be downloaded here), so tfgen
-trains its own classifier on the dataset's train split, once, and caches it:
+tool for 28×28 grey digits or a few thousand 32×32 emoji (and cannot be
+downloaded here; `features="inception"` uses it when its weights are present,
+see `tfgen.eval.inception`), so tfgen trains its own on the dataset's train
+split, once, and caches it. Two kinds (`tfgen.eval.networks`):
 
-    saved_models/evaluator-<dataset>/   (relative to the current directory;
-                                         `directory=` or $TFGEN_EVALUATOR_DIR overrides)
-        evaluator.keras                 the classifier (logits)
-        evaluator.json                  dataset, split sizes, test accuracy, settings
+* labelled data (≥ 2 classes): a CNN classifier. Its penultimate layer gives
+  the features, its predictions the classifier score and conditional accuracy;
+  its test accuracy is reported beside every score.
+* unlabelled data: a denoising convolutional autoencoder, whose bottleneck
+  gives the features; class-based scores do not apply. Why an autoencoder and
+  not a self-supervised contrastive encoder such as SimCLR (Chen et al. 2020),
+  whose features are semantically better: SimCLR draws its negatives from
+  the batch, so it trains with hundreds to thousands of images per batch, two
+  augmented views of each, for hundreds of epochs, i.e. hours on two CPU
+  cores; an autoencoder is the classifier's own body with a light decoder
+  (about twice the classifier's cost), trains in minutes with the same
+  recipe, and its bottleneck must keep what is needed to redraw the
+  image (shape, layout, colour), so a shift in any of these moves the
+  features. Fréchet distances on autoencoder features are in use where no
+  suitable classifier exists ("Fréchet AutoEncoder Distance", Buzuti & Thomaz
+  2023). Distances on them are less sensitive to semantic mistakes than a
+  classifier's: compare them only with each other.
 
-The directory is built under a temporary name and renamed into place, so a
-crash leaves either a complete evaluator or none; a lock file keeps two
-processes from training the same evaluator at once. Scores computed with this
-network are "FID on evaluator features", not Inception FID: compare them only
-with scores computed by the same evaluator (its accuracy is reported beside
-every score for that reason).
+Where evaluators are found, first hit wins:
+
+1. shipped with tfgen (package data, any working directory, pip installs too):
+   `tfgen/eval/evaluators/<dataset>/` — the bundled digits' evaluator, whose
+   scores the README reports;
+2. the cache: `$TFGEN_EVALUATOR_DIR`, else `$TFGEN_HOME/evaluators`, else
+   `$XDG_CACHE_HOME/tfgen/evaluators` (default `~/.cache/tfgen/evaluators`),
+   one folder per dataset key `<spec>-<H>x<W>x<C>-<fingerprint>`
+   (`tfgen.eval.datasets`: the same name with other pixels is another key).
+
+Each folder holds `evaluator.keras` (the network) and `evaluator.json`
+(dataset, key, split sizes, test accuracy or reconstruction error, settings).
+It is built under a temporary name and renamed into place, so a crash leaves
+a complete evaluator or none; a lock keeps two processes from training the
+same one at once. Training prints one line first (what, how long, where),
+then Keras' progress bar, then the test accuracy.
 
     from tfgen.eval import get_evaluator
     ev = get_evaluator("mnist_bundled")
-    ev.predict_labels(images)      # int32 (N,)
-    ev.features(images)            # float32 (N, 128): the penultimate layer
+    ev.predict_labels(images)      # int32 (N,); labelled datasets only
+    ev.features(images)            # float32 (N, 128)
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from tfgen.eval.datasets import dataset_arrays, safe_name  # noqa: F401  (safe_name: public since v0.1)
+from tfgen.eval.networks import FEATURES_LAYER, build_autoencoder, build_classifier  # noqa: F401
+
 ENV_DIR = "TFGEN_EVALUATOR_DIR"
+ENV_HOME = "TFGEN_HOME"
 MODEL_FILE = "evaluator.keras"
 META_FILE = "evaluator.json"
-FEATURES_LAYER = "features"
+CLASSIFIER, AUTOENCODER = "classifier", "autoencoder"
+#: `features=` choices: the dataset's own evaluator, or Inception-v3 (tfgen.eval.inception).
+FEATURES = ("evaluator", "inception")
+SHIPPED_ROOT = Path(__file__).with_name("evaluators")
 #: Bump when the architecture or training recipe changes: older caches are then retrained.
 RECIPE_VERSION = 1
 
 
 class Evaluator:
-    """A trained classifier with its penultimate-layer features.
+    """A trained evaluator network and its features (plus class predictions if it is a classifier).
 
-    Attributes: `dataset`, `accuracy` (test-split accuracy in [0, 1]), `image_shape`,
-    `num_classes`, `meta` (everything recorded in evaluator.json), `directory`.
+    Attributes: `dataset`, `kind` ("classifier" or "autoencoder"), `labelled`,
+    `accuracy` (test-split accuracy in [0, 1]; None for an autoencoder),
+    `image_shape`, `num_classes` (0 for an autoencoder), `meta` (everything
+    recorded in evaluator.json), `directory`.
     """
 
-    def __init__(self, classifier, meta: dict, directory=None):
+    def __init__(self, network, meta: dict, directory=None):
         import keras
         import tensorflow as tf
 
-        self.classifier = classifier
+        self.network = network
         self.meta = dict(meta)
         self.directory = Path(directory) if directory is not None else None
         self.dataset = meta["dataset"]
-        self.accuracy = float(meta["test_accuracy"])
+        self.kind = meta.get("kind", CLASSIFIER)
+        self.labelled = self.kind == CLASSIFIER
+        self.accuracy = float(meta["test_accuracy"]) if self.labelled else None
         self.image_shape = tuple(meta["image_shape"])
-        self.num_classes = int(meta["num_classes"])
+        self.num_classes = int(meta["num_classes"]) if self.labelled else 0
         # Features are multiplied by a fixed scale chosen at training time so that real images have
         # mean ||f||²/d = 1: KID's kernel (x·y/d + 1)³ then works on O(1) inputs, as with Inception features.
         self.feature_scale = float(meta.get("feature_scale", 1.0))
-        feature_model = keras.Model(classifier.inputs, [classifier.get_layer(FEATURES_LAYER).output, classifier.outputs[0]])
+        outputs = [network.get_layer(FEATURES_LAYER).output] + ([network.outputs[0]] if self.labelled else [])
+        feature_model = keras.Model(network.inputs, outputs)
         spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-        # One traced function for every batch size: features and logits in one pass.
+        # One traced function for every batch size: features (and logits) in one pass.
         self._forward = tf.function(lambda x: feature_model(x, training=False), input_signature=[spec])
 
+    @property
+    def classifier(self):
+        """The network (named for the labelled kind; kept for code written before autoencoders)."""
+        return self.network
+
     def __repr__(self):
-        return (f"Evaluator(dataset={self.dataset!r}, test_accuracy={self.accuracy:.4f}, "
-                f"feature_dim={self.meta.get('feature_dim')})")
+        return f"Evaluator({self.describe()!r}, feature_dim={self.meta.get('feature_dim')})"
+
+    def describe(self) -> str:
+        """One line: what the network is, what it was trained on, how good it is on the test split."""
+        if self.labelled:
+            return f"CNN classifier trained on {self.dataset}, test accuracy {100 * self.accuracy:.2f}%"
+        rmse = self.meta.get("test_rmse")
+        quality = f", test reconstruction RMSE {rmse:.3f}" if rmse is not None else ""
+        return f"convolutional autoencoder trained on {self.dataset} without labels{quality}"
 
     def _run(self, images, batch_size=1000):
         images = self._check_images(images)
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
-            f, l = self._forward(images[start:start + batch_size])
-            feats.append(f.numpy() * np.float32(self.feature_scale))
-            logits.append(l.numpy())
+            out = self._forward(images[start:start + batch_size])
+            out = out if isinstance(out, (list, tuple)) else (out,)  # a one-output model returns a tensor
+            feats.append(np.asarray(out[0]) * np.float32(self.feature_scale))
+            if self.labelled:
+                logits.append(np.asarray(out[1]))
         if not feats:
             return np.zeros((0, self.meta["feature_dim"]), np.float32), np.zeros((0, self.num_classes), np.float32)
-        return np.concatenate(feats), np.concatenate(logits)
+        return np.concatenate(feats), (np.concatenate(logits) if self.labelled else None)
 
     def _check_images(self, images):
         images = np.asarray(images, dtype=np.float32)
@@ -95,11 +145,17 @@ class Evaluator:
             raise ValueError("images contain NaN or infinite values")
         return images
 
+    def _need_labels(self, what: str):
+        if not self.labelled:
+            raise ValueError(f"{what} needs a classifier, but the {self.dataset} evaluator is an autoencoder "
+                             "(the dataset has no labels)")
+
     def features(self, images) -> np.ndarray:
-        """Penultimate-layer activations, float32 (N, feature_dim)."""
+        """Feature-layer activations (scaled), float32 (N, feature_dim)."""
         return self._run(images)[0]
 
     def logits(self, images) -> np.ndarray:
+        self._need_labels("logits")
         return self._run(images)[1]
 
     def probabilities(self, images) -> np.ndarray:
@@ -111,8 +167,9 @@ class Evaluator:
         return np.argmax(self.logits(images), axis=1).astype(np.int32)
 
     def features_and_probabilities(self, images):
+        """Features and class probabilities; probabilities are None for an autoencoder."""
         feats, logits = self._run(images)
-        return feats, softmax(logits)
+        return feats, (softmax(logits) if logits is not None else None)
 
 
 def softmax(logits) -> np.ndarray:
@@ -122,123 +179,32 @@ def softmax(logits) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-# ---------------------------------------------------------------------- the network
-def build_classifier(image_shape=(28, 28, 1), num_classes=10, width=32, feature_dim=128, dropout=0.3, seed=0):
-    """conv(w)-pool → conv(2w)-pool → conv(2w) → Dense(feature_dim) → logits, with batch norm.
+def train_evaluator(*args, **kwargs) -> Evaluator:
+    """`tfgen.eval.evaluator_training.train_evaluator` (kept here, where it always was)."""
+    from tfgen.eval.evaluator_training import train_evaluator as train
 
-    The classic small MNIST convnet (~0.3M parameters, ~6M multiply-adds per
-    28×28 image): >99% on full MNIST, and cheap enough to train in about a
-    minute on two CPU cores for the bundled digits. Initialisers and dropout
-    are seeded so that a retrained evaluator is the same network up to
-    floating-point nondeterminism.
-    """
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(image_shape, name="images")
-    x = inputs
-    for i, filters in enumerate((width, 2 * width, 2 * width)):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                          kernel_initializer=keras.initializers.HeNormal(seed=seed + i), name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
-        x = layers.ReLU()(x)
-        if i < 2:
-            x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = layers.Flatten()(x)
-    x = layers.Dropout(dropout, seed=seed)(x)
-    # The features used by FID/KID/precision-recall: the last hidden layer, after ReLU.
-    x = layers.Dense(feature_dim, activation="relu", kernel_initializer=keras.initializers.HeNormal(seed=seed + 10),
-                     name=FEATURES_LAYER)(x)
-    x = layers.Dropout(dropout, seed=seed + 1)(x)
-    logits = layers.Dense(num_classes, dtype="float32", kernel_initializer=keras.initializers.GlorotUniform(seed),
-                          name="logits")(x)
-    return keras.Model(inputs, logits, name="evaluator")
-
-
-def train_evaluator(dataset="mnist_bundled", epochs=None, batch_size=128, augment=True, learning_rate=3e-3,
-                    seed=0, limit=None, verbose=0, **net_kwargs):
-    """Train an evaluator classifier on `dataset`'s train split; return `Evaluator` (not saved).
-
-    augment: random shifts of up to 2 pixels (≈7%) — the digits are centred by
-        mass, so small translations are label-preserving; they matter most on
-        the small bundled set.
-    epochs: default 8 for small sets (< 20k images), 4 for larger ones (MNIST-sized).
-    """
-    import keras
-    import tensorflow as tf
-
-    from tfgen import data as tfdata
-
-    start, cpu_start = time.perf_counter(), time.process_time()
-    train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, limit=limit)
-    test_ds, test_info = tfdata.load(dataset, "test", 1000, seed, with_info=True, limit=limit)
-    if epochs is None:
-        epochs = 8 if info.num_examples < 20_000 else 4
-    num_classes = max(info.num_classes, test_info.num_classes)
-    net = build_classifier(info.image_shape, num_classes, seed=seed, **net_kwargs)
-    if augment:
-        shift = layers_random_translation(2 / info.image_shape[0], seed)
-        train_ds = train_ds.map(lambda x, y: (shift(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    steps = epochs * -(-info.num_examples // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.01)
-    net.compile(optimizer=keras.optimizers.Adam(schedule),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                metrics=["accuracy"])
-    net.fit(train_ds, epochs=epochs, verbose=verbose)
-    _, accuracy = net.evaluate(test_ds, verbose=0)
-    evaluator = Evaluator(net, {"dataset": dataset, "test_accuracy": accuracy, "image_shape": info.image_shape,
-                                "num_classes": num_classes, "feature_dim": net.get_layer(FEATURES_LAYER).units})
-    meta = {
-        "dataset": dataset,
-        "test_accuracy": float(accuracy),
-        "train_examples": int(info.num_examples),
-        "test_examples": int(test_info.num_examples),
-        "image_shape": list(info.image_shape),
-        "num_classes": int(num_classes),
-        "feature_dim": int(net.get_layer(FEATURES_LAYER).units),
-        "epochs": int(epochs),
-        "batch_size": int(batch_size),
-        "augment": bool(augment),
-        "seed": int(seed),
-        "limit": limit,
-        "learning_rate": float(learning_rate),
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "train_cpu_seconds": round(time.process_time() - cpu_start, 1),
-        "recipe_version": RECIPE_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "feature_scale": feature_scale(evaluator, dataset, limit),
-    }
-    return Evaluator(net, meta)
-
-
-def feature_scale(evaluator: Evaluator, dataset: str, limit=None) -> float:
-    """1 / RMS of the unscaled features over (up to 10,000) training images: real features get ||f||²/d ≈ 1."""
-    from tfgen.data import load_arrays
-
-    images, _ = load_arrays(dataset, "train", limit=min(limit or 10_000, 10_000))
-    unscaled = Evaluator(evaluator.classifier, {**evaluator.meta, "feature_scale": 1.0}).features(images)
-    return float(1.0 / np.sqrt(np.mean(np.square(unscaled.astype(np.float64))) + 1e-12))
-
-
-def layers_random_translation(factor, seed):
-    from keras import layers
-
-    return layers.RandomTranslation(factor, factor, fill_mode="constant", fill_value=0.0, seed=seed)
+    return train(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------- the cache
-def default_directory(dataset: str) -> Path:
-    """saved_models/evaluator-<dataset> under $TFGEN_EVALUATOR_DIR or the current directory.
+def cache_root() -> Path:
+    """The directory holding cached evaluators (see the module docstring for the order of the variables)."""
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR]).expanduser()
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME]).expanduser() / "evaluators"
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "tfgen" / "evaluators"
 
-    $TFGEN_EVALUATOR_DIR names the parent directory holding `evaluator-<dataset>/` folders.
-    """
-    root = Path(os.environ.get(ENV_DIR) or "saved_models")
-    return root / f"evaluator-{safe_name(dataset)}"
+
+def default_directory(dataset: str, data_kwargs: dict | None = None) -> Path:
+    """Where the evaluator for `dataset` (read with `data_kwargs`) is cached: `cache_root() / <key>`."""
+    return cache_root() / dataset_arrays(dataset, data_kwargs).key
 
 
-def safe_name(dataset: str) -> str:
-    """A dataset name as a directory name: `idx:/usr/share/x` → `idx_usr_share_x`."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", dataset).strip("_") or "dataset"
+def shipped_directory(dataset: str) -> Path:
+    """Where tfgen ships an evaluator for `dataset`, if it ships one (valid only for the same pixels)."""
+    return SHIPPED_ROOT / safe_name(dataset)
 
 
 def save_evaluator(evaluator: Evaluator, directory) -> Path:
@@ -259,7 +225,7 @@ def save_evaluator(evaluator: Evaluator, directory) -> Path:
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the evaluator is a shared cache
     try:
         # An uncompiled copy: the file holds the network only (no optimiser state, 3× smaller).
-        net = evaluator.classifier
+        net = evaluator.network
         clean = keras.Model.from_config(net.get_config())
         clean.set_weights(net.get_weights())
         clean.save(tmp / MODEL_FILE)
@@ -289,62 +255,78 @@ def load_evaluator(directory) -> Evaluator:
     return Evaluator(keras.saving.load_model(model_path, compile=False), meta, directory)
 
 
-def _cache_is_valid(directory: Path, dataset: str) -> bool:
+def _cache_is_valid(directory: Path, fingerprint: str) -> bool:
+    """An evaluator of the current recipe, trained on exactly the data whose fingerprint is given."""
     try:
-        meta = json.loads((directory / META_FILE).read_text())
+        meta = json.loads((Path(directory) / META_FILE).read_text())
     except (OSError, ValueError):
         return False
-    return ((directory / MODEL_FILE).exists() and meta.get("dataset") == dataset
-            and meta.get("recipe_version") == RECIPE_VERSION)
+    return ((Path(directory) / MODEL_FILE).exists() and meta.get("fingerprint") == fingerprint
+            and meta.get("recipe_version") == RECIPE_VERSION and "feature_scale" in meta)
 
 
 _MEMORY: dict = {}
 
 
 def get_evaluator(dataset: str = "mnist_bundled", directory=None, train_if_missing: bool = True,
-                  verbose: int = 0, **train_kwargs) -> Evaluator:
-    """The evaluator for `dataset`: loaded from its cache directory, trained there if missing.
+                  verbose: int = 1, features: str = "evaluator", data_kwargs: dict | None = None,
+                  inception_weights=None, **train_kwargs):
+    """The evaluator for `dataset`: the shipped one, else the cached one, else trained now and cached.
 
-    directory: the evaluator's own folder (default `default_directory(dataset)`).
+    dataset: a `tfgen.data` spec (`mnist_bundled`, `idx:DIR`, `folder:DIR`, …).
+    data_kwargs: options for `tfgen.data.load_arrays` (e.g. image_size, channels): the
+        evaluator is of the images these produce.
+    directory: the evaluator's own folder, instead of the shipped-then-cache lookup.
     train_if_missing: if False, a missing evaluator is a FileNotFoundError.
+    verbose: 1 prints a notice and Keras' progress bar when training; 0 is silent.
+    features: "evaluator" (the above) or "inception" (`tfgen.eval.inception.InceptionFeatures`
+        with `inception_weights`, a file that must exist; no dataset is read).
     train_kwargs: passed to `train_evaluator` when training (epochs, augment, limit, ...).
 
-    Loaded evaluators are memoised per process (by resolved directory), so
-    callbacks and repeated `evaluate` calls do not reload the file.
+    Loaded evaluators are memoised per process (by directory and data fingerprint),
+    so callbacks and repeated `evaluate` calls do not reload the file.
     """
-    directory = Path(directory) if directory is not None else default_directory(dataset)
-    key = (str(directory.resolve()), dataset)
-    if key in _MEMORY:
-        return _MEMORY[key]
-    if not _cache_is_valid(directory, dataset):
-        if not train_if_missing:
-            raise FileNotFoundError(
-                f"no evaluator for {dataset!r} in {directory}; call get_evaluator(..., train_if_missing=True) "
-                f"or set ${ENV_DIR} to a directory holding one"
-            )
-        with _lock(directory):
-            # Another process may have trained it while we waited for the lock.
-            if not _cache_is_valid(directory, dataset):
-                evaluator = train_evaluator(dataset, verbose=verbose, **train_kwargs)
-                save_evaluator(evaluator, directory)
-    if "feature_scale" not in json.loads((directory / META_FILE).read_text()):
-        _add_feature_scale(directory, dataset)
-    evaluator = load_evaluator(directory)
-    if evaluator.dataset != dataset:
-        raise ValueError(f"{directory} holds an evaluator for {evaluator.dataset!r}, not {dataset!r}")
-    _MEMORY[key] = evaluator
+    from tfgen.checks import one_of
+
+    if one_of(features, FEATURES, "features") == "inception":
+        return _inception(inception_weights)
+    data = dataset_arrays(dataset, data_kwargs)
+    target = Path(directory) if directory is not None else cache_root() / data.key
+    candidates = [target] if directory is not None else [shipped_directory(dataset), target]
+    for candidate in candidates:
+        key = (str(candidate.resolve()), data.fingerprint)
+        if key in _MEMORY:
+            return _MEMORY[key]
+        if _cache_is_valid(candidate, data.fingerprint):
+            _MEMORY[key] = load_evaluator(candidate)
+            return _MEMORY[key]
+    if not train_if_missing:
+        raise FileNotFoundError(
+            f"no evaluator for {dataset!r} in {target}; call get_evaluator(..., train_if_missing=True) "
+            f"or set ${ENV_DIR} to a directory holding one")
+    with _lock(target):
+        # Another process may have trained it while we waited for the lock.
+        if not _cache_is_valid(target, data.fingerprint):
+            evaluator = train_evaluator(dataset, verbose=verbose, data_kwargs=data_kwargs, cache_dir=target,
+                                        **train_kwargs)
+            save_evaluator(evaluator, target)
+            if verbose:
+                print(f"evaluator for {dataset}: {evaluator.describe()}; cached in {target}", file=sys.stderr)
+    evaluator = load_evaluator(target)
+    _MEMORY[(str(target.resolve()), data.fingerprint)] = evaluator
     return evaluator
 
 
-def _add_feature_scale(directory: Path, dataset: str) -> None:
-    """Upgrade an evaluator cached before `feature_scale` existed (same network; only the JSON changes)."""
-    from tfgen.io import write_json
+_INCEPTION: dict = {}
 
-    with _lock(directory):
-        meta = json.loads((directory / META_FILE).read_text())
-        if "feature_scale" not in meta:
-            meta["feature_scale"] = feature_scale(load_evaluator(directory), dataset, meta.get("limit"))
-            write_json(directory / META_FILE, meta)
+
+def _inception(weights):
+    from tfgen.eval.inception import InceptionFeatures, weights_path
+
+    path = weights_path(weights)  # raises, naming the file to download, before anything loads
+    if path not in _INCEPTION:
+        _INCEPTION[path] = InceptionFeatures(path)
+    return _INCEPTION[path]
 
 
 def _lock(directory: Path):
