@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -52,8 +53,8 @@ import tensorflow as tf
 
 import tfgen
 from tfgen import data as tfdata
-from tfgen.callbacks import (AtomicCheckpoint, NonFiniteLossError, SampleGrid, StopOnInterrupt, TerminateOnNonFinite,
-                             Throughput)
+from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, NonFiniteLossError, SampleGrid, StopOnInterrupt,
+                             TerminateOnNonFinite, Throughput)
 from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json, write_text
 from tfgen.precision import check_precision, dtype_policy, jit_compile_setting
@@ -243,9 +244,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
         # Before everything that writes: a NaN step ends the run before its epoch is logged or saved.
         TerminateOnNonFinite(),
         # append: a resumed run adds its rows (a fresh run starts without the file).
-        keras.callbacks.CSVLogger(str(out / HISTORY_FILE), append=True),
+        EpochCSVLogger(str(out / HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-        SampleGrid(out / "samples", seed=seed + 1, every=config.get("sample_every", 1)),
+        SampleGrid(out / "samples", seed=seed + 1, every=config.get("sample_every", 1), log_dir=out / "logs",
+                   class_names=config.get("class_names")),
         AtomicCheckpoint(out / "checkpoints"),
         interrupt := StopOnInterrupt(),
     ]
@@ -258,12 +260,12 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
     except NonFiniteLossError as err:
         raise NonFiniteLossError(f"{err}; {_checkpoint_note(out)}") from None
     except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-epoch
-        raise TrainingInterrupted(f"interrupted; {_checkpoint_note(out)}; {resume_hint}") from None
+        raise TrainingInterrupted(f"interrupted; {_checkpoint_note(out)}; {resume_hint}", interrupt.signum) from None
     finally:
         interrupt.restore()
     if interrupt.stopped_epoch is not None and interrupt.stopped_epoch < epochs:
         raise TrainingInterrupted(f"interrupted after epoch {interrupt.stopped_epoch} of {epochs}; "
-                                  f"{_checkpoint_note(out)}; {resume_hint}")
+                                  f"{_checkpoint_note(out)}; {resume_hint}", interrupt.signum)
     save_model(net, out / MODEL_FILE)
     return out
 
@@ -276,7 +278,14 @@ def _checkpoint_note(out: Path) -> str:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training; the message says which checkpoint `--resume` continues from."""
+    """Ctrl-C or SIGTERM stopped training; the message says which checkpoint `--resume` continues from.
+
+    `signum`: the signal that stopped it (the command line exits with 128 + signum, as a shell would report).
+    """
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum if signum is not None else signal.SIGINT
 
 
 @contextlib.contextmanager
@@ -409,15 +418,22 @@ def _epochs_done(net, state_epoch: int, steps: int) -> int:
 
 
 def _trim_history(path: Path, epochs_done: int) -> None:
-    """Drop history.csv rows of epochs that are not in the checkpoint (and a half-written last line)."""
+    """Drop history.csv rows of epochs that are not in the checkpoint (and a half-written last line).
+
+    Epochs are counted from 1 (as `EpochCSVLogger` writes them); a history from an older tfgen,
+    counted from 0 (its first row says 0), is renumbered so that the resumed run's rows follow on.
+    """
     if not path.exists():
         return
     rows = list(csv.reader(io.StringIO(path.read_text())))
     if not rows or "epoch" not in rows[0]:
         return
     header, column = rows[0], rows[0].index("epoch")
-    keep = [r for r in rows[1:] if len(r) == len(header) and r[column].isdigit() and int(r[column]) < epochs_done]
-    if len(keep) != len(rows) - 1:
+    body = [r for r in rows[1:] if len(r) == len(header) and r[column].isdigit()]
+    if body and body[0][column] == "0":
+        body = [[*r[:column], str(int(r[column]) + 1), *r[column + 1:]] for r in body]
+    keep = [r for r in body if int(r[column]) <= epochs_done]
+    if keep != rows[1:]:
         text = io.StringIO()
         csv.writer(text).writerows([header, *keep])
         write_text(path, text.getvalue())

@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from tfgen.layers import conditioning
+from tfgen.checks import did_you_mean
 from tfgen.registry import UnknownNameError
 
 
@@ -65,7 +66,8 @@ class GenerativeModel(keras.Model):
         """Build from a named preset; keyword arguments override its hyperparameters."""
         if preset not in cls.PRESETS:
             raise UnknownNameError(
-                f"unknown preset {preset!r} for {cls.registry_name!r}; presets: {', '.join(cls.PRESETS)}"
+                f"unknown preset {preset!r} for {cls.registry_name!r}{did_you_mean(preset, cls.PRESETS)}; "
+                f"presets: {', '.join(cls.PRESETS)}"
             )
         check_hyperparameters(cls, overrides)
         return cls(**{**cls.PRESETS[preset], **overrides})
