@@ -227,7 +227,7 @@ def cmd_sample(args) -> None:
     positive_int(args.n, "--n")
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / "sample.png"
     grid_format(out)  # an unsupported extension is refused before the model loads
-    from tfgen.training import load_run, read_run_config
+    from tfgen.training import load_run
 
     model = load_run(args.run_dir)
     if args.steps is not None:
@@ -241,9 +241,18 @@ def cmd_sample(args) -> None:
             labels = np.array(parse_labels(args.labels, model.num_classes))
     n = args.n if labels is None else len(labels)
     images, ncols = sample_for_grid(model, n, seed=args.seed, labels=labels)
-    class_names = read_run_config(args.run_dir).get("class_names") if Path(args.run_dir).is_dir() else None
-    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, class_names))
+    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, _class_names(args.run_dir)))
     print(f"wrote {len(images)} samples to {out}{_per_class_note(model, labels, n, ncols)}")
+
+
+def _class_names(run_dir):
+    """The class names a run's config.json records (None without them, or for a bare .keras file)."""
+    from tfgen.training import read_run_config
+
+    try:
+        return read_run_config(run_dir).get("class_names")
+    except (ValueError, OSError):
+        return None
 
 
 def _per_class_note(model, labels, n: int, per_class) -> str:
