@@ -223,3 +223,23 @@ def test_import_tfgen_is_lazy_and_keras_still_loads_tfgen_files_after_it(tmp_pat
         code = f"import sys; {imports}; print(type(keras.saving.load_model(sys.argv[1])).__name__)"
         result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0 and result.stdout.strip() == "GAN", (imports, result.stderr[-2000:])
+
+
+def test_a_dataset_typo_suggests_the_nearest_name(capsys):
+    assert main(["train", "vae", "--dataset", "fasion_mnist", "--preset", "tiny"]) == 2
+    assert "unknown dataset 'fasion_mnist' (did you mean 'fashion_mnist'?)" in capsys.readouterr().err
+
+
+def test_the_offline_message_names_flags_on_the_command_line_and_keywords_in_the_library(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from tfgen import data
+
+    monkeypatch.setattr(data, "network_available", lambda: False)
+    with pytest.raises(data.DataUnavailableError) as info:
+        data.load("mnist", data_dir=str(tmp_path))
+    assert "manual_dir=DIR" in str(info.value) and "data_dir=DIR" in str(info.value)
+    assert main(["train", "vae", "--preset", "tiny", "--dataset", "mnist", "--data-dir", str(tmp_path),
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--manual-dir DIR" in err and "--data-dir DIR" in err and "--dataset idx:DIR" in err
+    assert "manual_dir=" not in err and "data_dir=" not in err

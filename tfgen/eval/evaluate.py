@@ -227,6 +227,12 @@ def _fmt(value, digits=3):
     return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
+def _cell(row: dict, key: str) -> str:
+    if key == "kid":
+        return f"{_fmt(row['kid'])} ± {_fmt(row['kid_std'], 2)}"
+    return _fmt(row.get(key))
+
+
 def format_table(result: dict) -> str:
     """A plain-text report of an `evaluate` result."""
     lines = [
@@ -239,17 +245,14 @@ def format_table(result: dict) -> str:
             ("precision", "precision"), ("recall", "recall")]
     if result.get("conditional"):
         cols.append(("cond. accuracy", "conditional_accuracy"))
-    header = f"{'':<22}" + "".join(f"{name:>18}" for name, _ in cols)
-    lines.append(header)
     ref = result["reference"]
-    for label, row in (("model", result), ("real (train vs test)", ref)):
-        cells = []
-        for _, key in cols:
-            text = _fmt(row.get(key))
-            if key == "kid":
-                text = f"{_fmt(row['kid'])} ± {_fmt(row['kid_std'], 2)}"
-            cells.append(f"{text:>18}")
-        lines.append(f"{label:<22}" + "".join(cells))
+    rows = [(label, [_cell(row, key) for _, key in cols]) for label, row in (("model", result),
+                                                                              ("real (train vs test)", ref))]
+    # Each column as wide as its widest cell, and two spaces between columns: cells never run together.
+    widths = [max(len(name), *(len(cells[i]) for _, cells in rows)) for i, (name, _) in enumerate(cols)]
+    lines.append(f"{'':<22}" + "".join(f"  {name:>{w}}" for (name, _), w in zip(cols, widths)))
+    for label, cells in rows:
+        lines.append(f"{label:<22}" + "".join(f"  {text:>{w}}" for text, w in zip(cells, widths)))
     if result.get("conditional"):
         per = result.get("conditional_accuracy_per_class", [])
         lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in enumerate(per)))
