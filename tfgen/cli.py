@@ -77,38 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("list", help="registered models and their presets")
     p.set_defaults(func=cmd_list)
-
-    p = commands.add_parser("train", help="train a model and write a run directory")
-    p.add_argument("model", nargs="?", help="a registered model (not with --resume)")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue an interrupted run from its last checkpoint, with the run's own settings")
-    p.add_argument("--export", nargs="?", const="", metavar="DIR",
-                   help="then export a SavedModel (default DIR: saved_models/<run name>)")
-    p.add_argument("--preset", default="default", help="the model's hyperparameter preset (default: default); "
-                   + "; ".join(f"{f.name}: {', '.join(f.presets)}" for f in catalog.families().values()))
-    p.add_argument("--dataset", default="mnist_bundled",
-                   help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
-    p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
-    p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter, e.g. --set latent_dim=8 (repeatable)")
-    p.add_argument("--data-dir", help="TFDS data_dir")
-    p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
-    p.add_argument("--limit", type=int, help="use only the first N training/test examples")
-    p.add_argument("--strategy", default="auto",
-                   help="auto | one | mirrored | multiworker (MultiWorkerMirroredStrategy from TF_CONFIG: run the "
-                        "same command on every worker; only the chief writes)")
-    p.add_argument("--jit-compile", choices=("on", "off", "auto"), default="off",
-                   help="XLA compilation of the training step (auto: Keras' choice, i.e. XLA on one GPU only)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="dtype policy: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 compute in "
-                        "16 bits, weights and losses in float32")
-    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
-    p.add_argument("--deterministic", action="store_true",
-                   help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
-    p.set_defaults(func=cmd_train)
+    add_train_parser(commands)
 
     p = commands.add_parser("sample", help="draw a sample grid from a trained run")
     p.add_argument("run_dir")
@@ -152,6 +121,41 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def add_train_parser(commands) -> None:
+    """The `train` subcommand's options (`build_parser` adds the others)."""
+    p = commands.add_parser("train", help="train a model and write a run directory")
+    p.add_argument("model", nargs="?", help="a registered model (not with --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with the run's own settings")
+    p.add_argument("--export", nargs="?", const="", metavar="DIR",
+                   help="then export a SavedModel (default DIR: saved_models/<run name>)")
+    p.add_argument("--preset", default="default", help="the model's hyperparameter preset (default: default); "
+                   + "; ".join(f"{f.name}: {', '.join(f.presets)}" for f in catalog.families().values()))
+    p.add_argument("--dataset", default="mnist_bundled",
+                   help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
+    p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
+    p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter, e.g. --set latent_dim=8 (repeatable)")
+    p.add_argument("--data-dir", help="TFDS data_dir")
+    p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
+    p.add_argument("--limit", type=int, help="use only the first N training/test examples")
+    p.add_argument("--strategy", default="auto",
+                   help="auto | one | mirrored | multiworker (MultiWorkerMirroredStrategy from TF_CONFIG: run the "
+                        "same command on every worker; only the chief writes)")
+    p.add_argument("--jit-compile", choices=("on", "off", "auto"), default="off",
+                   help="XLA compilation of the training step (auto: Keras' choice, i.e. XLA on one GPU only)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="dtype policy: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 compute in "
+                        "16 bits, weights and losses in float32")
+    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
+    p.set_defaults(func=cmd_train)
 
 
 def cmd_list(args) -> None:
