@@ -155,3 +155,54 @@ def test_load_average_is_rounded_and_none_where_the_os_has_none(monkeypatch):
 
     monkeypatch.setattr(hardware.os, "getloadavg", unavailable)
     assert hardware.load_average() is None
+
+
+@pytest.mark.parametrize("kernel, op_type", [
+    ("_MklNativeConv2DBackpropFilter", "Conv2DBackpropFilter"), ("_MklNativeConv2DBackpropInput", "Conv2DBackpropInput"),
+    ("_MklNativeConv2D", "Conv2D"), ("_MklNativeFusedConv2D", "Conv2D"), ("_MklFusedConv2D", "Conv2D"),
+    ("_MklConv2DWithBias", "Conv2D"), ("_FusedConv2D", "Conv2D"), ("_MklMatMul", "MatMul"),
+    ("_MklNativeFusedMatMul", "MatMul"), ("_FusedMatMul", "MatMul"), ("_MklBatchMatMulV2", "BatchMatMulV2"),
+    ("_MklNativeDepthwiseConv2dNative", "DepthwiseConv2dNative"), ("_MklEinsum", "Einsum"),
+    ("_MklNativeFusedBatchNormV3", "FusedBatchNormV3"), ("_MklLayerNorm", "LayerNorm"), ("Relu", "Relu"),
+    ("_Retval", "_Retval"), ("Conv2D", "Conv2D")])
+def test_onednn_and_fused_kernels_are_filed_under_the_op_type_they_stand_for(kernel, op_type):
+    from tfgen.bench.flops import DENSE_KERNELS, kernel_type
+
+    assert kernel_type(kernel) == op_type
+    assert (op_type in DENSE_KERNELS) == (kernel_type(kernel) in DENSE_KERNELS)
+
+
+def test_profile_files_onednn_kernel_time_as_convolution_time(monkeypatch):
+    """On an x86 CPU with oneDNN, the profiler names kernels `_MklNative…`: their time is convolution
+    time, not "other ops" (the summary said 100% other while listing `_MklNativeConv2DBackpropFilter 24%`)."""
+    from tfgen.bench import profile
+
+    rows = [("_MklNativeConv2DBackpropFilter", 24.0), ("_MklNativeFusedConv2D", 30.0), ("_MklMatMul", 6.0),
+            ("AddV2", 40.0)]
+    table = {"cols": [{"id": "type"}, {"id": "operation"}, {"id": "total_self_time"}],
+             "rows": [{"c": [{"v": kind}, {"v": f"op{i}"}, {"v": us}]} for i, (kind, us) in enumerate(rows)]}
+
+    class Plugin:
+        @staticmethod
+        def xspace_to_tools_data(paths, tool, options):
+            return [json.dumps([table])]
+
+    import tensorflow.python.profiler.internal as internal
+    monkeypatch.setattr(internal, "_pywrap_profiler_plugin", Plugin, raising=False)
+    monkeypatch.setattr(tf.profiler.experimental, "start", lambda logdir: None)
+    monkeypatch.setattr(tf.profiler.experimental, "stop", lambda: None)
+    result = profile.profile_step(lambda batch: None, None, steps=1, peak_gflops=100.0)
+    shares = {t["op_type"]: t["share_of_op_time"] for t in result["op_types"]}
+    assert shares == pytest.approx({"Conv2D": 0.30, "Conv2DBackpropFilter": 0.24, "MatMul": 0.06, "AddV2": 0.40})
+    assert result["share_of_op_time_outside_conv_and_matmul"] == pytest.approx(0.40)
+    assert "ops other than convolutions and matmuls (elementwise, normalisation, optimiser) 40%" in result["summary"]
+
+
+def test_counting_flops_prints_no_tensorflow_v1_deprecation_line(capsys, caplog):
+    from tfgen.bench.flops import count_step_flops, step_function
+
+    dense = tf.keras.layers.Dense(4)
+    _, concrete = step_function(lambda x: dense(tf.reshape(x, [2, -1])), 2, (3, 3, 1), labels=False)
+    assert count_step_flops(concrete)["by_op_type"].get("MatMul", 0) > 0
+    printed = capsys.readouterr().err + caplog.text
+    assert "designed for TensorFlow v1" not in printed

@@ -148,7 +148,7 @@ def test_two_workers_train_in_step_and_only_the_chief_writes_the_run(runs):
     assert json.loads((run / "config.json").read_text())["strategy"] == "multiworker"
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # counted from 1, like the sample grids
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("d_loss", "g_loss", "val_d_loss"))
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 2 * 2  # 2 global steps per epoch (8 of 16 images each), 2 epochs

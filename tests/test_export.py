@@ -190,6 +190,12 @@ def test_metadata_describes_the_export(exported):
         assert metadata["settings"]["image_shape"] == [28, 28, 1]
     assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode"}
     assert [s["name"] for s in expected["cvae"][1]["endpoints"]["encode"]["inputs"]] == ["images", "labels"]
+    assert list(expected["vae"][1]["endpoints"]["encode"]["outputs"]) == ["z_log_var", "z_mean"]
+    for name in MODELS:  # the two label facts agree with the model and with each other
+        model, settings = expected[name][0], expected[name][1]["settings"]
+        assert settings["accepts_labels"] == model.accepts_labels and settings["requires_labels"] == model.conditional
+        assert settings["accepts_labels"] or not settings["requires_labels"]
+        assert settings.get("conditional", settings["requires_labels"]) == settings["requires_labels"]
     if "diffusion" in expected:
         settings = expected["diffusion"][1]["settings"]
         assert settings["steps"] == 50 and settings["guidance"] == expected["diffusion"][0].guidance

@@ -107,24 +107,27 @@ def test_cli_exits_non_zero_when_a_diverging_learning_rate_makes_the_loss_nan(tm
     assert not (run / "checkpoints" / "last.keras").exists()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_in_process_once_finishes_the_epoch_twice_stops_at_once(presses, tmp_path, monkeypatch):
+def test_ctrl_c_in_process_once_finishes_the_epoch_twice_stops_at_once(presses, signum, tmp_path, monkeypatch):
+    """Ctrl-C, and SIGTERM (kill, timeout, job schedulers) the same way."""
     count = Throughput.on_train_batch_end
 
     def press_ctrl_c_in_epoch_2(self, batch, logs=None):
         count(self, batch, logs)
         if int(self.model.optimizer.iterations) == STEPS + 2:
             for _ in range(presses):
-                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signum)
 
     run = tmp_path / "run"
     # Usually Python's default_int_handler; SIG_IGN when pytest was started in the background.
-    before = signal.getsignal(signal.SIGINT)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with monkeypatch.context() as patch:
         patch.setattr(Throughput, "on_train_batch_end", press_ctrl_c_in_epoch_2)
         with pytest.raises(TrainingInterrupted) as info:
             train("vae", epochs=3, out=run, **TINY_RUN)
-    assert signal.getsignal(signal.SIGINT) is before  # put back
+    assert {s: signal.getsignal(s) for s in before} == before  # put back
+    assert info.value.signum == signum
     kept = 2 if presses == 1 else 1
     stopped = "interrupted after epoch 2 of 3" if presses == 1 else "interrupted; "
     assert str(info.value).startswith(stopped) and f"checkpoint of epoch {kept} is kept" in str(info.value)
@@ -170,6 +173,26 @@ def test_ctrl_c_stops_tfgen_train_after_a_checkpoint_that_resume_continues(tmp_p
     assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
     assert epochs_logged(run) == checkpointed_epoch(run) == 4
     assert int(keras.saving.load_model(run / "model.keras").optimizer.iterations) == 4 * (4096 // 32)
+
+
+def test_sigterm_stops_tfgen_train_after_the_epoch_with_status_143_and_the_resume_command(tmp_path, monkeypatch,
+                                                                                        capsys):
+    count = Throughput.on_train_batch_end
+
+    def kill_in_epoch_2(self, batch, logs=None):
+        count(self, batch, logs)
+        if int(self.model.optimizer.iterations) == STEPS + 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(Throughput, "on_train_batch_end", kill_in_epoch_2)
+    assert main(["train", "vae", "--preset", "tiny", "--epochs", "3", "--batch-size", "32", "--limit", "128",
+                 "--out", str(run), "--verbose", "0"]) == 143  # 128 + SIGTERM, as a shell reports a killed job
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "SIGTERM: stopping after this epoch and its checkpoint (SIGTERM again to stop now and lose this epoch)"
+    assert err[-1] == (f"tfgen: interrupted after epoch 2 of 3; the checkpoint of epoch 2 is kept in "
+                       f"{run / 'checkpoints' / 'last.keras'}; continue with: tfgen train --resume {run}")
+    assert_checkpoint_is_good(run, 2)
 
 
 DETERMINISTIC_RUN = """

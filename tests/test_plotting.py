@@ -34,6 +34,51 @@ def test_save_grid_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("name", ["grid.jpg", "grid.JPEG"])
+def test_save_grid_writes_a_real_jpeg_for_a_jpeg_name(tmp_path, name):
+    from PIL import Image
+
+    path = tmp_path / name
+    plotting.save_grid(np.full((4, 28, 28, 1), 0.5), path, ncols=2)
+    assert path.read_bytes()[:3] == b"\xff\xd8\xff"  # the JPEG start-of-image marker
+    assert Image.open(path).format == "JPEG"
+
+
+def test_save_grid_refuses_an_extension_it_cannot_write_in_one_line(tmp_path):
+    with pytest.raises(ValueError, match=r"^cannot write a grid to '.*grid\.gif': use a file name ending in "
+                                         r"\.png, \.jpg, \.jpeg$"):
+        plotting.save_grid(np.zeros((1, 4, 4, 1)), tmp_path / "grid.gif")
+    assert not (tmp_path / "grid.gif").exists()
+
+
+def test_row_labels_add_a_left_margin_with_dark_text_in_each_row():
+    images = np.ones((6, 8, 8, 1))  # white images: only the labels are dark
+    plain = plotting.render_grid(images, ncols=3, scale=2)
+    labelled = plotting.render_grid(images, ncols=3, scale=2, row_labels=["7", "sandal"])
+    margin = labelled.shape[1] - plain.shape[1]
+    assert labelled.shape[0] == plain.shape[0] and margin > 0
+    np.testing.assert_array_equal(labelled[:, margin:], plain)
+    half = plain.shape[0] // 2
+    assert (labelled[:half, :margin] < 128).any() and (labelled[half:, :margin] < 128).any()
+    wide = plotting.render_grid(images, ncols=3, scale=2, row_labels=["7", "a much longer class name"])
+    assert wide.shape[1] > labelled.shape[1]  # the margin fits the longest name
+
+
+def test_class_row_labels_name_each_class_row_only_for_one_row_per_class_grids():
+    class Conditional:
+        num_classes, accepts_labels, conditional = 3, True, True
+
+    class Unconditional:
+        num_classes, accepts_labels, conditional = 3, False, False
+
+    assert plotting.class_row_labels(Conditional()) == ["0", "1", "2"]
+    assert plotting.class_row_labels(Conditional(), class_names=["cat", "dog", "fox"]) == ["cat", "dog", "fox"]
+    assert plotting.class_row_labels(Conditional(), labels=np.array([1, 1])) is None  # rows are not classes
+    assert plotting.class_row_labels(Unconditional()) is None
+    with pytest.raises(ValueError, match="must name the model's 3 classes, got 2"):
+        plotting.class_row_labels(Conditional(), class_names=["cat", "dog"])
+
+
 def test_save_grid_leaves_the_matplotlib_backend_alone(tmp_path):
     """Sample grids are saved during `fit` (tfgen.train): switching a Jupyter kernel's
     inline backend to Agg there made every later figure of the notebook disappear."""

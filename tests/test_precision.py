@@ -146,5 +146,5 @@ def test_a_run_keeps_its_precision_through_resume(tmp_path, capsys):
     assert model.jit_compile is False  # "auto" on a CPU-only machine: Keras' choice is no XLA
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 2]  # counted from 1, like the sample grids
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("d_loss", "g_loss", "val_d_loss", "val_g_loss"))

@@ -108,9 +108,9 @@ def gan_runs(tmp_path_factory):
 
 def test_resumed_run_trains_exactly_like_an_uninterrupted_one(gan_runs):
     whole, cut, (epochs_before, finished_before) = gan_runs
-    assert epochs_before == ["0", "1"] and not finished_before
+    assert epochs_before == ["1", "2"] and not finished_before
     rows, expected = history(cut), history(whole)
-    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     for got, want in zip(rows, expected):
         for key in want:
             if key not in ("epoch_seconds", "images_per_second"):
@@ -149,7 +149,7 @@ def test_kill_9_mid_epoch_then_resume_finishes(tmp_path):
     assert len(history(run)) in (killed_at, killed_at + 1)  # + a row whose checkpoint never came
 
     assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
-    assert [r["epoch"] for r in history(run)] == ["0", "1", "2"]
+    assert [r["epoch"] for r in history(run)] == ["1", "2", "3"]
     assert json.loads(state_file.read_text())["epoch"] == 3
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
     model = keras.saving.load_model(run / "model.keras")
@@ -169,10 +169,24 @@ def test_resume_a_finished_run_is_a_no_op_and_epochs_extend_it(finished_run):
     assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
     assert len(history(run)) == 3
     assert main(["train", "--resume", str(run), "--epochs", "4", "--verbose", "0"]) == 0
-    assert [r["epoch"] for r in history(run)] == ["0", "1", "2", "3"]
+    assert [r["epoch"] for r in history(run)] == ["1", "2", "3", "4"]
     assert json.loads((run / "config.json").read_text())["epochs"] == 4
     assert int(keras.saving.load_model(run / "model.keras").optimizer.iterations) == 4 * STEPS
     assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2  # fewer than trained
+
+
+def test_a_run_of_an_older_tfgen_with_epochs_counted_from_0_resumes_renumbered(finished_run):
+    """history.csv counted epochs from 0 before it counted them like the grids: such a run still
+    resumes, its rows renumbered so that the new ones follow on."""
+    run = finished_run
+    rows = (run / "history.csv").read_text().splitlines()
+    column = rows[0].split(",").index("epoch")
+    old = [rows[0]] + [",".join(str(int(v) - 1) if i == column else v for i, v in enumerate(r.split(",")))
+                       for r in rows[1:]]
+    (run / "history.csv").write_text("\n".join(old) + "\n")
+    assert [r["epoch"] for r in history(run)] == ["0", "1", "2"]
+    assert main(["train", "--resume", str(run), "--epochs", "4", "--verbose", "0"]) == 0
+    assert [r["epoch"] for r in history(run)] == ["1", "2", "3", "4"]
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

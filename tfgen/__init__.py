@@ -4,14 +4,40 @@
     model = tfgen.get_model("vae", preset="default")
     model = keras.saving.load_model("runs/vae/model.keras")   # works once tfgen is imported
 
-Importing tfgen registers every model family with Keras serialisation, so that a
-saved `.keras` file reloads into its tfgen class.
+`import tfgen` is cheap: TensorFlow loads when a model, `train` or Keras is first
+used (PEP 562 lazy attributes), so the command line answers `--help` at once.
+The model families register with Keras serialisation (so that a saved `.keras`
+file reloads into its tfgen class) as soon as Keras is imported, before or
+after tfgen — see `tfgen._keras_hook`.
 """
 
 __version__ = "0.1.0"
 
-from tfgen import models  # noqa: E402,F401  (registers every family)
-from tfgen.registry import get_model, get_model_class, list_models, register_model  # noqa: E402
-from tfgen.training import train  # noqa: E402
+from tfgen import _keras_hook  # noqa: E402
 
-__all__ = ["__version__", "get_model", "get_model_class", "list_models", "register_model", "train"]
+_LAZY = {
+    "get_model": "tfgen.registry",
+    "get_model_class": "tfgen.registry",
+    "list_models": "tfgen.registry",
+    "register_model": "tfgen.registry",
+    "train": "tfgen.training",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'tfgen' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})
+
+
+_keras_hook.register_models_with_keras()

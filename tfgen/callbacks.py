@@ -16,7 +16,7 @@ import tensorflow as tf
 from tfgen import runs
 from tfgen.checks import one_of, positive_int, positive_number
 from tfgen.io import save_model, write_json
-from tfgen.plotting import sample_for_grid, save_grid
+from tfgen.plotting import class_row_labels, render_grid, sample_for_grid, save_grid
 
 
 class Throughput(keras.callbacks.Callback):
@@ -49,18 +49,51 @@ class SampleGrid(keras.callbacks.Callback):
     """Save a grid of samples from fixed noise every `every` epochs: `epoch_001.png`, …
 
     Fixed noise (an int seed) makes grids comparable across epochs: the same
-    latent points, seen as the model learns.
+    latent points, seen as the model learns. Grids of models that take labels
+    have one row per class, labelled with `class_names` (or the class index).
+
+    log_dir: also write each grid to TensorBoard there, as the image summary
+    `samples` at step = epoch (1-based, like the file names), in the run
+    `log_dir/samples`, next to the scalars of Keras' `TensorBoard` callback.
     """
 
-    def __init__(self, directory, n: int = 100, seed: int = 1234, every: int = 1):
+    def __init__(self, directory, n: int = 100, seed: int = 1234, every: int = 1, log_dir=None, class_names=None):
         super().__init__()
         self.directory = Path(directory)
         self.n, self.seed, self.every = n, seed, every
+        self.log_dir, self.class_names = log_dir, class_names
+        self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             images, ncols = sample_for_grid(self.model, self.n, seed=self.seed)
-            save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png", ncols=ncols)
+            row_labels = class_row_labels(self.model, class_names=self.class_names)
+            save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png", ncols=ncols, row_labels=row_labels)
+            if self.log_dir is not None:
+                self._summarise(render_grid(images, ncols, row_labels=row_labels), epoch + 1)
+
+    def _summarise(self, grid, step: int):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(Path(self.log_dir) / "samples"))
+        with self._writer.as_default():
+            tf.summary.image("samples", grid[None], step=step,
+                             description=f"{len(grid)}-pixel-high grid of samples from fixed noise")
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class EpochCSVLogger(keras.callbacks.CSVLogger):
+    """Keras' `CSVLogger`, with epochs counted from 1 like the sample grids (`epoch_001.png`) and
+    the `--epochs` a user types: row `epoch = 3` is the model after three epochs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -138,31 +171,38 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
-    """Ctrl-C (SIGINT) ends training cleanly: after the current epoch and its checkpoint.
+    """Ctrl-C (SIGINT) or `kill` (SIGTERM) ends training cleanly: after the current epoch and its checkpoint.
 
-    The first Ctrl-C asks to stop: the epoch in progress finishes, its epoch-end
+    The first signal asks to stop: the epoch in progress finishes, its epoch-end
     callbacks (a checkpoint) run, then `fit` returns; `stopped_epoch` is then the
-    number of epochs done (None when not interrupted). A second Ctrl-C stops at
-    once with `KeyboardInterrupt`: that epoch is lost, the previous checkpoint
-    stays. The handler is installed while `fit` runs (from the main thread only);
-    call `restore()` in a `finally` too, as Keras skips `on_train_end` when `fit` raises.
+    number of epochs done (None when not interrupted) and `signum` the signal
+    received. A second signal stops at once with `KeyboardInterrupt`: that epoch
+    is lost, the previous checkpoint stays. SIGTERM is what `kill`, `timeout`,
+    job schedulers and container runtimes send before SIGKILL: treating it like
+    Ctrl-C means a stopped job can be resumed. The handlers are installed while
+    `fit` runs (from the main thread only); call `restore()` in a `finally` too,
+    as Keras skips `on_train_end` when `fit` raises.
     """
+
+    SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
         super().__init__()
-        self.requested, self.stopped_epoch, self._previous = False, None, None
+        self.requested, self.stopped_epoch, self.signum, self._previous = False, None, None, {}
 
     def on_train_begin(self, logs=None):
-        self.requested, self.stopped_epoch = False, None
+        self.requested, self.stopped_epoch, self.signum = False, None, None
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame):
         if self.requested:
             self.restore()
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this epoch and its checkpoint (Ctrl-C again to stop now and lose this epoch)",
+        self.requested, self.signum = True, signum
+        name = self.SIGNALS[signum]
+        print(f"\n{name}: stopping after this epoch and its checkpoint ({name} again to stop now and lose this epoch)",
               file=sys.stderr, flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -174,9 +214,11 @@ class StopOnInterrupt(keras.callbacks.Callback):
         self.restore()
 
     def restore(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            # None: a handler not installed from Python; SIGINT's is then Python's default.
+            signal.signal(signum, previous if previous is not None else
+                          signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        self._previous = {}
 
 
 class SampleScore(keras.callbacks.Callback):

@@ -1,5 +1,6 @@
 """`tfgen` command line: a thin front end over library functions.
 
+    tfgen --version
     tfgen list
     tfgen train MODEL [--preset P] [--dataset D] [--epochs N] [--batch-size B] [--seed S]
                       [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
@@ -7,12 +8,19 @@
                       [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
     tfgen export RUN_DIR [--out saved_models/NAME]
-    tfgen sample RUN_DIR --n N [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K] --out FILE.png
+    tfgen sample RUN_DIR [--n N] [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K]
+                         [--out FILE.png|.jpg]
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
 
-Errors a user can cause print one line and exit with status 2 (set TFGEN_DEBUG=1
-for the traceback); Ctrl-C during training stops after a checkpoint and exits with 130.
+Also `python -m tfgen`. Errors a user can cause print one line and exit with
+status 2 (set TFGEN_DEBUG=1 for the traceback); Ctrl-C or SIGTERM during training
+stops after a checkpoint and exits with 130 or 143 (128 + the signal).
+
+`--help`, `list`, `--version` and argument errors (an unknown model or preset, a
+`--set` key or value the model does not take) are answered without importing
+TensorFlow (`tfgen.catalog` reads the model modules' presets from their source):
+they return at once. Commands that need TensorFlow import it inside the command.
 """
 
 from __future__ import annotations
@@ -20,16 +28,22 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import sys
+from pathlib import Path
+
+from tfgen import __version__, catalog
+from tfgen.checks import did_you_mean
 
 EXIT_USAGE = 2
 #: tfgen.precision.PRECISIONS, spelled out here: importing it would load Keras for `--help`.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
 
 
 def main(argv=None) -> int:
-    # Before TensorFlow loads: keep its C++ start-up chatter out of the user's terminal.
+    # Before TensorFlow loads (no command imports it before this line): TF's C++ log
+    # level, unless the user chose one.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
@@ -39,11 +53,13 @@ def main(argv=None) -> int:
         return args.func(args) or 0
     except KeyboardInterrupt as err:  # from training: which checkpoint --resume continues from
         print(f"tfgen: {err or 'interrupted'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + getattr(err, "signum", signal.SIGINT)
     except (ValueError, LookupError, FileNotFoundError, RuntimeError) as err:
         if os.environ.get("TFGEN_DEBUG"):
             raise
-        print(f"tfgen: error: {err}", file=sys.stderr)
+        # An error may word itself for the command line (flags rather than keyword arguments).
+        message = err.cli_message() if hasattr(err, "cli_message") else err
+        print(f"tfgen: error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -56,45 +72,18 @@ class OneLineErrors(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(prog="tfgen", description="Generative models in Keras 3 / TensorFlow.")
+    parser.add_argument("--version", action="version", version=f"tfgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="registered models and their presets")
     p.set_defaults(func=cmd_list)
-
-    p = commands.add_parser("train", help="train a model and write a run directory")
-    p.add_argument("model", nargs="?", help="a registered model (not with --resume)")
-    p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue an interrupted run from its last checkpoint, with the run's own settings")
-    p.add_argument("--export", nargs="?", const="", metavar="DIR",
-                   help="then export a SavedModel (default DIR: saved_models/<run name>)")
-    p.add_argument("--preset", default="default")
-    p.add_argument("--dataset", default="mnist_bundled",
-                   help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
-    p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
-    p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter, e.g. --set latent_dim=8 (repeatable)")
-    p.add_argument("--data-dir", help="TFDS data_dir")
-    p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
-    p.add_argument("--limit", type=int, help="use only the first N training/test examples")
-    p.add_argument("--strategy", default="auto",
-                   help="auto | one | mirrored | multiworker (MultiWorkerMirroredStrategy from TF_CONFIG: run the "
-                        "same command on every worker; only the chief writes)")
-    p.add_argument("--jit-compile", choices=("on", "off", "auto"), default="off",
-                   help="XLA compilation of the training step (auto: Keras' choice, i.e. XLA on one GPU only)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="dtype policy: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 compute in "
-                        "16 bits, weights and losses in float32")
-    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
-    p.add_argument("--deterministic", action="store_true",
-                   help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
-    p.set_defaults(func=cmd_train)
+    add_train_parser(commands)
 
     p = commands.add_parser("sample", help="draw a sample grid from a trained run")
     p.add_argument("run_dir")
-    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--n", type=int, default=64,
+                   help="number of images (default 64); with one row per class (--labels all), images per class = "
+                        "N // classes, at least 1")
     p.add_argument("--seed", type=int)
     p.add_argument("--labels", help="models that take labels: comma-separated labels, or 'all' for one row per "
                                     "class (the default for them)")
@@ -102,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float,
                    help="autoregressive models: divide the logits by T (< 1 sharper, > 1 more diverse; default 1)")
     p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels")
-    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--out", help="image file to write, .png or .jpg (default RUN_DIR/samples/sample.png)")
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("export", help="export a run as a TensorFlow SavedModel with generation endpoints")
@@ -138,29 +127,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_list(args) -> None:
-    from tfgen.registry import get_model_class, list_models
+def add_train_parser(commands) -> None:
+    """The `train` subcommand's options (`build_parser` adds the others)."""
+    p = commands.add_parser("train", help="train a model and write a run directory")
+    p.add_argument("model", nargs="?", help="a registered model (not with --resume)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with the run's own settings")
+    p.add_argument("--export", nargs="?", const="", metavar="DIR",
+                   help="then export a SavedModel (default DIR: saved_models/<run name>)")
+    p.add_argument("--preset", default="default", help="the model's hyperparameter preset (default: default); "
+                   + "; ".join(f"{f.name}: {', '.join(f.presets)}" for f in catalog.families().values()))
+    p.add_argument("--dataset", default="mnist_bundled",
+                   help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
+    p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
+    p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter, e.g. --set latent_dim=8 (repeatable)")
+    p.add_argument("--data-dir", help="TFDS data_dir")
+    p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
+    p.add_argument("--limit", type=int, help="use only the first N training/test examples")
+    p.add_argument("--strategy", default="auto",
+                   help="auto | one | mirrored | multiworker (MultiWorkerMirroredStrategy from TF_CONFIG: run the "
+                        "same command on every worker; only the chief writes)")
+    p.add_argument("--jit-compile", choices=("on", "off", "auto"), default="off",
+                   help="XLA compilation of the training step (auto: Keras' choice, i.e. XLA on one GPU only)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="dtype policy: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 compute in "
+                        "16 bits, weights and losses in float32")
+    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
+    p.set_defaults(func=cmd_train)
 
+
+def cmd_list(args) -> None:
     print(f"{'model':<20} {'default epochs, batch':<24} presets")
-    for name, presets in list_models().items():
-        fit = get_model_class(name).FIT_DEFAULTS
-        print(f"{name:<20} {fit['epochs']:>3} epochs, batch {fit['batch_size']:<6} {' '.join(presets)}")
+    for name, family in catalog.families().items():
+        fit = family.fit_defaults
+        print(f"{name:<20} {fit['epochs']:>3} epochs, batch {fit['batch_size']:<6} {' '.join(family.presets)}")
 
 
 def cmd_train(args) -> None:
-    from tfgen.distribute import is_chief
-    from tfgen.registry import get_model_class
-    from tfgen.training import resume, train
-
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
     if args.resume:
         check_resume_args(args)
+    elif args.model is None:
+        raise ValueError("train needs a MODEL (see `tfgen list`), or --resume RUN_DIR")
+    else:  # checked before TensorFlow loads: a typo is answered at once
+        catalog.check_preset(args.model, args.preset)
+        overrides = parse_overrides(args.model, args.set)
+    from tfgen.distribute import is_chief
+    from tfgen.training import resume, train
+
+    if args.resume:
         out = resume(args.resume, epochs=args.epochs, verbose=verbose)
         print(f"run {out}/ complete (model in {out}/model.keras)")
     else:
-        if args.model is None:
-            raise ValueError("train needs a MODEL (see `tfgen list`), or --resume RUN_DIR")
-        overrides = parse_overrides(get_model_class(args.model), args.set)
         out = train(
             args.model, preset=args.preset, dataset=args.dataset,
             epochs=args.epochs, batch_size=args.batch_size,
@@ -205,11 +229,14 @@ def cmd_export(args) -> None:
 def cmd_sample(args) -> None:
     import numpy as np
 
-    from tfgen.plotting import sample_for_grid, save_grid
+    from tfgen.checks import positive_int
+    from tfgen.plotting import class_row_labels, grid_format, sample_for_grid, save_grid
+
+    positive_int(args.n, "--n")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / "sample.png"
+    grid_format(out)  # an unsupported extension is refused before the model loads
     from tfgen.runs import load_run
 
-    if args.n <= 0:
-        raise ValueError(f"--n must be a positive integer, got {args.n}")
     model = load_run(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
@@ -222,8 +249,26 @@ def cmd_sample(args) -> None:
             labels = np.array(parse_labels(args.labels, model.num_classes))
     n = args.n if labels is None else len(labels)
     images, ncols = sample_for_grid(model, n, seed=args.seed, labels=labels)
-    save_grid(images, args.out, ncols=ncols)
-    print(f"wrote {len(images)} samples to {args.out}")
+    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, _class_names(args.run_dir)))
+    print(f"wrote {len(images)} samples to {out}{_per_class_note(model, labels, n, ncols)}")
+
+
+def _class_names(run_dir):
+    """The class names a run's config.json records (None without them, or for a bare .keras file)."""
+    from tfgen.training import read_run_config
+
+    try:
+        return read_run_config(run_dir).get("class_names")
+    except (ValueError, OSError):
+        return None
+
+
+def _per_class_note(model, labels, n: int, per_class) -> str:
+    """Why a one-row-per-class grid has a different number of images than --n asked for."""
+    if labels is not None or per_class is None or per_class * model.num_classes == n:
+        return ""
+    return (f" (one row per class: --n {n} gives {per_class} image{'s' if per_class > 1 else ''} for each of "
+            f"{model.num_classes} classes)")
 
 
 def with_sampling_steps(model, steps: int):
@@ -297,18 +342,19 @@ def parse_labels(text: str, num_classes: int) -> list[int]:
     return labels
 
 
-def parse_overrides(model_cls, items) -> dict:
-    """Parse `--set key=value` items, checking keys and value types against the model's constructor."""
-    known = model_cls.hyperparameters()
+def parse_overrides(model: str, items) -> dict:
+    """Parse `--set key=value` items, checking keys and value types against the model's constructor
+    defaults (read by `tfgen.catalog`, without importing TensorFlow)."""
+    known = catalog.family(model).hyperparameters
     overrides = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
         if key not in known:
-            raise ValueError(f"--set {key}: {model_cls.registry_name} has no hyperparameter {key!r}; "
+            raise ValueError(f"--set {key}: {model} has no hyperparameter {key!r}{did_you_mean(key, known)}; "
                              f"known: {', '.join(sorted(known))}")
-        default = known[key].default
+        default = known[key]
         if isinstance(default, bool) and text.lower() in ("true", "false"):
             value = text.lower() == "true"  # what shells, JSON and YAML users type, as well as Python's True
         else:

@@ -82,7 +82,7 @@ def export_model(model, out, metadata: dict | None = None) -> Path:
     metadata = {
         "model": model.registry_name,
         "class": type(model).__name__,
-        "conditional": bool(model.conditional),
+        "requires_labels": bool(model.conditional),
         "accepts_labels": bool(model.accepts_labels),
         **(metadata or {}),
         "config": model.get_config(),
@@ -134,9 +134,16 @@ def export_run(run, out=None) -> Path:
 
 
 def model_settings(model) -> dict:
-    """The model's hyperparameters that are plain values (what `settings()` returns before family extras)."""
+    """The model's hyperparameters that are plain values (what `settings()` returns before family extras).
+
+    Two facts about labels come first, under names that cannot be read two ways:
+    `accepts_labels` (`sample` takes labels) and `requires_labels` (it needs them: cGAN, cVAE).
+    A diffusion model trained with `class_conditional=True` accepts labels but does not require them
+    (label -1 draws from the unconditional model). A family's own hyperparameter called
+    `conditional` (PixelCNN's) follows, from its config.
+    """
     settings = {"image_shape": list(model.image_shape), "num_classes": model.num_classes,
-                "conditional": bool(model.conditional), "accepts_labels": bool(model.accepts_labels)}
+                "requires_labels": bool(model.conditional), "accepts_labels": bool(model.accepts_labels)}
     for key, value in model.get_config().items():
         if key not in _KERAS_KEYS and key not in settings:
             value = _plain(value, strict=False)

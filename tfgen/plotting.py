@@ -1,4 +1,4 @@
-"""Sample grids as PNG files."""
+"""Sample grids as PNG or JPEG files (row labels for class-conditional grids), and figures for notebooks."""
 
 from __future__ import annotations
 
@@ -23,18 +23,63 @@ def tile(images, ncols: int | None = None, pad: int = 1) -> np.ndarray:
     return grid
 
 
-def save_grid(images, path, ncols: int | None = None, scale: int = 2) -> None:
-    """Write a grid of images in [0, 1] to a PNG file (atomically), upscaled `scale`× for viewing."""
-    # matplotlib.image.imsave writes PNGs with Pillow: no pyplot and no backend, so saving
-    # grids from a training callback leaves a notebook's inline figures alone.
-    import matplotlib.image
+#: File formats `save_grid` writes, by extension (Pillow's names).
+GRID_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
+
+def grid_format(path) -> str:
+    """Pillow's format name for `path`'s extension; a one-line ValueError for any other extension."""
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in GRID_FORMATS:
+        raise ValueError(f"cannot write a grid to {str(path)!r}: use a file name ending in "
+                         f"{', '.join(GRID_FORMATS)}")
+    return GRID_FORMATS[suffix]
+
+
+def render_grid(images, ncols: int | None = None, scale: int = 2, row_labels=None) -> np.ndarray:
+    """A grid of images in [0, 1] as uint8 pixels (H, W, 1 or 3), upscaled `scale`×, nearest neighbour.
+
+    row_labels: one string per grid row (a class index or name), written in a margin on the left.
+    """
     grid = tile(images, ncols)
-    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    if grid.shape[-1] == 1:
-        grid = grid[..., 0]
+    grid = (np.rint(grid * 255)).astype(np.uint8).repeat(scale, axis=0).repeat(scale, axis=1)
+    if row_labels is None:
+        return grid
+    return _label_rows(grid, list(map(str, row_labels)))
+
+
+def _label_rows(grid: np.ndarray, labels: list) -> np.ndarray:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    mode = "L" if grid.shape[-1] == 1 else "RGB"
+    probe = ImageDraw.Draw(Image.new(mode, (1, 1)))
+    boxes = [probe.textbbox((0, 0), text, font=font) for text in labels]
+    margin = max(box[2] for box in boxes) + 8
+    canvas = Image.new(mode, (grid.shape[1] + margin, grid.shape[0]), color=255 if mode == "L" else (255,) * 3)
+    canvas.paste(Image.fromarray(grid[..., 0] if mode == "L" else grid), (margin, 0))
+    draw, row_height = ImageDraw.Draw(canvas), grid.shape[0] / len(labels)
+    for row, (text, box) in enumerate(zip(labels, boxes)):
+        y = row * row_height + (row_height - (box[3] - box[1])) / 2 - box[1]
+        draw.text((margin - 4 - box[2], y), text, font=font, fill=0 if mode == "L" else (0,) * 3)
+    out = np.asarray(canvas)
+    return out[..., None] if mode == "L" else out
+
+
+def save_grid(images, path, ncols: int | None = None, scale: int = 2, row_labels=None) -> None:
+    """Write a grid of images in [0, 1] to a PNG or JPEG file (by its extension; atomically), upscaled
+    `scale`× for viewing, with `row_labels` (one per row) in a left margin when given."""
+    # Pillow directly: no pyplot and no backend, so saving grids from a training callback
+    # leaves a notebook's inline figures alone.
+    from PIL import Image
+
+    fmt = grid_format(path)
+    grid = render_grid(images, ncols, scale, row_labels)
+    image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
     with atomic_path(path) as tmp:
-        matplotlib.image.imsave(tmp, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+        image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
 def sample_for_grid(model, n: int, seed: int | None = None, labels=None):
@@ -42,7 +87,9 @@ def sample_for_grid(model, n: int, seed: int | None = None, labels=None):
 
     Models that take labels (conditional models, diffusion trained with class
     conditioning) get one row per class (unless labels are given), so a grid
-    shows at a glance whether the model draws the digit it was asked for.
+    shows at a glance whether the model draws the digit it was asked for;
+    `n` is then rounded to a multiple of the number of classes (at least one
+    image per class). `class_row_labels` names those rows.
     """
     from tfgen.layers.conditioning import takes_labels
 
@@ -53,6 +100,18 @@ def sample_for_grid(model, n: int, seed: int | None = None, labels=None):
     if labels is not None:
         return model.sample(len(labels), labels=labels, seed=seed), None
     return model.sample(n, seed=seed), None
+
+
+def class_row_labels(model, labels=None, class_names=None):
+    """Row labels for `sample_for_grid(model, ..., labels)`: the class of each row (its name from
+    `class_names` when given, else its index) when the grid has one row per class, else None."""
+    from tfgen.layers.conditioning import takes_labels
+
+    if labels is not None or not takes_labels(model):
+        return None
+    if class_names is not None and len(class_names) != model.num_classes:
+        raise ValueError(f"class_names must name the model's {model.num_classes} classes, got {len(class_names)}")
+    return list(class_names) if class_names is not None else [str(c) for c in range(model.num_classes)]
 
 
 # ---------------------------------------------------------------------------- notebooks

@@ -139,7 +139,11 @@ def epochs_done(net, state_epoch: int, steps: int) -> int:
 
 
 def trim_history(run_dir, epochs_done: int) -> None:
-    """Drop history.csv rows of epochs that are not in the checkpoint (and a half-written last line)."""
+    """Drop history.csv rows of epochs that are not in the checkpoint (and a half-written last line).
+
+    Epochs are counted from 1 (as `EpochCSVLogger` writes them); a history from an older tfgen,
+    counted from 0 (its first row says 0), is renumbered so that the resumed run's rows follow on.
+    """
     path = Path(run_dir) / HISTORY_FILE
     if not path.exists():
         return
@@ -147,8 +151,11 @@ def trim_history(run_dir, epochs_done: int) -> None:
     if not rows or "epoch" not in rows[0]:
         return
     header, column = rows[0], rows[0].index("epoch")
-    keep = [r for r in rows[1:] if len(r) == len(header) and r[column].isdigit() and int(r[column]) < epochs_done]
-    if len(keep) != len(rows) - 1:
+    body = [r for r in rows[1:] if len(r) == len(header) and r[column].isdigit()]
+    if body and body[0][column] == "0":
+        body = [[*r[:column], str(int(r[column]) + 1), *r[column + 1:]] for r in body]
+    keep = [r for r in body if int(r[column]) <= epochs_done]
+    if keep != rows[1:]:
         text = io.StringIO()
         csv.writer(text).writerows([header, *keep])
         write_text(path, text.getvalue())

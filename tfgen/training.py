@@ -27,6 +27,7 @@ import atexit
 import dataclasses
 import datetime
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -35,8 +36,8 @@ import tensorflow as tf
 
 from tfgen import data as tfdata
 from tfgen import runs
-from tfgen.callbacks import (AtomicCheckpoint, EpochSeed, NonFiniteLossError, SampleGrid, StopOnInterrupt,
-                             TerminateOnNonFinite, Throughput)
+from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError, SampleGrid,
+                             StopOnInterrupt, TerminateOnNonFinite, Throughput)
 from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
@@ -211,9 +212,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
         # Before everything that writes: a NaN step ends the run before its epoch is logged or saved.
         TerminateOnNonFinite(),
         # append: a resumed run adds its rows (a fresh run starts without the file).
-        keras.callbacks.CSVLogger(str(out / runs.HISTORY_FILE), append=True),
+        EpochCSVLogger(str(out / runs.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(str(out / runs.LOGS_DIR), write_graph=False),
-        SampleGrid(out / runs.SAMPLES_DIR, seed=seed + 1, every=config.get("sample_every", 1)),
+        SampleGrid(out / runs.SAMPLES_DIR, seed=seed + 1, every=config.get("sample_every", 1),
+                   log_dir=out / runs.LOGS_DIR, class_names=config.get("class_names")),
         AtomicCheckpoint(out / runs.CHECKPOINT_DIR),
         interrupt := StopOnInterrupt(),
     ]
@@ -226,12 +228,12 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
     except NonFiniteLossError as err:
         raise NonFiniteLossError(f"{err}; {_checkpoint_note(out)}") from None
     except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-epoch
-        raise TrainingInterrupted(f"interrupted; {_checkpoint_note(out)}; {resume_hint}") from None
+        raise TrainingInterrupted(f"interrupted; {_checkpoint_note(out)}; {resume_hint}", interrupt.signum) from None
     finally:
         interrupt.restore()
     if interrupt.stopped_epoch is not None and interrupt.stopped_epoch < epochs:
         raise TrainingInterrupted(f"interrupted after epoch {interrupt.stopped_epoch} of {epochs}; "
-                                  f"{_checkpoint_note(out)}; {resume_hint}")
+                                  f"{_checkpoint_note(out)}; {resume_hint}", interrupt.signum)
     save_model(net, out / runs.MODEL_FILE)
     return out
 
@@ -244,7 +246,14 @@ def _checkpoint_note(out: Path) -> str:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training; the message says which checkpoint `--resume` continues from."""
+    """Ctrl-C or SIGTERM stopped training; the message says which checkpoint `--resume` continues from.
+
+    `signum`: the signal that stopped it (the command line exits with 128 + signum, as a shell would report).
+    """
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum if signum is not None else signal.SIGINT
 
 
 def _load_data(config: dict) -> dict:

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import re
 
 import keras
 import numpy as np
@@ -218,3 +219,16 @@ def test_a_labelled_colour_folder_gets_a_classifier_and_conditional_accuracy(mon
     assert result["conditional"] and result["conditional_accuracy"] > 0.9
     assert len(result["conditional_accuracy_per_class"]) == 2 and "class_scores" not in result
     _finite(result, QUALITY_KEYS)
+def test_table_columns_never_run_together():
+    """A negative KID with its spread is wider than the old fixed 18-character cell: FID and KID ran
+    together as `0.225-5.16e-04 ± 0.0065`."""
+    scores = dict(fid=0.225, kid=-5.16e-4, kid_std=0.0065, classifier_score=9.1, precision=0.9, recall=0.8)
+    result = dict(model="vae", dataset="mnist_bundled", n_samples=100, n_real_test=100, evaluator_dataset="mnist",
+                  evaluator_accuracy=0.99, reference=dict(scores, fid=0.0123456), **scores)
+    header, model_row, real_row = format_table(result).splitlines()[3:6]
+    assert "0.225  -5.16e-04 ± 0.0065" in model_row
+
+    def cell_ends(line):  # cells are separated by two spaces or more; words in a cell by one
+        return [m.end() for m in re.finditer(r"\S+(?: \S+)*", line)]
+
+    assert cell_ends(model_row)[1:] == cell_ends(real_row)[1:] == cell_ends(header)  # right-aligned columns

@@ -10,9 +10,29 @@ import tensorflow as tf
 #: The kernels that can run near the matmul rate; everything else is bound by memory or overhead.
 DENSE_KERNELS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "DepthwiseConv2dNative", "MatMul",
                  "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
-#: Grappler's fused kernels, counted under the op type whose FLOPs they carry.
-FUSED_OPS = {"_FusedConv2D": "Conv2D", "_FusedMatMul": "MatMul", "_FusedBatchMatMulV2": "BatchMatMulV2",
-             "_MklFusedConv2D": "Conv2D", "_MklFusedMatMul": "MatMul"}
+#: Prefixes of kernels that stand in for a graph op at run time: oneDNN's (`_MklNativeConv2DBackpropFilter`,
+#: `_MklMatMul`, on x86 CPUs with TF_ENABLE_ONEDNN_OPTS on, TensorFlow's default there) and grappler's
+#: fusions (`_FusedConv2D`: a convolution with its bias and activation folded in).
+KERNEL_PREFIXES = ("_MklNative", "_Mkl", "_")
+
+
+def kernel_type(name: str) -> str:
+    """The op type a profiled kernel stands for, so that its time is filed with that op's FLOPs.
+
+    `_MklNativeConv2DBackpropFilter` → `Conv2DBackpropFilter`, `_MklNativeFusedConv2D`,
+    `_FusedConv2D`, `_MklConv2DWithBias` → `Conv2D`, `_MklFusedMatMul` → `MatMul`. Other oneDNN
+    kernels lose their prefix (`_MklNativeFusedBatchNormV3` → `FusedBatchNormV3`, the TF op of that
+    name); any other name (`_Retval`, `Relu`) is returned as it is.
+    """
+    for prefix in KERNEL_PREFIXES:
+        if name.startswith(prefix):
+            base = name[len(prefix):]
+            for candidate in (base, base.removeprefix("Fused"), base.removesuffix("WithBias"),
+                              base.removeprefix("Fused").removesuffix("WithBias")):
+                if candidate in DENSE_KERNELS:
+                    return candidate
+            return base if prefix != "_" else name
+    return name
 FLOPS_METHOD = ("TensorFlow's FLOP registry (what tf.compat.v1.profiler's float_operation() counts) over every live "
                 "op (one the outputs or variable updates depend on) of the traced train_step graph: forward and "
                 "backward convolutions (Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter), matmuls and "
@@ -69,24 +89,28 @@ def live_ops(graph) -> set:
 def op_flops(graph) -> tuple[dict, dict, collections.Counter]:
     """FLOPs of every live op of `graph` that has a count: ({op name: flops}, {name: type}, uncounted types)."""
     from tensorflow.python.framework import ops as tf_ops  # the registry tf.compat.v1.profiler reads
+    from tensorflow.python.util import deprecation
 
     by_name, types, uncounted = {}, {}, collections.Counter()
     live = live_ops(graph)
-    for op in graph.get_operations():
-        if op.name not in live:
-            continue
-        try:
-            if op.type == "Einsum":
-                value = _einsum_flops(op)
-            elif op.type in BATCH_MATMULS:
-                value = _batch_matmul_flops(op)
-            else:
-                value = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
-        except Exception:  # unknown shapes: counted as 0, and said so
-            uncounted[op.type] += 1
-            continue
-        if value:
-            by_name[op.name], types[op.name] = float(value), op.type
+    # The registry's shape helper (graph_util.tensor_shape_from_node_def_name) is marked deprecated and
+    # would print "This API was designed for TensorFlow v1 ..." into `tfgen bench`'s output.
+    with deprecation.silence():
+        for op in graph.get_operations():
+            if op.name not in live:
+                continue
+            try:
+                if op.type == "Einsum":
+                    value = _einsum_flops(op)
+                elif op.type in BATCH_MATMULS:
+                    value = _batch_matmul_flops(op)
+                else:
+                    value = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
+            except Exception:  # unknown shapes: counted as 0, and said so
+                uncounted[op.type] += 1
+                continue
+            if value:
+                by_name[op.name], types[op.name] = float(value), op.type
     return by_name, types, uncounted
 
 

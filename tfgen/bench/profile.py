@@ -11,7 +11,7 @@ import time
 
 import tensorflow as tf
 
-from tfgen.bench.flops import DENSE_KERNELS, FUSED_OPS
+from tfgen.bench.flops import DENSE_KERNELS, kernel_type
 
 
 def profile_step(fn, batch, steps: int = 3, flops: dict | None = None, peak_gflops: float | None = None) -> dict:
@@ -26,7 +26,7 @@ def profile_step(fn, batch, steps: int = 3, flops: dict | None = None, peak_gflo
     total_us = sum(r["total_self_time"] for r in rows) or 1.0
     time_by_type, flops_by_type = collections.Counter(), collections.Counter()
     for r in rows:
-        kind = FUSED_OPS.get(r["type"], r["type"])
+        kind = kernel_type(r["type"])
         time_by_type[kind] += r["total_self_time"]
     for kind, value in (flops or {}).get("by_op_type", {}).items():
         flops_by_type[kind] += value

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfgen.checks import UnknownNameError, one_of, positive_int
+from tfgen.checks import UnknownNameError, did_you_mean, one_of, positive_int
 from tfgen.data.folder import PREFIX as FOLDER_PREFIX
 from tfgen.data.folder import check_channels, check_image_size, parse_image_size
 from tfgen.data.messages import DataWarning, ranges, warn
@@ -59,7 +59,14 @@ __all__ = ["load", "load_arrays", "load_examples", "load_bundled", "Examples", "
 
 
 class DataUnavailableError(RuntimeError):
-    """The data cannot be had here (not prepared, and no network to download it)."""
+    """The data cannot be had here (not prepared, and no network to download it).
+
+    The message names the offline options as keyword arguments of `load`; `cli_message()`
+    names them as the command line's flags (`tfgen` prints that one).
+    """
+
+    def cli_message(self) -> str:
+        return str(self).replace(_OFFLINE_HINT, _OFFLINE_HINT_CLI)
 
 
 @dataclass(frozen=True)
@@ -263,8 +270,9 @@ def _from_tfds(name, split, data_dir, manual_dir, download, limit):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
+        known = [BUNDLED_NAME, *tfds.list_builders(with_community_datasets=False)]
         raise UnknownNameError(
-            f"unknown dataset {name!r}: use a TFDS image dataset name (mnist, fashion_mnist, kmnist, ...), "
+            f"unknown dataset {name!r}{did_you_mean(name, known)}: use a TFDS image dataset name (mnist, fashion_mnist, kmnist, ...), "
             f"{BUNDLED_NAME!r}, or {IDX_PREFIX}DIR for a directory of IDX files"
         ) from None
     if manual_dir is not None:
@@ -341,9 +349,15 @@ def _remove_empty_dirs(paths) -> None:
 
 
 _OFFLINE_HINT = (
-    f"Offline options: --dataset {BUNDLED_NAME} (real digits shipped with tfgen); "
-    f"--dataset {IDX_PREFIX}DIR (a directory of IDX files); manual_dir=DIR holding the original "
+    f"Offline options: name={BUNDLED_NAME!r} (real digits shipped with tfgen); "
+    f"name='{IDX_PREFIX}DIR' (a directory of IDX files); manual_dir=DIR holding the original "
     "*-ubyte.gz files; or data_dir=DIR with a TFDS copy prepared on another machine."
+)
+#: The same options as `tfgen` flags.
+_OFFLINE_HINT_CLI = (
+    f"Offline options: --dataset {BUNDLED_NAME} (real digits shipped with tfgen); "
+    f"--dataset {IDX_PREFIX}DIR (a directory of IDX files); --manual-dir DIR holding the original "
+    "*-ubyte.gz files; or --data-dir DIR with a TFDS copy prepared on another machine."
 )
 
 

@@ -265,6 +265,10 @@ def _evaluator_line(result: dict) -> str:
     if result.get("features") == "inception":
         return f"{what}; FID, KID, precision/recall use them"
     return f"{what}; FID, KID, precision/recall use its features (not Inception FID)"
+def _cell(row: dict, key: str) -> str:
+    if key == "kid":
+        return f"{_fmt(row['kid'])} ± {_fmt(row['kid_std'], 2)}"
+    return _fmt(row.get(key))
 
 
 def format_table(result: dict) -> str:
@@ -281,18 +285,14 @@ def format_table(result: dict) -> str:
         cols.insert(2, ("classifier score", "classifier_score"))
     if result.get("conditional"):
         cols.append(("cond. accuracy", "conditional_accuracy"))
-    # Cells are separated by two spaces, so a cell wider than its column never runs into the next.
-    header = f"{'':<22}" + "".join(f"  {name:>18}" for name, _ in cols)
-    lines.append(header)
     ref = result["reference"]
-    for label, row in (("model", result), ("real (train vs test)", ref)):
-        cells = []
-        for _, key in cols:
-            text = _fmt(row.get(key))
-            if key == "kid":
-                text = f"{_fmt(row['kid'])} ± {_fmt(row['kid_std'], 2)}"
-            cells.append(f"  {text:>18}")
-        lines.append(f"{label:<22}" + "".join(cells))
+    rows = [(label, [_cell(row, key) for _, key in cols]) for label, row in (("model", result),
+                                                                              ("real (train vs test)", ref))]
+    # Each column as wide as its widest cell, and two spaces between columns: cells never run together.
+    widths = [max(len(name), *(len(cells[i]) for _, cells in rows)) for i, (name, _) in enumerate(cols)]
+    lines.append(f"{'':<22}" + "".join(f"  {name:>{w}}" for (name, _), w in zip(cols, widths)))
+    for label, cells in rows:
+        lines.append(f"{label:<22}" + "".join(f"  {text:>{w}}" for text, w in zip(cells, widths)))
     if result.get("conditional"):
         per = result.get("conditional_accuracy_per_class", [])
         lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in enumerate(per)))

@@ -136,14 +136,19 @@ class VAE(GenerativeModel):
 
     def export_endpoints(self):
         """`sample(noise[, labels])` and `decode(z[, labels])` → images in [0, 1];
-        `encode(images[, labels])` → (z_mean, z_log_var). Labels for conditional subclasses."""
+        `encode(images[, labels])` → {z_mean, z_log_var} (outputs named, for `saved_model_cli` and TF Serving).
+        Labels for conditional subclasses."""
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         return {
             "sample": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise"), *labels]),
-            "encode": (self.encode, [images, *labels]),
+            "encode": (self._encode_named, [images, *labels]),
             "decode": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *labels]),
         }
+
+    def _encode_named(self, images, labels=None):
+        z_mean, z_log_var = self.encode(images, labels)
+        return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def call(self, inputs, training=False):
         """Reconstruction logits from the posterior mean (deterministic; what `predict` returns)."""
