@@ -48,7 +48,7 @@ def test_a_run_directory_in_the_old_format_loads_and_resumes(tmp_path):
     assert resume(run, verbose=0) == run
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["epoch"] for r in rows] == ["0", "1"] and float(rows[1]["loss"]) > 0
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["loss"]) > 0  # the old 0-based row renumbered
     assert read_state(run)["epoch"] == 2 and (run / "samples" / "epoch_002.png").exists()
     assert read_run_config(run) == json.loads(json.dumps(config))  # resume does not rewrite the config
     assert int(keras.saving.load_model(run / "model.keras").optimizer.iterations) == 2 * (64 // 32)

@@ -255,7 +255,7 @@ def cmd_sample(args) -> None:
 
 def _class_names(run_dir):
     """The class names a run's config.json records (None without them, or for a bare .keras file)."""
-    from tfgen.training import read_run_config
+    from tfgen.runs import read_run_config
 
     try:
         return read_run_config(run_dir).get("class_names")
