@@ -252,12 +252,13 @@ def test_train_export_and_export_command(tmp_path, capsys, monkeypatch):
     assert metadata["dataset"] == "mnist_bundled" and metadata["source"]["file"].endswith("model.keras")
 
     # A checkpointed (unfinished) run exports from its checkpoint, with its evaluation scores, by
-    # default to saved_models/<run name> under the working directory.
+    # default into the run directory (never over an export elsewhere, e.g. one in the repository).
     (run / "model.keras").unlink()
     (run / "eval.json").write_text(json.dumps({"fid": 12.5}))
     monkeypatch.chdir(tmp_path / "runs")
     assert main(["export", "vae"]) == 0
-    metadata = read_metadata(tmp_path / "runs" / "saved_models" / "vae")
+    metadata = read_metadata(run / "saved_model")
+    assert not (tmp_path / "runs" / "saved_models").exists()
     assert metadata["source"]["epoch"] == 1 and metadata["source"]["file"].endswith("last.keras")
     assert metadata["eval"] == {"fid": 12.5}
 

@@ -3,6 +3,7 @@
     import tfgen
     model = tfgen.get_model("vae", preset="default")
     model = keras.saving.load_model("runs/vae/model.keras")   # works once tfgen is imported
+    model = tfgen.load_run("runs/vae")                         # the same, or the last checkpoint
 
 `import tfgen` is cheap: TensorFlow loads when a model, `train` or Keras is first
 used (PEP 562 lazy attributes), so the command line answers `--help` at once.
@@ -21,6 +22,8 @@ _LAZY = {
     "list_models": "tfgen.registry",
     "register_model": "tfgen.registry",
     "train": "tfgen.training",
+    "resume": "tfgen.training",
+    "load_run": "tfgen.runs",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 from collections.abc import Iterable
 
 
@@ -112,3 +113,34 @@ def fraction_below_one(value, name: str) -> float:
     if not _is_number(value) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_image_size(image_size):
+    """None, an int (square) or a (height, width) pair of positive ints -> None or (height, width)."""
+    if image_size is None:
+        return None
+    if isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        return tuple(positive_int(side, "image_size") for side in image_size)
+    try:
+        side = positive_int(image_size, "image_size")
+    except ValueError:
+        raise ValueError(f"image_size must be a positive integer or a (height, width) pair of positive integers, "
+                         f"got {image_size!r}") from None
+    return side, side
+
+
+def parse_image_size(text):
+    """A command-line size: '32' -> (32, 32), '48x64' -> (48, 64) (height x width); tuples as `check_image_size`."""
+    if not isinstance(text, str):
+        return check_image_size(text)
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", text)
+    if not match:
+        raise ValueError(f"image size must be N or HxW with positive integers (e.g. 32 or 48x64), got {text!r}")
+    return check_image_size((int(match[1]), int(match[2] or match[1])))
+
+
+def check_channels(channels):
+    """None (as stored), 1 (grey) or 3 (RGB)."""
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    return channels

@@ -7,7 +7,7 @@
                       [--strategy auto|one|mirrored|multiworker] [--precision float32|mixed_float16|mixed_bfloat16]
                       [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
-    tfgen export RUN_DIR [--out saved_models/NAME]
+    tfgen export RUN_DIR [--out DIR]
     tfgen sample RUN_DIR [--n N] [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K]
                          [--out FILE.png|.jpg]
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 
 from tfgen import __version__, catalog
+from tfgen import checks
 from tfgen.checks import did_you_mean
 
 EXIT_USAGE = 2
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("export", help="export a run as a TensorFlow SavedModel with generation endpoints")
     p.add_argument("run_dir", help="a run directory (finished or checkpointed) or a .keras file")
-    p.add_argument("--out", help="export directory (default saved_models/<run name>)")
+    p.add_argument("--out", help="export directory (default RUN_DIR/saved_model; for a .keras file, saved_models/<name>)")
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods")
@@ -134,11 +135,21 @@ def add_train_parser(commands) -> None:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted run from its last checkpoint, with the run's own settings")
     p.add_argument("--export", nargs="?", const="", metavar="DIR",
-                   help="then export a SavedModel (default DIR: saved_models/<run name>)")
+                   help="then export a SavedModel (default DIR: RUN_DIR/saved_model)")
     p.add_argument("--preset", default="default", help="the model's hyperparameter preset (default: default); "
                    + "; ".join(f"{f.name}: {', '.join(f.presets)}" for f in catalog.families().values()))
     p.add_argument("--dataset", default="mnist_bundled",
-                   help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...) or idx:DIR")
+                   help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...), folder:DIR (your images: "
+                        "one subfolder per class, or all in DIR without labels), idx:DIR or npz:FILE")
+    p.add_argument("--image-size", type=_image_size, metavar="N|HxW",
+                   help="resize the images to N×N or H×W (centre crop to the aspect ratio, then resize); "
+                        "default: the images' own size")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB); default: as stored")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="folder:DIR: skip files that cannot be decoded (counted in one warning) instead of failing")
+    p.add_argument("--background", default=None,
+                   help="folder:DIR: colour that transparent pixels are composited onto: white (default), black "
+                        "or R,G,B")
     p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
     p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
     p.add_argument("--seed", type=int, default=0)
@@ -190,7 +201,7 @@ def cmd_train(args) -> None:
             epochs=args.epochs, batch_size=args.batch_size,
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
             jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
-            limit=args.limit, verbose=verbose, deterministic=args.deterministic,
+            limit=args.limit, verbose=verbose, deterministic=args.deterministic, **data_options_from_args(args),
         )
         if not is_chief():  # a non-chief worker of a multi-worker run: the chief writes (and exports)
             print(f"worker done: the chief worker wrote the run to its {out}/")
@@ -205,12 +216,31 @@ def cmd_train(args) -> None:
         print(f"SavedModel written to {path}/")
 
 
+def _image_size(text: str):
+    # argparse shows a ValueError's message only for its own types: say it as an ArgumentTypeError.
+    try:
+        return checks.parse_image_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def data_options_from_args(args) -> dict:
+    """The `tfgen.train` data options the command line sets (`tfgen.data.DATA_OPTIONS`)."""
+    options = {"image_size": args.image_size, "channels": args.channels}
+    if args.skip_corrupt:
+        options["skip_corrupt"] = True
+    if args.background is not None:
+        text = args.background.strip()
+        options["background"] = tuple(int(v) for v in text.split(",")) if "," in text else text
+    return options
+
+
 def check_resume_args(args) -> None:
     """--resume takes the run's settings from its config.json: refuse options that would be ignored."""
     defaults = build_parser().parse_args(["train", "vae"])
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
-        "jit_compile", "precision", "deterministic") if getattr(args, name) != getattr(defaults, name)]
+        "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:
@@ -299,7 +329,7 @@ def cmd_eval(args) -> None:
 
     from tfgen.eval.evaluate import evaluate, format_table
     from tfgen.io import write_json
-    from tfgen.runs import EVAL_FILE, load_run, read_run_config
+    from tfgen.runs import EVAL_FILE, data_options, load_run, read_run_config
 
     try:
         ks = sorted({int(k) for k in args.k.split(",")})
@@ -308,8 +338,10 @@ def cmd_eval(args) -> None:
     config = read_run_config(args.run_dir)
     dataset = args.dataset or config.get("dataset") or "mnist_bundled"
     model = load_run(args.run_dir)
+    # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
+    data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
-                      n_likelihood=args.n_likelihood or None, features=args.features)
+                      n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs)
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE

@@ -1,11 +1,11 @@
 """Export a trained model as a TensorFlow SavedModel that anything in the TF ecosystem can load.
 
-    tfgen export runs/vae          # -> saved_models/vae/  (or: tfgen train vae ... --export)
+    tfgen export runs/vae          # -> runs/vae/saved_model/  (or: tfgen train vae ... --export)
 
 and then, with TensorFlow only:
 
     import tensorflow as tf
-    m = tf.saved_model.load("saved_models/vae")
+    m = tf.saved_model.load("runs/vae/saved_model")
     images = m.sample(tf.random.normal([16, int(m.settings()["latent_dim"])]))  # (16, 28, 28, 1) in [0, 1]
 
 `model.export()` would export `call()` only, which for a generative model is the
@@ -101,14 +101,16 @@ def export_model(model, out, metadata: dict | None = None) -> Path:
 def export_run(run, out=None) -> Path:
     """Export a run directory (its `model.keras`, else its last checkpoint) or a `.keras` file.
 
-    The default `out` is `saved_models/<run directory name>`. `metadata.json`
+    The default `out` is `RUN_DIR/saved_model` for a run directory (inside the run, so
+    that an export never replaces another run's, or one kept in the repository), and
+    `saved_models/<file name>` for a `.keras` file. `metadata.json`
     records the run's model name, preset, config, dataset, the versions it was
     trained with and `eval.json` from the run directory if there is one.
     """
     run = Path(run)
     if run.is_file() or run.suffix == ".keras":
         model, metadata = load_keras_file(run, error=ExportError), {"source": {"file": str(run)}}
-        default_name = run.stem
+        default_out = DEFAULT_ROOT / run.stem
     else:
         config = runs.read_run_config(run)
         model = runs.load_run(run)
@@ -129,8 +131,8 @@ def export_run(run, out=None) -> Path:
                 metadata["eval"] = json.loads(scores.read_text())
             except json.JSONDecodeError as err:
                 raise ExportError(f"cannot read {scores}: {err}") from None
-        default_name = run.resolve().name
-    return export_model(model, out if out is not None else DEFAULT_ROOT / default_name, metadata)
+        default_out = run / runs.EXPORT_DIR
+    return export_model(model, out if out is not None else default_out, metadata)
 
 
 def model_settings(model) -> dict:

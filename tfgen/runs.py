@@ -41,6 +41,7 @@ STATE_FILE = f"{CHECKPOINT_DIR}/{STATE_NAME}"
 SAMPLES_DIR = "samples"
 LOGS_DIR = "logs"
 EVAL_FILE = "eval.json"
+EXPORT_DIR = "saved_model"  # `tfgen export RUN_DIR` and `train --export` without a directory
 LOCK_FILE = ".lock"
 
 
@@ -177,3 +178,13 @@ def versions() -> dict:
 
     return {"tfgen": tfgen.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
             "python": platform.python_version()}
+
+
+def data_options(config: dict) -> dict:
+    """A run's data options (`tfgen.data.DATA_OPTIONS`) as `tfgen.data.load` takes them; {} for older runs."""
+    options = dict(config.get("data_options") or {})
+    if isinstance(options.get("image_size"), list):
+        options["image_size"] = tuple(options["image_size"])
+    if isinstance(options.get("background"), list):
+        options["background"] = tuple(options["background"])
+    return options

@@ -24,7 +24,6 @@ uninterrupted run would have (up to float non-associativity of the hardware).
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import datetime
 import shutil
 import signal
@@ -65,6 +64,7 @@ def train(
     sample_every: int = 1,
     verbose="auto",
     deterministic: bool = False,
+    **data_options,
 ):
     """Train a registered model on a dataset and write a run directory; return its path.
 
@@ -75,7 +75,17 @@ def train(
     "auto"; or on/off/auto): see `tfgen.precision`. `strategy`: see `tfgen.distribute`;
     under `multiworker` every worker calls `train` with the same arguments and only the
     chief writes `out`.
+
+    data_options: how to read the images (`tfgen.data.DATA_OPTIONS`: `image_size` (int or
+    (height, width)), `channels` (1 or 3), `background`, `skip_corrupt`, `holdout`; see
+    `tfgen.data.load_examples`). They are kept in config.json, so `resume`, `tfgen eval`
+    and `tfgen sample` read the data the same way. A labelled folder's class names are
+    kept too (grid row titles).
     """
+    unknown = sorted(set(data_options) - set(tfdata.DATA_OPTIONS))
+    if unknown:
+        raise TypeError(f"train() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                        f"data options are {', '.join(tfdata.DATA_OPTIONS)}")
     model_cls = get_model_class(model)
     fit_defaults = model_cls.FIT_DEFAULTS
     config = {
@@ -93,13 +103,22 @@ def train(
         "manual_dir": None if manual_dir is None else str(manual_dir),
         "limit": limit,
         "deterministic": deterministic,
+        "data_options": {k: v for k, v in data_options.items() if v is not None},
     }
+    if "image_size" in config["data_options"]:  # a size the family cannot use fails before any data is read
+        size = tfdata.parse_image_size(config["data_options"]["image_size"])
+        config["data_options"]["image_size"] = list(size)
+        model_cls.check_image_size((*size, 1), **{**model_cls.preset_hyperparameters(preset), **(overrides or {})})
     out, requested_out = _output_directories(out, model, strategy)
     runs.refuse_existing_run(out)
 
     seed_everything(config["seed"], deterministic)
     data = _load_data(config)
+    if data["info"].class_names:
+        config["class_names"] = list(data["info"].class_names)
     net = _build_model(model_cls, config, data["info"], overrides)
+    if net.conditional:  # the model needs labels (an unlabelled folder has none)
+        tfdata.require_labels(data["info"], f"{model} ({config['preset']} preset)")
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
         runs.refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
@@ -121,8 +140,9 @@ def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
 
 def _build_model(model_cls, config: dict, info, overrides: dict | None):
     """The run's model, shaped by the data, built and compiled under the run's strategy and precision."""
+    unlabelled = model_cls.unlabelled_overrides() if info.num_classes == 0 else {}
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],
-                 **(overrides or {})}
+                 **unlabelled, **(overrides or {})}
     tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
     with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
         net = model_cls.from_preset(config["preset"], **overrides)
@@ -219,8 +239,7 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
         AtomicCheckpoint(out / runs.CHECKPOINT_DIR),
         interrupt := StopOnInterrupt(),
     ]
-    train_ds = training_batches(data["examples"], data["info"].num_examples, config["batch_size"], seed,
-                                initial_epoch, epochs)
+    train_ds = training_batches(data["examples"], config["batch_size"], seed, initial_epoch, epochs)
     resume_hint = f"continue with: tfgen train --resume {out}"
     try:
         net.fit(train_ds, validation_data=data["test"], epochs=epochs, initial_epoch=initial_epoch,
@@ -257,17 +276,14 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def _load_data(config: dict) -> dict:
-    """Training examples (unbatched, cached, in file order), test batches, info and steps per epoch."""
-    kwargs = dict(data_dir=config.get("data_dir"), manual_dir=config.get("manual_dir"), limit=config.get("limit"))
+    """The training split held once in memory (`tfgen.data.Examples`), test batches, info and steps per epoch."""
+    kwargs = dict(data_dir=config.get("data_dir"), manual_dir=config.get("manual_dir"), limit=config.get("limit"),
+                  **runs.data_options(config))
     batch_size, seed = config["batch_size"], config["seed"]
-    batches, info = tfdata.load(config["dataset"], "train", batch_size, seed, shuffle=False, with_info=True,
-                                **kwargs)
-    examples = batches.unbatch()
-    if info.num_examples < 0:  # a TFDS split of unknown size: count it once
-        info = dataclasses.replace(info, num_examples=int(examples.reduce(0, lambda n, _: n + 1)))
+    examples = tfdata.load_examples(config["dataset"], "train", **kwargs)
     # Full batches only: exact images/second, and no batch-norm step on a 1-image remainder.
-    steps = info.num_examples // batch_size
+    steps = examples.info.num_examples // batch_size
     if steps == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the {info.num_examples} training examples")
+        raise ValueError(f"batch_size {batch_size} is larger than the {examples.info.num_examples} training examples")
     test = tfdata.load(config["dataset"], "test", batch_size, seed, **kwargs)
-    return {"examples": examples, "info": info, "steps": steps, "test": test}
+    return {"examples": examples, "info": examples.info, "steps": steps, "test": test}

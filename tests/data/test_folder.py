@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tfgen import data
-from tfgen.data.folder import parse_image_size
+from tfgen.checks import parse_image_size
 from tfgen.checks import UnknownNameError
 from tfgen.data.messages import DataWarning
 

@@ -61,9 +61,9 @@ def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED
     """The batches `tfgen train` feeds (`tfgen.data.pipeline.training_batches`), enough for `steps` steps."""
     from tfgen.data.pipeline import training_batches
 
-    batches, info = tfdata.load(dataset, "train", batch_size, seed, shuffle=False, with_info=True)
-    epochs = math.ceil(steps * batch_size / info.num_examples) + 1
-    return training_batches(batches.unbatch(), info.num_examples, batch_size, seed, 0, epochs), info
+    examples = tfdata.load_examples(dataset, "train")
+    epochs = math.ceil(steps * batch_size / examples.info.num_examples) + 1
+    return training_batches(examples, batch_size, seed, 0, epochs), examples.info
 
 
 def pipeline_seconds_per_batch(dataset, batches: int) -> float:

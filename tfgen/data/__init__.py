@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from tfgen.checks import UnknownNameError, did_you_mean, one_of, positive_int
 from tfgen.data.folder import PREFIX as FOLDER_PREFIX
-from tfgen.data.folder import check_channels, check_image_size, parse_image_size
+from tfgen.checks import check_channels, check_image_size, parse_image_size
 from tfgen.data.messages import DataWarning, ranges, warn
 from tfgen.data.npz import PREFIX as NPZ_PREFIX
 from tfgen.data.split import DEFAULT_HOLDOUT

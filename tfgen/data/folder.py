@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfgen.checks import fraction, positive_int
+from tfgen.checks import check_channels, check_image_size, fraction, positive_int
 from tfgen.data.messages import warn
 from tfgen.data.pixels import background_rgb, from_rgba, to_rgba
 from tfgen.data.split import DEFAULT_HOLDOUT, holdout_indices
@@ -68,35 +68,6 @@ class _Header:
     width: int
     colour: bool
     use_pillow: bool  # BMP, or a GIF with a transparent colour: see the module docstring
-
-
-def check_image_size(image_size):
-    """None, an int (square) or a (height, width) pair of positive ints -> None or (height, width)."""
-    if image_size is None:
-        return None
-    if isinstance(image_size, (tuple, list)) and len(image_size) == 2:
-        return tuple(positive_int(side, "image_size") for side in image_size)
-    try:
-        side = positive_int(image_size, "image_size")
-    except ValueError:
-        raise ValueError(f"image_size must be a positive integer or a (height, width) pair of positive integers, "
-                         f"got {image_size!r}") from None
-    return side, side
-
-
-def parse_image_size(text: str):
-    """A command-line size: '32' -> (32, 32), '48x64' -> (48, 64) (height x width)."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", str(text))
-    if not match:
-        raise ValueError(f"image size must be N or HxW with positive integers (e.g. 32 or 48x64), got {text!r}")
-    height, width = int(match[1]), int(match[2] or match[1])
-    return check_image_size((height, width))
-
-
-def check_channels(channels):
-    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
-    return channels
 
 
 def _is_image(name: str) -> bool:

@@ -137,6 +137,15 @@ class GenerativeModel(keras.Model):
         finally:
             keras.config.set_dtype_policy(previous)
 
+    @classmethod
+    def unlabelled_overrides(cls) -> dict:
+        """Hyperparameters that `tfgen.train` sets, unless the user did, for a dataset without labels.
+
+        {} by default; a family whose labels are optional (class-conditional diffusion) turns
+        its conditioning off, so that a one-class label embedding is not learned for nothing.
+        """
+        return {}
+
     @property
     def accepts_labels(self) -> bool:
         """Whether the model takes class labels (`sample(n, labels=...)`, labels in batches).

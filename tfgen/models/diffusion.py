@@ -155,6 +155,10 @@ class Diffusion(GenerativeModel):
     def accepts_labels(self) -> bool:
         return self.class_conditional
 
+    @classmethod
+    def unlabelled_overrides(cls) -> dict:
+        return {"class_conditional": False}
+
     def build_network(self, name):
         return build_unet(
             self.image_shape, num_labels=self.num_classes + 1, base_channels=self.base_channels,
