@@ -2,16 +2,21 @@
 
     nice -n 10 python benchmarks/leaderboard.py --minutes 2                      # bundled digits
     python benchmarks/leaderboard.py --minutes 10 --dataset idx:/usr/share/datasets/fashion-mnist
+    python benchmarks/leaderboard.py --name own_images --dataset folder:DIR --image-size 32   # your images
 
 For each model (its `default` preset unless --preset): train on the dataset's
 train split until the budget is spent (a `TimeBudget` callback stops `fit`
-mid-epoch; tracing counts against the budget), then `tfgen.eval.evaluate` with
+mid-epoch; tracing counts against the budget), then `tfgen.eval.scoring` with
 one evaluator and one sample count for all. Writes, under --out
 (default benchmarks/results/):
 
-    leaderboard.json        machine, budget, date, command, and every model's scores
-    leaderboard.md          the Markdown table (README.md embeds it: benchmarks/render_readme.py)
-    samples/<model>.png     a sample grid per model (one row per class for models that take labels)
+    NAME.json               machine, budget, date, command, and every model's scores
+    NAME.md                 the Markdown table (README.md embeds it: benchmarks/render_readme.py)
+    samples/<model>.png     a sample grid per model (one row per class for models that take labels;
+                            samples/NAME_<model>.png when --name is not "leaderboard")
+
+NAME is --name (default `leaderboard`). --image-size and --channels read the dataset as
+`tfgen train` does (e.g. a folder of colour images at 32×32).
 
 Each model trains with its own default batch size (`FIT_DEFAULTS`, what `tfgen
 train` uses) unless --batch-size is given. With `--save-models DIR`, each trained
@@ -45,7 +50,7 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def train_for(model_name, preset, dataset, seconds, batch_size, seed):
+def train_for(model_name, preset, dataset, seconds, batch_size, seed, data_options=None):
     """Build and train one model for `seconds` of wall-clock time; return (model, training facts)."""
     import keras
 
@@ -56,9 +61,11 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed):
 
     keras.utils.set_random_seed(seed)
     batch_size = batch_size or tfgen.get_model_class(model_name).FIT_DEFAULTS["batch_size"]
-    train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, drop_remainder=True)
+    train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, drop_remainder=True,
+                                 **(data_options or {}))
+    unlabelled = tfgen.get_model_class(model_name).unlabelled_overrides() if info.num_classes == 0 else {}
     model = tfgen.get_model(model_name, preset, image_shape=info.image_shape,
-                            num_classes=max(info.num_classes, 1), seed=seed)
+                            num_classes=max(info.num_classes, 1), seed=seed, **unlabelled)
     model.default_compile()
     # The first step (tracing) is not counted: on a busy machine it can take a good part of a short budget.
     budget = TimeBudget(seconds, exclude_first_batch=True)
@@ -84,18 +91,20 @@ def run(args) -> dict:
     import keras
 
     import tfgen
-    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table
     from tfgen.eval.evaluator import get_evaluator
     from tfgen.io import write_json, write_text
     from tfgen.plotting import sample_for_grid, save_grid
 
     out = Path(args.out)
     names = args.models.split(",") if args.models else list(tfgen.list_models())
-    evaluator = get_evaluator(args.dataset, directory=args.evaluator_dir)
+    data_options = {k: v for k, v in (("image_size", args.image_size), ("channels", args.channels)) if v}
+    evaluator = get_evaluator(args.dataset, directory=args.evaluator_dir, data_kwargs=data_options)
     ks = tuple(int(k) for k in args.k.split(","))
     board = {
         "title": f"tfgen leaderboard on {args.dataset}",
         "dataset": args.dataset,
+        "data_options": data_options,
         "budget_minutes_per_model": args.minutes,
         "preset": args.preset,
         "n_samples": args.n,
@@ -109,12 +118,13 @@ def run(args) -> dict:
         "fid_note": "FID/KID/precision/recall are computed on the evaluator classifier's features, not Inception",
         "models": {},
     }
-    if args.merge and (out / "leaderboard.json").exists():
+    if args.merge and (out / f"{args.name}.json").exists():
         # Keep the models of an earlier run with the same settings (e.g. models run in separate batches).
         import json
 
-        earlier = json.loads((out / "leaderboard.json").read_text())
-        same = all(earlier.get(k) == board[k] for k in ("dataset", "budget_minutes_per_model", "preset", "n_samples"))
+        earlier = json.loads((out / f"{args.name}.json").read_text())
+        same = all(earlier.get(k, {} if k == "data_options" else None) == board[k]
+                   for k in ("dataset", "data_options", "budget_minutes_per_model", "preset", "n_samples"))
         if same:
             board["models"] = {k: v for k, v in earlier["models"].items() if k not in names}
             board["reference"] = earlier.get("reference")
@@ -123,16 +133,18 @@ def run(args) -> dict:
         print(f"=== {name}: training {args.minutes} min ({args.preset} preset) on {args.dataset}", flush=True)
         entry = {"preset": args.preset}
         try:
-            model, facts = train_for(name, args.preset, args.dataset, args.minutes * 60, args.batch_size, args.seed)
+            model, facts = train_for(name, args.preset, args.dataset, args.minutes * 60, args.batch_size, args.seed,
+                                     data_options)
             entry.update(facts)
             print(f"    {facts['steps']} steps ({facts['epochs']} epochs) in {facts['train_seconds']} s", flush=True)
             result = evaluate(model, dataset=args.dataset, n=args.n, seed=args.seed, evaluator=evaluator, ks=ks,
+                              data_kwargs=data_options,
                               n_likelihood=args.n_likelihood)
             print(format_table(result), flush=True)
             board["reference"] = result.pop("reference")
             entry["scores"] = result
             images, ncols = sample_for_grid(model, 100, seed=args.seed + 1)
-            grid = out / "samples" / f"{name}.png"
+            grid = out / "samples" / (f"{name}.png" if args.name == "leaderboard" else f"{args.name}_{name}.png")
             save_grid(images, grid, ncols=ncols)
             entry["samples"] = str(grid.relative_to(out))
             if args.save_models:
@@ -143,8 +155,8 @@ def run(args) -> dict:
             traceback.print_exc()
             entry["error"] = f"{type(err).__name__}: {err}"
         board["models"][name] = entry
-        write_json(out / "leaderboard.json", board)
-        write_text(out / "leaderboard.md", markdown(board))
+        write_json(out / f"{args.name}.json", board)
+        write_text(out / f"{args.name}.md", markdown(board))
         keras.backend.clear_session()
     return board
 
@@ -164,7 +176,7 @@ def number_cell(value, fmt="{:.3g}"):
 def markdown(board: dict) -> str:
     """The leaderboard as a Markdown section: table, reference row, and how it was made."""
     rows = [
-        "| model | params | trained | FID (eval.) ↓ | KID ×10³ ↓ | class. score ↑ | precision ↑ | recall ↑ "
+        "| model | params | trained (time, epochs, images/s) | FID (eval.) ↓ | KID ×10³ ↓ | class. score ↑ | precision ↑ | recall ↑ "
         "| cond. acc. ↑ | NLL nats ↓ (bits/dim) | likelihood data |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -185,7 +197,8 @@ def markdown(board: dict) -> str:
         else:
             nll_text = "–"
         rows.append(
-            f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep "
+            f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep, "
+            f"{e['images_per_second']:.0f} img/s "
             f"| {number_cell(s['fid'])} "
             f"| {number_cell(s['kid'] * 1e3, '{:.2f}')} ± {number_cell(s['kid_std'] * 1e3, '{:.2f}')} "
             f"| {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
@@ -209,7 +222,7 @@ def markdown(board: dict) -> str:
     notes = [
         "",
         f"Each model: `{board['preset']}` preset, trained for {board['budget_minutes_per_model']:g} min of wall-clock "
-        f"time on `{board['dataset']}`, then scored on {board['n_samples']} samples against the test split. "
+        f"time on `{board['dataset']}`{_options_text(board.get('data_options'))}, then scored on {board['n_samples']} samples against the test split. "
         f"FID, KID, precision/recall (Kynkäänniemi et al. 2019, k=3) and the classifier score are computed on the "
         f"features of a small CNN evaluator trained on the same dataset (test accuracy "
         f"{100 * ev['test_accuracy']:.2f}%) — **not Inception FID**, so not comparable with published FIDs. "
@@ -225,10 +238,19 @@ def markdown(board: dict) -> str:
     return "\n".join(rows + notes) + "\n"
 
 
+def _options_text(options) -> str:
+    if not options:
+        return ""
+    return " read with " + ", ".join(f"{k}={v}" for k, v in options.items())
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=3.0, help="training budget per model (wall clock)")
     p.add_argument("--dataset", default="mnist_bundled")
+    p.add_argument("--image-size", type=int, help="read the dataset at this size (e.g. 32 for a folder of images)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="read the dataset with this many channels")
+    p.add_argument("--name", default="leaderboard", help="results file names: NAME.json, NAME.md")
     p.add_argument("--models", help="comma-separated model names (default: every registered model)")
     p.add_argument("--preset", default="default")
     p.add_argument("--n", type=int, default=2000, help="samples per model")
@@ -251,8 +273,8 @@ def render_only(args) -> None:
     from tfgen.io import write_text
 
     out = Path(args.out)
-    write_text(out / "leaderboard.md", markdown(json.loads((out / "leaderboard.json").read_text())))
-    print(f"wrote {out / 'leaderboard.md'}")
+    write_text(out / f"{args.name}.md", markdown(json.loads((out / f"{args.name}.json").read_text())))
+    print(f"wrote {out / (args.name + '.md')}")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ class QualityClock(keras.callbacks.Callback):
 def tfgen_contender(family: str, seed: int):
     """tfgen's default preset as `tfgen train` builds it: (model, batch size, sampler, description)."""
     import tfgen
-    from tfgen.eval.evaluate import balanced_labels, generate
+    from tfgen.eval.scoring import balanced_labels, generate
     from tfgen.layers.conditioning import takes_labels
 
     keras.utils.set_random_seed(seed)

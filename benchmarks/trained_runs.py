@@ -7,7 +7,7 @@ The leaderboard gives every model the same few minutes; some families need hours
 a CPU before their samples are digits (the autoregressive models: issue 6). This
 scores such long runs with the same evaluator and measures: for each run, what it
 is (model, preset, dataset, epochs done, training time summed from history.csv),
-then `tfgen.eval.evaluate` — the exact NLL for autoregressive models, on the data
+then `tfgen.eval.scoring` — the exact NLL for autoregressive models, on the data
 variant they train on — and a grid of 100 samples. Writes, under --out (default
 benchmarks/results/):
 
@@ -92,7 +92,7 @@ def set_options(model: str, preset: str, model_config: dict) -> list[tuple[str, 
 
 def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
     """`facts` (from `run_facts`) plus the run's scores, likelihood and sample grid."""
-    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table
     from tfgen.plotting import sample_for_grid, save_grid
     from tfgen.runs import load_run
 

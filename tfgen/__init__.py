@@ -29,7 +29,16 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+# Subpackages reachable as attributes (`tfgen.data.load(...)`) without importing them by hand.
+_SUBMODULES = {"bench", "callbacks", "checks", "data", "distribute", "eval", "export", "io", "layers", "losses",
+               "models", "plotting", "precision", "registry", "runs", "schedules", "training"}
+
+
 def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"tfgen.{name}")  # importing sets the attribute for later look-ups
     if name in _LAZY:
         import importlib
 
@@ -40,7 +49,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 
 _keras_hook.register_models_with_keras()

@@ -266,7 +266,7 @@ class SampleScore(keras.callbacks.Callback):
             self._nan = float(np.nan)
 
     def score(self) -> dict:
-        from tfgen.eval.evaluate import balanced_labels, generate
+        from tfgen.eval.scoring import balanced_labels, generate
         from tfgen.eval.metrics import frechet_distance, kernel_inception_distance
         from tfgen.layers.conditioning import takes_labels
 

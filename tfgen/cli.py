@@ -327,7 +327,7 @@ def with_sample_options(model, **options):
 def cmd_eval(args) -> None:
     from pathlib import Path
 
-    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table
     from tfgen.io import write_json
     from tfgen.runs import EVAL_FILE, data_options, load_run, read_run_config
 

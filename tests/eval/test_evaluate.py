@@ -11,7 +11,7 @@ import pytest
 from eval_checks import NoiseModel
 
 import tfgen
-from tfgen.eval.evaluate import evaluate, format_table
+from tfgen.eval.scoring import evaluate, format_table
 
 QUALITY_KEYS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall")
 
@@ -232,3 +232,12 @@ def test_table_columns_never_run_together():
         return [m.end() for m in re.finditer(r"\S+(?: \S+)*", line)]
 
     assert cell_ends(model_row)[1:] == cell_ends(real_row)[1:] == cell_ends(header)  # right-aligned columns
+
+
+def test_evaluate_is_the_function_even_after_the_scoring_module_is_imported():
+    """The function once shared its name with its module, which then shadowed it (`from tfgen.eval import
+    evaluate` gave a module as soon as anything had imported `tfgen.eval.evaluate`)."""
+    import tfgen.eval.scoring  # noqa: F401
+    from tfgen.eval import evaluate as function
+
+    assert callable(function) and function.__name__ == "evaluate"

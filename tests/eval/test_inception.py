@@ -91,7 +91,7 @@ def test_images_are_resized_to_299_like_clean_fid():
 def test_evaluate_with_inception_features(keras_home, stand_in):
     from eval_checks import NoiseModel
 
-    from tfgen.eval.evaluate import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table
 
     keras_home.mkdir(parents=True)
     (keras_home / inception.WEIGHTS_FILE).write_bytes(b"stand-in")
