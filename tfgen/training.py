@@ -46,26 +46,11 @@ from tfgen.registry import get_model_class
 from tfgen.runs import RunDirectoryError, run_lock
 
 
-def train(
-    model: str,
-    preset: str = "default",
-    dataset: str = tfdata.BUNDLED_NAME,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    seed: int = 0,
-    out=None,
-    overrides: dict | None = None,
-    strategy: str = "auto",
-    jit_compile: bool | str = False,
-    precision: str = "float32",
-    data_dir=None,
-    manual_dir=None,
-    limit: int | None = None,
-    sample_every: int = 1,
-    verbose="auto",
-    deterministic: bool = False,
-    **data_options,
-):
+def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAME, epochs: int | None = None,
+          batch_size: int | None = None, seed: int = 0, out=None, overrides: dict | None = None,
+          strategy: str = "auto", jit_compile: bool | str = False, precision: str = "float32", data_dir=None,
+          manual_dir=None, limit: int | None = None, sample_every: int = 1, verbose="auto",
+          deterministic: bool = False, **data_options):
     """Train a registered model on a dataset and write a run directory; return its path.
 
     `epochs` and `batch_size` default to the family's `FIT_DEFAULTS`. `deterministic`:
@@ -82,10 +67,6 @@ def train(
     and `tfgen sample` read the data the same way. A labelled folder's class names are
     kept too (grid row titles).
     """
-    unknown = sorted(set(data_options) - set(tfdata.DATA_OPTIONS))
-    if unknown:
-        raise TypeError(f"train() got unexpected keyword argument(s) {', '.join(unknown)}; "
-                        f"data options are {', '.join(tfdata.DATA_OPTIONS)}")
     model_cls = get_model_class(model)
     fit_defaults = model_cls.FIT_DEFAULTS
     config = {
@@ -103,12 +84,8 @@ def train(
         "manual_dir": None if manual_dir is None else str(manual_dir),
         "limit": limit,
         "deterministic": deterministic,
-        "data_options": {k: v for k, v in data_options.items() if v is not None},
+        "data_options": _checked_data_options(data_options, model_cls, preset, overrides),
     }
-    if "image_size" in config["data_options"]:  # a size the family cannot use fails before any data is read
-        size = tfdata.parse_image_size(config["data_options"]["image_size"])
-        config["data_options"]["image_size"] = list(size)
-        model_cls.check_image_size((*size, 1), **{**model_cls.preset_hyperparameters(preset), **(overrides or {})})
     out, requested_out = _output_directories(out, model, strategy)
     runs.refuse_existing_run(out)
 
@@ -117,8 +94,6 @@ def train(
     if data["info"].class_names:
         config["class_names"] = list(data["info"].class_names)
     net = _build_model(model_cls, config, data["info"], overrides)
-    if net.conditional:  # the model needs labels (an unlabelled folder has none)
-        tfdata.require_labels(data["info"], f"{model} ({config['preset']} preset)")
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
         runs.refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
@@ -126,6 +101,21 @@ def train(
         write_json(out / runs.CONFIG_FILE, config)
         _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
     return requested_out
+
+
+def _checked_data_options(data_options: dict, model_cls, preset: str, overrides: dict | None) -> dict:
+    """`train`'s data options as config.json keeps them; an image size the family cannot use fails
+    here, before any data is read."""
+    unknown = sorted(set(data_options) - set(tfdata.DATA_OPTIONS))
+    if unknown:
+        raise TypeError(f"train() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                        f"data options are {', '.join(tfdata.DATA_OPTIONS)}")
+    options = {k: v for k, v in data_options.items() if v is not None}
+    if "image_size" in options:
+        size = tfdata.parse_image_size(options["image_size"])
+        options["image_size"] = list(size)
+        model_cls.check_image_size((*size, 1), **{**model_cls.preset_hyperparameters(preset), **(overrides or {})})
+    return options
 
 
 def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
@@ -147,6 +137,8 @@ def _build_model(model_cls, config: dict, info, overrides: dict | None):
     with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
         net = model_cls.from_preset(config["preset"], **overrides)
         net.default_compile(jit_compile=config["jit_compile"])
+    if net.conditional:  # the model needs labels (an unlabelled folder has none)
+        tfdata.require_labels(info, f"{config['model']} ({config['preset']} preset)")
     return net
 
 

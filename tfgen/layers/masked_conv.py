@@ -116,8 +116,16 @@ class ChannelMaskedConv2D(layers.Conv2D):
                 "output_parts": self.output_parts}
 
 
+class _WrappedConv(layers.Layer):
+    """A layer around one convolution `self.conv` (made in `__init__`), built with the input's channels."""
+
+    def build(self, input_shape):
+        self.conv.build((None, None, None, input_shape[-1]))
+        self.built = True
+
+
 @keras.saving.register_keras_serializable(package="tfgen")
-class VerticalConv(layers.Layer):
+class VerticalConv(_WrappedConv):
     """Output (r, c) sees input rows r − k//2 … r − 1 (`include_current_row=False`)
     or … r (True), columns c − k//2 … c + k//2."""
 
@@ -130,10 +138,6 @@ class VerticalConv(layers.Layer):
         rows = half + 1 if self.include_current_row else half
         self.conv = layers.Conv2D(self.filters, (rows, self.kernel_size), padding="valid", name="conv",
                                   dtype=self.dtype_policy)
-
-    def build(self, input_shape):
-        self.conv.build((None, None, None, input_shape[-1]))
-        self.built = True
 
     def call(self, x):
         half = self.kernel_size // 2
@@ -149,7 +153,7 @@ class VerticalConv(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfgen")
-class HorizontalConv(layers.Layer):
+class HorizontalConv(_WrappedConv):
     """Output (r, c) sees input row r, columns c − k//2 … c − 1 (`include_current=False`) or … c (True).
 
     With `channels` > 1 the current column c is channel-masked (`mask_type` A or B,
@@ -170,10 +174,6 @@ class HorizontalConv(layers.Layer):
         else:
             self.conv = layers.Conv2D(self.filters, (1, cols), padding="valid", name="conv",
                                       dtype=self.dtype_policy)
-
-    def build(self, input_shape):
-        self.conv.build((None, None, None, input_shape[-1]))
-        self.built = True
 
     def call(self, x):
         half = self.kernel_size // 2

@@ -103,6 +103,21 @@ def check_channel_mults(channel_mults) -> tuple[int, ...]:
     return tuple(int(m) for m in mults)
 
 
+def _conditioning_inputs(base_channels: int, emb_dim: int, num_labels: int):
+    """([t, label if num_labels] Keras inputs, their embedding (B, emb_dim)): the time step's
+    sinusoidal embedding through a two-layer MLP, plus a learned label embedding."""
+    t_in = keras.Input((), dtype="int32", name="t")
+    inputs = [t_in]
+    emb = SinusoidalEmbedding(base_channels, name="t_sinusoid")(t_in)
+    emb = layers.Dense(emb_dim, activation="silu", name="t_mlp1")(emb)
+    emb = layers.Dense(emb_dim, name="t_mlp2")(emb)
+    if num_labels:
+        y_in = keras.Input((), dtype="int32", name="label")
+        inputs.append(y_in)
+        emb = layers.Add()([emb, layers.Embedding(num_labels, emb_dim, name="label_embedding")(y_in)])
+    return inputs, emb
+
+
 def build_unet(
     image_shape,
     num_labels=0,
@@ -130,15 +145,8 @@ def build_unet(
     emb_dim = 4 * base_channels
 
     x_in = keras.Input(image_shape, name="x_t")
-    t_in = keras.Input((), dtype="int32", name="t")
-    inputs = [x_in, t_in]
-    emb = SinusoidalEmbedding(base_channels, name="t_sinusoid")(t_in)
-    emb = layers.Dense(emb_dim, activation="silu", name="t_mlp1")(emb)
-    emb = layers.Dense(emb_dim, name="t_mlp2")(emb)
-    if num_labels:
-        y_in = keras.Input((), dtype="int32", name="label")
-        inputs.append(y_in)
-        emb = layers.Add()([emb, layers.Embedding(num_labels, emb_dim, name="label_embedding")(y_in)])
+    inputs, emb = _conditioning_inputs(base_channels, emb_dim, num_labels)
+    inputs.insert(0, x_in)
 
     h = layers.Conv2D(base_channels, 3, padding="same", name="stem")(x_in)
     skips = [h]
