@@ -43,6 +43,14 @@ def positive_int(value, name: str) -> int:
     return int(value)
 
 
+def positive_ints(values, name: str, what: str = "") -> tuple[int, ...]:
+    """A non-empty tuple or list of integers > 0 (widths per level, ...); `what` says what each one is."""
+    items = tuple(values) if isinstance(values, (tuple, list)) else ()
+    if not items or not all(_is_int(v) and v > 0 for v in items):
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers{what}, got {values!r}")
+    return tuple(int(v) for v in items)
+
+
 def int_at_least(value, name: str, minimum: int) -> int:
     """An integer >= `minimum` (a seed: 0; a number of splits: 2)."""
     if not _is_int(value) or value < minimum:

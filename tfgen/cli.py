@@ -303,9 +303,7 @@ def _per_class_note(model, labels, n: int, per_class) -> str:
 
 def with_sampling_steps(model, steps: int):
     """`model` with `steps=steps` passed to every `sample` call; an error if its `sample` has no steps."""
-    if steps <= 0:
-        raise ValueError(f"--steps must be a positive integer, got {steps}")
-    return with_sample_options(model, steps=steps)
+    return with_sample_options(model, steps=checks.positive_int(steps, "--steps"))
 
 
 def with_sample_options(model, **options):

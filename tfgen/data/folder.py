@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import collections
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from tfgen.checks import check_channels, check_image_size, fraction, positive_int
+from tfgen.checks import check_channels, check_image_size, fraction
 from tfgen.data.messages import warn
 from tfgen.data.pixels import background_rgb, from_rgba, to_rgba
 from tfgen.data.split import DEFAULT_HOLDOUT, holdout_indices

@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 
 import keras
-import numpy as np
 from keras import layers, ops
 
+from tfgen import checks
 from tfgen.layers.resolution import check_image_size, halvings, level_widths
 
 
@@ -96,11 +96,7 @@ def attention_block(x, groups=8, heads=1, name="attn"):
 
 def check_channel_mults(channel_mults) -> tuple[int, ...]:
     """`channel_mults` as a tuple of positive ints (one per resolution), or a clear ValueError."""
-    mults = tuple(channel_mults) if isinstance(channel_mults, (tuple, list)) else None
-    if not mults or any(isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m <= 0 for m in mults):
-        raise ValueError(f"channel_mults must be a non-empty sequence of positive integers "
-                         f"(one per U-Net resolution), got {channel_mults!r}")
-    return tuple(int(m) for m in mults)
+    return checks.positive_ints(channel_mults, "channel_mults", " (one per U-Net resolution)")
 
 
 def _conditioning_inputs(base_channels: int, emb_dim: int, num_labels: int):
