@@ -264,7 +264,7 @@ def read_folder(root, split: str, *, image_size=None, channels=None, background=
     where = f"{PREFIX}{root}"
     size, channels = check_image_size(image_size), check_channels(channels)
     background, holdout = background_rgb(background), fraction(holdout, "holdout", closed=False)
-    root = Path(root)
+    root = Path(root).expanduser()  # "folder:~/pictures": no shell expands a tilde after "folder:"
     paths, labels, class_names = scan(root)
     headers, bad = read_headers(root, paths)
     bad = {paths[i]: error for i, error in bad.items()}
