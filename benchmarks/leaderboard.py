@@ -80,6 +80,7 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed, data_optio
         "batch_size": batch_size,
         "images_per_second": round(steps * batch_size / max(budget.elapsed(), 1e-9), 1),
         "params": int(model.count_params()),
+        "class_names": list(info.class_names),
         # A shared machine's load says how much of the budget the model really had.
         "load_average_1min": {"start": load_before, "end": load_average()},
         "final_logs": {k: float(v[-1]) for k, v in history.history.items() if k != "elapsed_seconds"},
@@ -94,7 +95,7 @@ def run(args) -> dict:
     from tfgen.eval.scoring import evaluate, format_table
     from tfgen.eval.evaluator import get_evaluator
     from tfgen.io import write_json, write_text
-    from tfgen.plotting import sample_for_grid, save_grid
+    from tfgen.plotting import class_row_labels, sample_for_grid, save_grid
 
     out = Path(args.out)
     names = args.models.split(",") if args.models else list(tfgen.list_models())
@@ -145,7 +146,8 @@ def run(args) -> dict:
             entry["scores"] = result
             images, ncols = sample_for_grid(model, 100, seed=args.seed + 1)
             grid = out / "samples" / (f"{name}.png" if args.name == "leaderboard" else f"{args.name}_{name}.png")
-            save_grid(images, grid, ncols=ncols)
+            save_grid(images, grid, ncols=ncols,
+                      row_labels=class_row_labels(model, None, facts["class_names"] or None))
             entry["samples"] = str(grid.relative_to(out))
             if args.save_models:
                 from tfgen.io import save_model
