@@ -199,8 +199,8 @@ def markdown(board: dict) -> str:
         else:
             nll_text = "–"
         rows.append(
-            f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep, "
-            f"{e['images_per_second']:.0f} img/s "
+            f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep"
+            f"{_speed_text(e.get('images_per_second'))} "
             f"| {number_cell(s['fid'])} "
             f"| {number_cell(s['kid'] * 1e3, '{:.2f}')} ± {number_cell(s['kid_std'] * 1e3, '{:.2f}')} "
             f"| {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
@@ -238,6 +238,11 @@ def markdown(board: dict) -> str:
         f"Sample grids: `benchmarks/results/samples/`.",
     ]
     return "\n".join(rows + notes) + "\n"
+
+
+def _speed_text(images_per_second) -> str:
+    # Boards written before this column existed have no images/s.
+    return "" if images_per_second is None else f", {images_per_second:.0f} img/s"
 
 
 def _options_text(options) -> str:

@@ -42,7 +42,7 @@ def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
         "machine": {"nproc": 2, "cpu": "CPU"}, "versions": {"tfgen": "0.1.0", "tensorflow": "2.21"},
         "reference": {**scores, "fid": 0.5, "conditional_accuracy": 0.985},
         "models": {
-            "vae": {"params": 1e5, "train_seconds": 120, "epochs": 9.5, "scores": {
+            "vae": {"params": 1e5, "train_seconds": 120, "epochs": 9.5, "images_per_second": 812.4, "scores": {
                 **scores, "fid": 20.0, "iwae_nats": 90.0, "iwae_k": 50, "bits_per_dim": 0.165,
                 "data_variant": "binarised (threshold 0.5)"}},
             "cgan": {"params": 2e5, "train_seconds": 120, "epochs": 3.0,
@@ -54,6 +54,7 @@ def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
     lines = md.splitlines()
     assert lines[2].startswith("| cgan ") and lines[3].startswith("| vae ") and "failed" in lines[4]
     assert "90.0 (0.165) (IWAE k=50, bound)" in lines[3] and "binarised (threshold 0.5)" in lines[3]
+    assert "120 s, 9.5 ep, 812 img/s" in lines[3] and "120 s, 3.0 ep |" in lines[2]  # older boards: no speed
     assert "0.900" in lines[2] and lines[5].startswith("| *real data (train vs test)* | | | 0.5 ")
     assert "not Inception FID" in md and "python x" in md and "98.50%" in md
 
