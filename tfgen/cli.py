@@ -4,7 +4,8 @@
     tfgen list
     tfgen train MODEL [--preset P] [--dataset D] [--epochs N] [--batch-size B] [--seed S]
                       [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
-                      [--strategy auto|one|mirrored|multiworker] [--precision float32|mixed_float16|mixed_bfloat16]
+                      [--strategy auto|one|mirrored|multiworker]
+                      [--precision auto|float32|mixed_float16|mixed_bfloat16]
                       [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
     tfgen export RUN_DIR [--out DIR]
@@ -35,10 +36,9 @@ from pathlib import Path
 from tfgen import __version__, catalog
 from tfgen import checks
 from tfgen.checks import did_you_mean
+from tfgen.precision import PRECISIONS  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
-#: tfgen.precision.PRECISIONS, spelled out here: importing it would load Keras for `--help`.
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
 
 
@@ -164,9 +164,11 @@ def add_train_parser(commands) -> None:
                         "same command on every worker; only the chief writes)")
     p.add_argument("--jit-compile", choices=("on", "off", "auto"), default="off",
                    help="XLA compilation of the training step (auto: Keras' choice, i.e. XLA on one GPU only)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="dtype policy: mixed_float16 (GPUs, with loss scaling) or mixed_bfloat16 compute in "
-                        "16 bits, weights and losses in float32")
+                        "16 bits, weights and losses in float32; auto (default): mixed_bfloat16 for the models "
+                        "that train faster in it on a CPU or GPU that computes bfloat16 natively, else float32 "
+                        "(the choice and why are printed and kept in config.json)")
     p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")

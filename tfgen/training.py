@@ -27,6 +27,7 @@ import atexit
 import datetime
 import shutil
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,14 +42,14 @@ from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json
-from tfgen.precision import check_precision, dtype_policy, jit_compile_setting
+from tfgen.precision import dtype_policy, jit_compile_setting, resolve_precision
 from tfgen.registry import get_model_class
 from tfgen.runs import RunDirectoryError, run_lock
 
 
 def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAME, epochs: int | None = None,
           batch_size: int | None = None, seed: int = 0, out=None, overrides: dict | None = None,
-          strategy: str = "auto", jit_compile: bool | str = False, precision: str = "float32", data_dir=None,
+          strategy: str = "auto", jit_compile: bool | str = False, precision: str = "auto", data_dir=None,
           manual_dir=None, limit: int | None = None, sample_every: int = 1, verbose="auto",
           deterministic: bool = False, **data_options):
     """Train a registered model on a dataset and write a run directory; return its path.
@@ -56,8 +57,10 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     `epochs` and `batch_size` default to the family's `FIT_DEFAULTS`. `deterministic`:
     see `seed_everything`. Raises `NonFiniteLossError` when a loss becomes NaN or
     infinite and `TrainingInterrupted` on Ctrl-C (after a checkpoint to resume from).
-    `precision` (float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
-    "auto"; or on/off/auto): see `tfgen.precision`. `strategy`: see `tfgen.distribute`;
+    `precision` (auto, float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
+    "auto"; or on/off/auto): see `tfgen.precision`; "auto" is resolved here, once, and
+    config.json keeps the policy chosen (`precision`), what was asked for
+    (`precision_requested`) and why (`precision_reason`). `strategy`: see `tfgen.distribute`;
     under `multiworker` every worker calls `train` with the same arguments and only the
     chief writes `out`.
 
@@ -69,6 +72,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     """
     model_cls = get_model_class(model)
     fit_defaults = model_cls.FIT_DEFAULTS
+    policy, reason = resolve_precision(precision, model_cls)
     config = {
         "model": model,
         "preset": preset,
@@ -77,7 +81,9 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
         "sample_every": positive_int(sample_every, "sample_every"),
         "seed": int_at_least(seed, "seed", 0),
-        "precision": check_precision(precision),
+        "precision": policy,
+        "precision_requested": precision,
+        "precision_reason": reason,
         "jit_compile": jit_compile_setting(jit_compile),
         "strategy": strategy,
         "data_dir": None if data_dir is None else str(data_dir),
@@ -99,6 +105,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         runs.refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
         config = {**config, "config": net.get_config(), "versions": runs.versions()}
         write_json(out / runs.CONFIG_FILE, config)
+        _announce_precision(config, verbose)
         _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
     return requested_out
 
@@ -213,7 +220,19 @@ def _resume(run_dir: Path, epochs, verbose):
         if not (run_dir / runs.MODEL_FILE).exists():
             save_model(net, run_dir / runs.MODEL_FILE)
         return run_dir
+    _announce_precision(config, verbose, resumed=True)
     return _fit(net, run_dir, config, data, initial_epoch=done, verbose=verbose)
+
+
+def _announce_precision(config: dict, verbose, resumed: bool = False) -> None:
+    """One line on stderr (unless `verbose` is 0): the dtype policy training uses, and why."""
+    if verbose == 0:
+        return
+    # Runs written before --precision auto existed have no reason: their precision was asked for.
+    why = config.get("precision_reason", "asked for")
+    if resumed:  # never chosen again: a run keeps the policy it started with, on any machine
+        why = f"the run's own; {why}"
+    print(f"precision: {config.get('precision', 'float32')} ({why})", file=sys.stderr, flush=True)
 
 
 def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
