@@ -169,3 +169,13 @@ def test_auto_run_where_bfloat16_is_not_native_trains_in_float32(tmp_path, monke
     assert {layer.compute_dtype for layer in model._flatten_layers()} == {"float32"}
     exported = tf.saved_model.load(str(export_run(run)))
     assert "DT_BFLOAT16" not in str(exported.sample.concrete_functions[0].graph.as_graph_def())
+
+
+def test_a_run_from_before_auto_resumes_saying_its_precision_was_asked_for(capsys):
+    """config.json files written before `--precision auto` have neither precision_requested nor a reason."""
+    from tfgen.training import _announce_precision
+
+    _announce_precision({"precision": "mixed_float16"}, "auto", resumed=True)
+    assert capsys.readouterr().err == "precision: mixed_float16 (the run's own; asked for)\n"
+    _announce_precision({"precision": "float32"}, 0)  # verbose 0: silent, like Keras' progress
+    assert capsys.readouterr().err == ""

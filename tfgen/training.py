@@ -58,9 +58,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     see `seed_everything`. Raises `NonFiniteLossError` when a loss becomes NaN or
     infinite and `TrainingInterrupted` on Ctrl-C (after a checkpoint to resume from).
     `precision` (auto, float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
-    "auto"; or on/off/auto): see `tfgen.precision`; "auto" is resolved here, once, and
-    config.json keeps the policy chosen (`precision`), what was asked for
-    (`precision_requested`) and why (`precision_reason`). `strategy`: see `tfgen.distribute`;
+    "auto"; or on/off/auto): see `tfgen.precision`; config.json keeps the policy chosen, what was
+    asked for and why (`precision`, `precision_requested`, `precision_reason`). `strategy`: see `tfgen.distribute`;
     under `multiworker` every worker calls `train` with the same arguments and only the
     chief writes `out`.
 
