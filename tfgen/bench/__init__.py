@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import inspect
 import math
 import statistics
 import time
@@ -49,11 +48,11 @@ from tfgen import data as tfdata
 from tfgen.bench.flops import FLOPS_METHOD, count_step_flops, step_function
 from tfgen.bench.hardware import MATMUL_SIZE, compute_dtype, conv_peak, machine, matmul_peak, peaks
 from tfgen.bench.memory import MEMORY_METHOD, MemoryWatcher, max_rss_bytes
-from tfgen.bench.timing import alternating_step_seconds, held_batches, time_calls, time_fit
 from tfgen.bench.precisions import (BENCH_PRECISIONS, build_compiled, check_precisions, fill_fractions,
                                      measure_precisions, peak_dtypes)
 from tfgen.bench.profile import profile_step, summarize_profile
 from tfgen.bench.report import _fmt, flop_goal, render_markdown, write_results
+from tfgen.bench.timing import alternating_step_seconds, held_batches, time_calls, time_fit, time_sampling
 from tfgen.checks import positive_int
 from tfgen.registry import get_model_class, list_models
 
@@ -110,15 +109,6 @@ def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: in
     }
 
 
-def sample_settings(model) -> dict:
-    """The defaults `model.sample(n)` runs with that decide its cost (e.g. diffusion steps)."""
-    params = inspect.signature(model.sample).parameters
-    settings = {name: params[name].default for name in ("steps", "sampler") if name in params}
-    if hasattr(model, "num_dims") and "temperature" in params:
-        settings["steps"] = int(model.num_dims)  # one network step per pixel
-    return settings
-
-
 def _batch_from(dataset):
     images, labels = next(iter(dataset))
     return images, labels
@@ -152,10 +142,7 @@ def measure(name: str, preset: str = "default", *, batch_size: int | None = None
         batch = _batch_from(pipeline)
         entry["input"] = input_wait(model, batch, batch_size, steps, dataset, seed)
 
-        settings = sample_settings(model)
-        first, seconds = time_calls(lambda: model.sample(sample_n, seed=seed), sample_repeats)
-        entry["sample"] = {"n": sample_n, **settings, "first_call_seconds": first, "seconds": seconds,
-                           "images_per_second": sample_n / seconds, "repeats": sample_repeats}
+        entry["sample"] = time_sampling(model, sample_n, seed, sample_repeats)
 
         fn, concrete = step_function(model.train_step, batch_size, info.image_shape)
         flops = count_step_flops(concrete)

@@ -17,7 +17,7 @@ import keras
 from tfgen.bench.flops import step_function
 from tfgen.bench.hardware import compute_dtype
 from tfgen.bench.profile import profile_step
-from tfgen.bench.timing import alternating_step_seconds, time_calls, time_fit
+from tfgen.bench.timing import alternating_step_seconds, time_fit, time_sampling
 from tfgen.checks import one_of
 from tfgen.precision import PRECISIONS, dtype_policy
 from tfgen.registry import get_model_class
@@ -72,7 +72,7 @@ def measure_precisions(entry: dict, precisions: list[str], batches, info, *, ste
             "steady_step_seconds": seconds[precision], "rounds": ROUNDS, "steps_per_round": per_round,
             "gflops": entry["_flops"]["total"] / step / 1e9}}
         rows[precision]["sample"] = (entry["sample"] if model is entry["_model"] else
-                                     _sample(model, entry["sample"]["n"], seed, sample_repeats))
+                                     time_sampling(model, entry["sample"]["n"], seed, sample_repeats))
         if profile:
             rows[precision]["profile"] = (dict(entry["profile"]) if model is entry["_model"] else
                                           _profile(model, entry, info))  # a copy: its summary is against its dtype
@@ -80,12 +80,6 @@ def measure_precisions(entry: dict, precisions: list[str], batches, info, *, ste
         for row in rows.values():
             row["train"]["speedup_vs_float32"] = rows["float32"]["train"]["step_seconds"] / row["train"]["step_seconds"]
     return rows
-
-
-def _sample(model, n: int, seed: int, repeats: int) -> dict:
-    first, seconds = time_calls(lambda: model.sample(n, seed=seed), repeats)
-    return {"n": n, "first_call_seconds": first, "seconds": seconds, "images_per_second": n / seconds,
-            "repeats": repeats}
 
 
 def _profile(model, entry: dict, info) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 import time
@@ -84,3 +85,19 @@ def alternating_step_seconds(models: dict, batches, steps: int, rounds: int = 3)
         for key, model in models.items():
             seconds[key] += time_fit(model, chunk, per_round, 1)["steady_step_seconds"]
     return seconds, per_round
+
+
+def sample_settings(model) -> dict:
+    """The defaults `model.sample(n)` runs with that decide its cost (e.g. diffusion steps)."""
+    params = inspect.signature(model.sample).parameters
+    settings = {name: params[name].default for name in ("steps", "sampler") if name in params}
+    if hasattr(model, "num_dims") and "temperature" in params:
+        settings["steps"] = int(model.num_dims)  # one network step per pixel
+    return settings
+
+
+def time_sampling(model, n: int, seed: int, repeats: int) -> dict:
+    """Images/second of `model.sample(n)`: the median of `repeats` calls after a first (tracing) one."""
+    first, seconds = time_calls(lambda: model.sample(n, seed=seed), repeats)
+    return {"n": n, **sample_settings(model), "first_call_seconds": first, "seconds": seconds,
+            "images_per_second": n / seconds, "repeats": repeats}
