@@ -20,6 +20,7 @@ FLOP ratio and the op types whose time differs most between the two profiles.
     python benchmarks/throughput.py                      # every model and preset (~40 min, quiet 2-core machine)
     python benchmarks/throughput.py --quick              # default presets, 5 steps (a few minutes)
     python benchmarks/throughput.py --models gan,vae --presets default --steps 30
+    python benchmarks/throughput.py --quick --precision float32,mixed_bfloat16   # each model under both
 
 Writes benchmarks/results/throughput.json and throughput.md.
 """
@@ -35,8 +36,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf  # noqa: E402
 
 from tfgen import bench  # noqa: E402
 
@@ -55,17 +54,10 @@ def measure_train_baseline(name, preset, entry, steps, warmup, rounds=3, log=pri
     model, batch_size = entry["_model"], entry["batch_size"]
     baseline = baselines.build(name, preset)
     pipeline, info = bench.training_pipeline(batch_size, 10 * (warmup + steps), entry["dataset"])
-    data = iter(pipeline.repeat())
-    batches = lambda count: tf.data.Dataset.from_tensor_slices(  # noqa: E731
-        tuple(tf.stack(t) for t in zip(*(next(data) for _ in range(count)))))
+    batches = bench.held_batches(pipeline)
     first = bench.time_fit(baseline, batches(warmup + 1), 1, warmup)
-    per_round = max(2, math.ceil(steps / rounds))
-    mine, theirs = [], []
-    for _ in range(rounds):
-        # Fresh batches of the same pipeline for each fit; both read the same ones.
-        chunk = batches(per_round + 1)
-        mine += bench.time_fit(model, chunk, per_round, 1)["steady_step_seconds"]
-        theirs += bench.time_fit(baseline, chunk, per_round, 1)["steady_step_seconds"]
+    seconds, per_round = bench.alternating_step_seconds({"tfgen": model, "baseline": baseline}, batches, steps, rounds)
+    mine, theirs = seconds["tfgen"], seconds["baseline"]
     tfgen_seconds, base_seconds = statistics.median(mine), statistics.median(theirs)
     base_fn, concrete = bench.step_function(baseline.train_step, batch_size, info.image_shape)
     base_flops = bench.count_step_flops(concrete)
@@ -176,15 +168,25 @@ def main(argv=None):
     parser.add_argument("--baseline-presets", default="default",
                         help="presets whose baselines are measured (comma-separated, or 'all')")
     parser.add_argument("--quick", action="store_true", help="few steps, default presets: a look at the table")
+    parser.add_argument("--precision", help="comma-separated dtype policies, each model measured under each side by "
+                                            "side, e.g. float32,mixed_bfloat16 (default float32; baselines: float32)")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
 
-    models, presets, settings = bench.options_from_args(args)
+    try:
+        models, presets, settings = bench.options_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     baseline_presets = None if args.baseline_presets == "all" else set(bench.split_names(args.baseline_presets) or ())
     rows = []
 
+    # The baselines are float32 models: they are compared with tfgen's model of the first precision, float32's.
+    with_baselines = args.baselines and settings["precisions"][0] == "float32"
+    if args.baselines and not with_baselines:
+        print("no baselines: they are measured against float32, which --precision must then list first")
+
     def each(name, preset, entry):
-        if not args.baselines or (baseline_presets is not None and preset not in baseline_presets):
+        if not with_baselines or (baseline_presets is not None and preset not in baseline_presets):
             return
         if name in baselines.TRAIN_BASELINES:
             rows.append(measure_train_baseline(name, preset, entry, settings["steps"], settings["warmup"]))

@@ -20,6 +20,16 @@ def results(tmp_path_factory):
     return json.loads(json_path.read_text()), md_path.read_text()
 
 
+@pytest.fixture(scope="module")
+def precision_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench_precisions")
+    results = bench.run(["vae"], ["tiny"], precisions=["float32", "mixed_bfloat16"], steps=2, warmup=1, sample_n=4,
+                        sample_repeats=1, matmul_repeats=1, matmul_size=256, profile_presets=("tiny",),
+                        command="pytest", log=lambda *_: None)
+    json_path, md_path = bench.write_results(results, out)
+    return json.loads(json_path.read_text()), md_path.read_text()
+
+
 def _positive(value):
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
@@ -59,6 +69,73 @@ def test_profile_and_markdown(results):
     rows = [line for line in md.splitlines() if line.startswith("| `")]
     assert len(rows) == 2 and rows[0].startswith("| `vae` | tiny | 64 |")
     assert "`pytest`" in md and "GFLOP/s" in md
+    assert set(profile["categories"]) == {"conv", "matmul", "cast", "norm", "optimiser", "other"}
+    assert sum(profile["categories"].values()) == pytest.approx(1.0)
+
+
+def test_one_precision_keeps_the_old_output(results):
+    """The default, float32 alone: no per-precision rows or table (older readers of throughput.json work)."""
+    data, md = results
+    assert data["settings"]["precisions"] == ["float32"] and list(data["peaks"]) == ["float32"]
+    assert all("by_precision" not in e for presets in data["models"].values() for e in presets.values())
+    assert "| precision |" not in md and "Peaks in this run" not in md
+
+
+def test_every_precision_gets_its_row_and_its_dtypes_peaks(precision_results):
+    data, md = precision_results
+    assert data["settings"]["precisions"] == ["float32", "mixed_bfloat16"]
+    for dtype in ("float32", "bfloat16"):
+        peak = data["peaks"][dtype]
+        for kind in ("matmul", "conv"):
+            assert peak[kind]["before"]["dtype"] == dtype and _positive(peak[kind]["after"]["gflops"]), (dtype, kind)
+        assert _positive(peak["reference_gflops"]) and _positive(peak["conv_reference_gflops"])
+    assert data["matmul"]["reference_gflops"] == data["peaks"]["float32"]["reference_gflops"]
+    entry = data["models"]["vae"]["tiny"]
+    rows = entry["by_precision"]
+    assert list(rows) == ["float32", "mixed_bfloat16"]
+    assert rows["float32"]["train"]["speedup_vs_float32"] == 1.0
+    for precision, row in rows.items():
+        train = row["train"]
+        for key in ("images_per_second", "step_seconds", "gflops", "fraction_of_dtype_peak",
+                    "fraction_of_float32_peak", "speedup_vs_float32"):
+            assert _positive(train[key]), (precision, key)
+        assert len(train["steady_step_seconds"]) == train["rounds"] * train["steps_per_round"]
+        assert _positive(row["sample"]["images_per_second"]) and row["sample"]["n"] == 4
+        categories = row["profile"]["categories"]
+        assert sum(categories.values()) == pytest.approx(1.0) and row["profile"]["summary"], precision
+    assert rows["mixed_bfloat16"]["profile"]["categories"]["cast"] > 0  # a mixed policy casts
+    assert _positive(entry["train"]["images_per_second"]) and "input" in entry  # the old fields, for float32
+    table = [line for line in md.splitlines() if line.startswith("| `vae` | tiny | ")]
+    assert [line.split(" | ")[2] for line in table[1:]] == ["float32", "mixed_bfloat16"]
+    assert "| `vae` | tiny | float32 | " in md and "| 1.00 |" in md and "cast " in md
+    assert "bfloat16 matmul" in md and "3×3 conv" in md
+
+
+def test_bench_precision_names_are_checked():
+    with pytest.raises(ValueError, match="float64"):
+        bench.check_precisions(["float32", "float64"])
+    assert bench.check_precisions(["mixed_bfloat16", "float32", "mixed_bfloat16"]) == ["mixed_bfloat16", "float32"]
+    assert "auto" not in bench.BENCH_PRECISIONS and "mixed_float16" in bench.BENCH_PRECISIONS
+
+
+@pytest.mark.parametrize("kind, name, category", [
+    ("_MklNativeConv2DBackpropFilterWithBias", "gradient_tape/encoder_1/enc_conv1_1/convolution/Conv2DBackpropFilter",
+     "conv"),
+    ("_MklBatchMatMulV2", "gradient_tape/transformer_1/block0_1/attention_1/MatMul_1/MatMul_1", "matmul"),
+    ("Cast", "gradient_tape/network_1/up1_0_norm1_1/Cast_1/Cast", "cast"),
+    ("Mean", "network_1/up0_0_norm1_1/moments/mean", "norm"),
+    ("RsqrtGrad", "gradient_tape/transformer_1/final_norm_1/RsqrtGrad", "norm"),
+    ("_MklNativeFusedBatchNormV3", "model/bn/FusedBatchNormV3", "norm"),
+    ("AssignSubVariableOp", "adam_3/AssignSubVariableOp_6", "optimiser"),
+    ("UnsortedSegmentSum", "adam_4/Sum/input", "optimiser"),
+    ("Sqrt", "sgd/Sqrt", "optimiser"),
+    ("Mul", "gradient_tape/logistic_loss/mul/Mul", "other"),
+    ("_MklSwish", "network_1/t_mlp1_1/mul_1", "other")])
+def test_profiled_ops_are_filed_by_category(kind, name, category):
+    """Real kernel types and op names from profiles of the models' steps (oneDNN on x86)."""
+    from tfgen.bench.profile import op_category
+
+    assert op_category(kind, name) == category
 
 
 def test_flop_count_of_a_matmul_and_its_gradient():
@@ -112,13 +189,16 @@ def test_cli_bench_passes_its_options_to_the_core_and_writes_what_it_returns(res
         return {**results[0], "command": kwargs["command"]}
 
     monkeypatch.setattr(bench, "run", fake_run)
-    args = ["--quick", "--models", "vae", "--presets", "tiny", "--steps", "3", "--warmup", "1", "--sample-n", "4"]
+    args = ["--quick", "--models", "vae", "--presets", "tiny", "--steps", "3", "--warmup", "1", "--sample-n", "4",
+            "--precision", "float32,mixed_bfloat16"]
     assert main(["bench", *args, "--out", str(tmp_path)]) == 0
     [(models, presets, kwargs)] = calls
     assert (models, presets) == (["vae"], ["tiny"])
     assert (kwargs["steps"], kwargs["warmup"], kwargs["sample_n"]) == (3, 1, 4)
+    assert kwargs["precisions"] == ["float32", "mixed_bfloat16"]
     data = json.loads((tmp_path / "throughput.json").read_text())
-    assert data["command"].startswith("tfgen bench --models vae --presets tiny --steps 3 --warmup 1 --sample-n 4")
+    assert data["command"].startswith("tfgen bench --models vae --presets tiny --steps 3 --warmup 1 --sample-n 4 "
+                                      "--precision float32,mixed_bfloat16")
     assert data["command"].endswith("--quick")
     assert data["models"] == results[0]["models"]
     assert (tmp_path / "throughput.md").read_text().count("| `vae` | tiny |") == 1
@@ -128,6 +208,13 @@ def test_cli_bench_passes_its_options_to_the_core_and_writes_what_it_returns(res
 def test_cli_bench_unknown_preset_is_a_one_line_error(tmp_path, capsys):
     assert main(["bench", "--models", "vae", "--presets", "nope", "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_cli_bench_unknown_precision_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("measured despite a bad --precision"))
+    assert main(["bench", "--precision", "float32,float64", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "unknown precision 'float64'" in err and "mixed_bfloat16" in err
 
 
 def test_options_shared_by_tfgen_bench_and_the_script():
@@ -142,6 +229,8 @@ def test_options_shared_by_tfgen_bench_and_the_script():
     models, presets, settings = options(models="vae,gan,", quick=True, steps=7)
     assert models == ["vae", "gan"] and presets == ["default"] and settings["steps"] == 7 and settings["warmup"] == 2
     assert options(quick=True, presets="tiny")[1] == ["tiny"]
+    assert settings["precisions"] == ["float32"]
+    assert options(precision="float32,mixed_float16")[2]["precisions"] == ["float32", "mixed_float16"]
 
 
 def test_load_average_is_rounded_and_none_where_the_os_has_none(monkeypatch):
@@ -196,6 +285,8 @@ def test_profile_files_onednn_kernel_time_as_convolution_time(monkeypatch):
     assert shares == pytest.approx({"Conv2D": 0.30, "Conv2DBackpropFilter": 0.24, "MatMul": 0.06, "AddV2": 0.40})
     assert result["share_of_op_time_outside_conv_and_matmul"] == pytest.approx(0.40)
     assert "ops other than convolutions and matmuls (elementwise, normalisation, optimiser) 40%" in result["summary"]
+    assert result["categories"] == pytest.approx({"conv": 0.54, "matmul": 0.06, "cast": 0.0, "norm": 0.0,
+                                                  "optimiser": 0.0, "other": 0.40})
 
 
 def test_counting_flops_prints_no_tensorflow_v1_deprecation_line(capsys, caplog):

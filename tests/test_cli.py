@@ -174,7 +174,8 @@ def _run_seconds(args):
 
 @pytest.mark.parametrize("args, status", [(["--help"], 0), (["list"], 0), (["--version"], 0),
                                           (["train", "vea"], 2), (["train", "vae", "--bogus"], 2),
-                                          (["train", "vae", "--set", "latent_dim=x"], 2)])
+                                          (["train", "vae", "--set", "latent_dim=x"], 2),
+                                          (["bench", "--precision", "float64"], 2)])
 def test_help_list_version_and_argument_errors_do_not_import_tensorflow(args, status):
     """What `tfgen --help` & co. import, checked where it cannot depend on timing: TensorFlow is never loaded."""
     code = ("import sys; from tfgen.cli import main; status = main(sys.argv[1:]); "

@@ -13,6 +13,7 @@
                          [--out FILE.png|.jpg]
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
+                [--precision float32,mixed_bfloat16,mixed_float16]
 
 Also `python -m tfgen`. Errors a user can cause print one line and exit with
 status 2 (set TFGEN_DEBUG=1 for the traceback); Ctrl-C or SIGTERM during training
@@ -36,7 +37,7 @@ from pathlib import Path
 from tfgen import __version__, catalog
 from tfgen import checks
 from tfgen.checks import did_you_mean
-from tfgen.precision import PRECISIONS  # loads neither Keras nor TensorFlow
+from tfgen.precision import POLICIES, PRECISIONS  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
@@ -122,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="untimed steps before them (default 3; --quick 2)")
     p.add_argument("--sample-n", type=int, help="images per sample call (default: the batch size; --quick 16)")
     p.add_argument("--quick", action="store_true", help="few steps, default presets")
+    p.add_argument("--precision", help=f"comma-separated dtype policies, each model measured under each, side by "
+                                       f"side ({', '.join(POLICIES)}; default float32)")
     p.add_argument("--out", default="runs/bench", help="directory for throughput.json and throughput.md "
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
@@ -351,11 +354,14 @@ def cmd_eval(args) -> None:
 
 def cmd_bench(args) -> None:
     """The measurement of benchmarks/throughput.py without its keras.io baselines (see tfgen.bench)."""
+    if args.precision is not None:  # checked before TensorFlow loads: a typo is answered at once
+        for name in args.precision.split(","):
+            checks.one_of(name, POLICIES, "precision")
     from tfgen import bench
 
     models, presets, settings = bench.options_from_args(args)
     command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {getattr(args, name)}" for name in (
-        "models", "presets", "steps", "warmup", "sample_n", "out") if getattr(args, name) is not None)
+        "models", "presets", "steps", "warmup", "sample_n", "precision", "out") if getattr(args, name) is not None)
     results = bench.run(models, presets, command=command + (" --quick" if args.quick else ""),
                         **settings)
     json_path, md_path = bench.write_results(results, args.out)

@@ -10,6 +10,9 @@ For one registered model and preset, `measure` reports
 * FLOPs per training step, counted on the traced graph of `train_step` (see
   `count_step_flops`), and the achieved FLOP/s as a fraction of the machine's
   dense fp32 matmul FLOP/s (`matmul_peak`, measured in the same process);
+* with several precisions (`run(precisions=...)`), the same training and sampling
+  figures under each dtype policy, timed side by side, against each compute dtype's
+  own matmul peak and float32's;
 * peak memory (resident set size, sampled while the model is built, trained and
   sampled: see `MemoryWatcher`);
 * how much of the step time is spent waiting for input (see `input_wait`);
@@ -21,7 +24,9 @@ For one registered model and preset, `measure` reports
 This module times training and sampling and puts one measurement together; the rest
 is in submodules, whose public names are re-exported here:
 
-* `tfgen.bench.hardware` — `machine`, `matmul_peak` (the reference FLOP/s);
+* `tfgen.bench.hardware` — `machine`, `matmul_peak`, `conv_peak` (the reference FLOP/s, per dtype);
+* `tfgen.bench.timing` — `time_fit`, `time_calls`, several models timed in alternating rounds;
+* `tfgen.bench.precisions` — one model under several dtype policies (`--precision float32,mixed_bfloat16`);
 * `tfgen.bench.memory` — `MemoryWatcher` and RSS readings;
 * `tfgen.bench.flops` — `count_step_flops` on a traced step (`step_function`);
 * `tfgen.bench.profile` — `profile_step`, `summarize_profile`;
@@ -32,21 +37,22 @@ from __future__ import annotations
 
 import datetime
 import gc
-import inspect
 import math
 import statistics
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfgen import data as tfdata
 from tfgen.bench.flops import FLOPS_METHOD, count_step_flops, step_function
-from tfgen.bench.hardware import MATMUL_SIZE, machine, matmul_peak
+from tfgen.bench.hardware import MATMUL_SIZE, compute_dtype, conv_peak, machine, matmul_peak, peaks
 from tfgen.bench.memory import MEMORY_METHOD, MemoryWatcher, max_rss_bytes
+from tfgen.bench.precisions import (BENCH_PRECISIONS, build_compiled, check_precisions, fill_fractions,
+                                     measure_precisions, peak_dtypes)
 from tfgen.bench.profile import profile_step, summarize_profile
 from tfgen.bench.report import _fmt, flop_goal, render_markdown, write_results
+from tfgen.bench.timing import alternating_step_seconds, held_batches, time_calls, time_fit, time_sampling
 from tfgen.checks import positive_int
 from tfgen.registry import get_model_class, list_models
 
@@ -79,51 +85,6 @@ def pipeline_seconds_per_batch(dataset, batches: int) -> float:
 
 
 # ---------------------------------------------------------------------- timing
-class BatchTimer(keras.callbacks.Callback):
-    """Per-batch wall times of `fit` (begin → end of each training batch)."""
-
-    def __init__(self):
-        super().__init__()
-        self.begins, self.ends = [], []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.begins.append(time.perf_counter())
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.ends.append(time.perf_counter())
-
-
-def time_fit(model, dataset, steps: int, warmup: int) -> dict:
-    """Train `warmup + steps` batches with `model.fit`; the median of the last `steps` batch times.
-
-    `compile_seconds`: from the `fit` call to the end of the first batch (tracing,
-    graph optimisation, the first step), less one steady step.
-    """
-    timer = BatchTimer()
-    start = time.perf_counter()
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer], verbose=0, shuffle=False)
-    times = [end - begin for begin, end in zip(timer.begins, timer.ends)]
-    steady = times[warmup:] or times[-1:]
-    median = statistics.median(steady)
-    quartiles = np.percentile(steady, [25, 75])
-    return {"step_seconds": median, "step_seconds_iqr": float(quartiles[1] - quartiles[0]),
-            "first_step_seconds": times[0], "compile_seconds": max(timer.ends[0] - start - median, 0.0),
-            "timed_steps": len(steady), "warmup_steps": warmup, "steady_step_seconds": steady}
-
-
-def time_calls(fn, repeats: int) -> tuple[float, float]:
-    """(first call seconds, median of `repeats` later calls)."""
-    start = time.perf_counter()
-    np.asarray(fn())
-    first = time.perf_counter() - start
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.asarray(fn())
-        seconds.append(time.perf_counter() - start)
-    return first, statistics.median(seconds)
-
-
 def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: int, rounds: int = 2) -> dict:
     """The share of a training step spent waiting for the input pipeline (see `INPUT_WAIT_METHOD`).
 
@@ -148,15 +109,6 @@ def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: in
     }
 
 
-def sample_settings(model) -> dict:
-    """The defaults `model.sample(n)` runs with that decide its cost (e.g. diffusion steps)."""
-    params = inspect.signature(model.sample).parameters
-    settings = {name: params[name].default for name in ("steps", "sampler") if name in params}
-    if hasattr(model, "num_dims") and "temperature" in params:
-        settings["steps"] = int(model.num_dims)  # one network step per pixel
-    return settings
-
-
 def _batch_from(dataset):
     images, labels = next(iter(dataset))
     return images, labels
@@ -165,11 +117,13 @@ def _batch_from(dataset):
 # ---------------------------------------------------------------------- one model
 def measure(name: str, preset: str = "default", *, batch_size: int | None = None, steps: int = 20, warmup: int = 3,
             sample_n: int | None = None, sample_repeats: int = 3, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0,
-            profile: bool = False, peak_gflops: float | None = None, keep_model: bool = False) -> dict:
+            profile: bool = False, peak_gflops: float | None = None, keep_model: bool = False,
+            precision: str = "float32") -> dict:
     """Measure one model and preset (see the module docstring); returns a JSON-ready dict.
 
     batch_size: default the family's `FIT_DEFAULTS` (what `tfgen train` uses).
     sample_n: images per `sample` call (default: batch_size).
+    precision: the dtype policy the model is built under (`tfgen.precision`).
     keep_model: also return the model, a batch, the traced step and its FLOP count under "_model",
         "_batch", "_step_fn", "_flops" (not JSON).
     """
@@ -180,8 +134,7 @@ def measure(name: str, preset: str = "default", *, batch_size: int | None = None
     entry = {"model": name, "preset": preset, "batch_size": batch_size, "dataset": dataset}
     with MemoryWatcher() as memory:
         pipeline, info = training_pipeline(batch_size, warmup + steps, dataset, seed)
-        model = cls.from_preset(preset, image_shape=info.image_shape, num_classes=max(info.num_classes, 1), seed=seed)
-        model.default_compile(jit_compile=False)
+        model = build_compiled(name, preset, precision, info, seed)
         entry["parameters"] = int(model.count_params())
         fit = time_fit(model, pipeline, steps, warmup)
         entry["train"] = {**fit, "images_per_second": batch_size / fit["step_seconds"]}
@@ -189,10 +142,7 @@ def measure(name: str, preset: str = "default", *, batch_size: int | None = None
         batch = _batch_from(pipeline)
         entry["input"] = input_wait(model, batch, batch_size, steps, dataset, seed)
 
-        settings = sample_settings(model)
-        first, seconds = time_calls(lambda: model.sample(sample_n, seed=seed), sample_repeats)
-        entry["sample"] = {"n": sample_n, **settings, "first_call_seconds": first, "seconds": seconds,
-                           "images_per_second": sample_n / seconds, "repeats": sample_repeats}
+        entry["sample"] = time_sampling(model, sample_n, seed, sample_repeats)
 
         fn, concrete = step_function(model.train_step, batch_size, info.image_shape)
         flops = count_step_flops(concrete)
@@ -228,58 +178,105 @@ def plan(models=None, presets=None) -> list[tuple[str, str]]:
 
 
 def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n: int | None = None,
-        sample_repeats: int = 3, matmul_repeats: int = 10, profile_presets=("default",), command: str = "",
+        sample_repeats: int = 3, matmul_repeats: int = 10, matmul_size: int = MATMUL_SIZE,
+        precisions=("float32",), profile_presets=("default",), command: str = "",
         dataset: str = tfdata.BUNDLED_NAME, log=print, each=None) -> dict:
     """Measure every (model, preset) of `plan(models, presets)`; the results dict `render_markdown` takes.
 
+    precisions: dtype policies to measure each model under (`float32`, `mixed_bfloat16`,
+        `mixed_float16`). The entry's own figures are the first's; with more than one, or with
+        one other than float32, `entry["by_precision"]` holds every precision's, timed in
+        alternating rounds (`tfgen.bench.precisions`), and `results["peaks"]` each compute
+        dtype's matmul and convolution peaks.
     each(name, preset, entry): called after each measurement (before the model is released),
     e.g. to measure a baseline of the same architecture while it is at hand.
     """
     for arg, value in (("steps", steps), ("warmup", warmup), ("sample_repeats", sample_repeats),
-                       ("sample_n", sample_n or 1), ("matmul_repeats", matmul_repeats)):
+                       ("sample_n", sample_n or 1), ("matmul_repeats", matmul_repeats), ("matmul_size", matmul_size)):
         positive_int(value, arg)
+    precisions = check_precisions(precisions)
     pairs = plan(models, presets)
-    peak = matmul_peak(repeats=matmul_repeats)
-    log(f"matmul {MATMUL_SIZE}×{MATMUL_SIZE} fp32: {peak['gflops']:.1f} GFLOP/s")
+    dtypes = peak_dtypes(precisions)
+    before = {dtype: peaks(dtype, matmul_repeats, matmul_size) for dtype in dtypes}
+    for dtype, peak in before.items():
+        log(f"{dtype}: matmul {matmul_size}×{matmul_size} {peak['matmul']['gflops']:.1f} GFLOP/s, "
+            f"3×3 conv {peak['conv']['gflops']:.1f} GFLOP/s")
     results = {
         "command": command, "date": datetime.datetime.now().isoformat(timespec="minutes"), "machine": machine(),
         "dataset": dataset, "settings": {"steps": steps, "warmup": warmup, "sample_n": sample_n,
-                                         "sample_repeats": sample_repeats, "jit_compile": False},
-        "matmul": {"before": peak}, "methods": {"flops": FLOPS_METHOD, "memory": MEMORY_METHOD,
-                                                "input_wait": INPUT_WAIT_METHOD},
+                                         "sample_repeats": sample_repeats, "jit_compile": False,
+                                         "precisions": precisions},
+        "matmul": {"before": before["float32"]["matmul"]}, "methods": {
+            "flops": FLOPS_METHOD, "memory": MEMORY_METHOD, "input_wait": INPUT_WAIT_METHOD},
         "models": {},
     }
+    options = {"steps": steps, "warmup": warmup, "sample_n": sample_n, "sample_repeats": sample_repeats,
+               "dataset": dataset, "peak_gflops": before["float32"]["matmul"]["gflops"]}
     for name, preset in pairs:
-        start = time.perf_counter()
-        entry = measure(name, preset, steps=steps, warmup=warmup, sample_n=sample_n, sample_repeats=sample_repeats,
-                        dataset=dataset, profile=preset in (profile_presets or ()), peak_gflops=peak["gflops"],
-                        keep_model=each is not None)
-        if each is not None:
-            each(name, preset, entry)
-            for key in [k for k in entry if k.startswith("_")]:
-                del entry[key]
-        entry["wall_seconds"] = time.perf_counter() - start
+        entry = _measure_pair(name, preset, precisions, options, profile=preset in (profile_presets or ()),
+                              each=each, log=log)
         results["models"].setdefault(name, {})[preset] = entry
-        t = entry["train"]
-        # No "% of matmul" here: the table's is of the faster of the matmul measured before and after
-        # the models, not known yet; a figure against `before` alone would disagree with it.
-        log(f"{name}/{preset}: {t['images_per_second']:.0f} train images/s, {t['gflops']:.1f} GFLOP/s, "
-            f"sample {entry['sample']['images_per_second']:.1f} images/s, "
-            f"input wait {entry['input']['wait_fraction']:.1%} ({entry['wall_seconds']:.0f} s)")
         keras.backend.clear_session()
         gc.collect()
-    results["matmul"]["after"] = matmul_peak(repeats=matmul_repeats)
-    # The reference: the faster of the two measurements (a busy machine slows the matmul too;
-    # the larger figure gives the smaller, cautious fraction).
-    reference = max(peak["gflops"], results["matmul"]["after"]["gflops"])
-    results["matmul"]["reference_gflops"] = reference
+    after = {dtype: peaks(dtype, matmul_repeats, matmul_size) for dtype in dtypes}
+    _set_references(results, before, after)
+    results["flop_goal"] = flop_goal(results)
+    return results
+
+
+def _measure_pair(name: str, preset: str, precisions: list[str], options: dict, *, profile: bool, each, log) -> dict:
+    """`measure` under the first precision, then every precision side by side (if more than float32 alone)."""
+    start = time.perf_counter()
+    compare = precisions != ["float32"]
+    entry = measure(name, preset, profile=profile, keep_model=each is not None or compare, precision=precisions[0],
+                    **options)
+    if compare:
+        pipeline, info = training_pipeline(entry["batch_size"], 10 * (options["warmup"] + options["steps"]),
+                                           options["dataset"])
+        entry["by_precision"] = measure_precisions(
+            entry, precisions, held_batches(pipeline), info, steps=options["steps"], warmup=options["warmup"],
+            sample_repeats=options["sample_repeats"], profile=profile)
+    if each is not None:
+        each(name, preset, entry)
+    for key in [k for k in entry if k.startswith("_")]:
+        del entry[key]
+    entry["wall_seconds"] = time.perf_counter() - start
+    t = entry["train"]
+    # No "% of matmul" here: the table's is of the faster of the matmul measured before and after
+    # the models, not known yet; a figure against `before` alone would disagree with it.
+    log(f"{name}/{preset}: {t['images_per_second']:.0f} train images/s, {t['gflops']:.1f} GFLOP/s, "
+        f"sample {entry['sample']['images_per_second']:.1f} images/s, "
+        f"input wait {entry['input']['wait_fraction']:.1%} ({entry['wall_seconds']:.0f} s)")
+    for precision, row in entry.get("by_precision", {}).items():
+        speedup = row["train"].get("speedup_vs_float32")
+        log(f"  {precision}: {row['train']['images_per_second']:.0f} train images/s"
+            + (f" (× {speedup:.2f} float32)" if speedup else "")
+            + f", sample {row['sample']['images_per_second']:.1f} images/s")
+    return entry
+
+
+def _set_references(results: dict, before: dict, after: dict) -> None:
+    """Each dtype's reference peaks (the faster of before and after the models: a busy machine slows the
+    peak measurement too, and the larger figure gives the smaller, cautious fraction), then every
+    fraction of peak and profile summary, which depend on them."""
+    results["peaks"] = {dtype: {
+        "matmul": {"before": before[dtype]["matmul"], "after": after[dtype]["matmul"]},
+        "conv": {"before": before[dtype]["conv"], "after": after[dtype]["conv"]},
+        "reference_gflops": max(before[dtype]["matmul"]["gflops"], after[dtype]["matmul"]["gflops"]),
+        "conv_reference_gflops": max(before[dtype]["conv"]["gflops"], after[dtype]["conv"]["gflops"]),
+    } for dtype in before}
+    reference = results["peaks"]["float32"]["reference_gflops"]
+    results["matmul"].update(after=after["float32"]["matmul"], reference_gflops=reference)
     for presets_ in results["models"].values():
         for entry in presets_.values():
             entry["train"]["fraction_of_matmul_peak"] = entry["train"]["gflops"] / reference
             if "profile" in entry:
                 entry["profile"]["summary"] = summarize_profile(entry["profile"], reference)
-    results["flop_goal"] = flop_goal(results)
-    return results
+            fill_fractions(entry.get("by_precision", {}), results["peaks"])
+            for precision, row in entry.get("by_precision", {}).items():
+                if "profile" in row:
+                    dtype_reference = results["peaks"][compute_dtype(precision)]["reference_gflops"]
+                    row["profile"]["summary"] = summarize_profile(row["profile"], dtype_reference)
 
 
 def quick_settings() -> dict:
@@ -294,8 +291,9 @@ def split_names(text: str | None) -> list[str] | None:
 
 def options_from_args(args) -> tuple[list[str] | None, list[str] | None, dict]:
     """(models, presets, settings) for `run` from parsed `--models`, `--presets`, `--quick`, `--steps`,
-    `--warmup`, `--sample-n`: the options `tfgen bench` and benchmarks/throughput.py share."""
-    settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10}
+    `--warmup`, `--sample-n`, `--precision`: the options `tfgen bench` and benchmarks/throughput.py share."""
+    settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10,
+                "precisions": check_precisions(split_names(getattr(args, "precision", None)) or ["float32"])}
     if args.quick:
         settings.update(quick_settings())
     for key in ("steps", "warmup", "sample_n"):
@@ -305,7 +303,8 @@ def options_from_args(args) -> tuple[list[str] | None, list[str] | None, dict]:
     return split_names(args.models), presets, settings
 
 
-__all__ = ["measure", "run", "plan", "matmul_peak", "count_step_flops", "profile_step", "render_markdown",
+__all__ = ["measure", "run", "plan", "matmul_peak", "conv_peak", "peaks", "measure_precisions", "check_precisions",
+           "BENCH_PRECISIONS", "held_batches", "alternating_step_seconds", "time_calls", "count_step_flops", "profile_step", "render_markdown",
            "write_results", "MemoryWatcher", "time_fit", "training_pipeline", "step_function", "quick_settings",
            "split_names", "options_from_args",
            "_fmt"]  # benchmarks/throughput.py formats its baseline table with bench._fmt

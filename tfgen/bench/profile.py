@@ -6,6 +6,7 @@ import collections
 import glob
 import json
 import os
+import re
 import tempfile
 import time
 
@@ -47,7 +48,11 @@ def profile_step(fn, batch, steps: int = 3, flops: dict | None = None, peak_gflo
                         "share_of_op_time": r["total_self_time"] / total_us,
                         "gflops_while_running": rate(f, r["total_self_time"]) if f else None})
     other = sum(us for kind, us in time_by_type.items() if kind not in DENSE_KERNELS)
-    result = {"steps": steps, "op_ms_per_step": total_us / steps / 1e3, "wall_ms_per_step": wall * 1e3,
+    by_category = collections.Counter()
+    for r in rows:
+        by_category[op_category(r["type"], r["operation"])] += r["total_self_time"]
+    result = {"categories": {c: by_category[c] / total_us for c in CATEGORIES},
+              "steps": steps, "op_ms_per_step": total_us / steps / 1e3, "wall_ms_per_step": wall * 1e3,
               "overlap": total_us / steps / 1e6 / wall, "op_types": op_types, "slowest_ops": slowest,
               "share_of_op_time_outside_conv_and_matmul": other / total_us,
               "note": "self time of each op summed over the threads that ran it (TensorFlow's framework_op_stats); "
@@ -56,6 +61,43 @@ def profile_step(fn, batch, steps: int = 3, flops: dict | None = None, peak_gflo
     if peak_gflops:
         result["summary"] = summarize_profile(result, peak_gflops)
     return result
+
+
+#: Where a step's time goes, coarsely: what `op_category` files each profiled op under.
+CATEGORIES = ("conv", "matmul", "cast", "norm", "optimiser", "other")
+CONV_KERNELS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "DepthwiseConv2dNative")
+#: The name scopes Keras' optimisers put their update ops under (`adam_3/AssignSubVariableOp_6`, `sgd/...`).
+OPTIMIZER_SCOPE = re.compile(r"(adam|adamw|adamax|nadam|sgd|rmsprop|adagrad|adadelta|adafactor|ftrl|lion|lamb"
+                             r"|loss_scale_optimizer|\w*optimizer\w*)(_\d+)?", re.IGNORECASE)
+
+
+def op_category(kind: str, name: str) -> str:
+    """The category of `CATEGORIES` a profiled kernel (type `kind`, op `name`) belongs to.
+
+    By kernel type: convolutions (oneDNN's `_MklNativeConv2DBackpropFilter` too), matmuls
+    (MatMul, BatchMatMul, Einsum), casts (`Cast`: what a mixed policy adds); then by name:
+    optimiser (ops under an optimiser's name scope, or variable updates: `Assign*`,
+    `ResourceApply*`), normalisation (`norm` in the op's name or type: `norm1/moments/mean`,
+    `FusedBatchNormV3`, `LayerNorm`, including their gradients); everything else is "other"
+    (elementwise arithmetic, activations, reductions, copies).
+    """
+    base = kernel_type(kind)
+    if base in CONV_KERNELS:
+        return "conv"
+    if base in DENSE_KERNELS:
+        return "matmul"
+    if base == "Cast":
+        return "cast"
+    if OPTIMIZER_SCOPE.fullmatch(name.split("/", 1)[0]) or base.startswith(("Assign", "ResourceApply", "Apply")):
+        return "optimiser"
+    if "norm" in name.lower() or "norm" in base.lower():
+        return "norm"
+    return "other"
+
+
+def format_categories(categories: dict) -> str:
+    """"conv 40% · matmul 10% · cast 8% · norm 12% · optimiser 5% · other 25%" """
+    return " · ".join(f"{c} {categories[c]:.0%}" for c in CATEGORIES if c in categories)
 
 
 def _profiled_ops(fn, batch, steps: int):

@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 
-from tfgen.bench.hardware import MATMUL_SIZE
+from tfgen.bench.hardware import MATMUL_SIZE, compute_dtype
+from tfgen.bench.profile import format_categories
 
 FLOP_GOAL = 0.60  # the `default` presets' training step, as a fraction of the measured matmul FLOP/s
 
@@ -63,6 +64,7 @@ def render_markdown(results: dict, extra: str = "") -> str:
                   "pipeline (same step fed one batch held in memory vs fed by the pipeline). Peak memory: resident "
                   "set size increase while the model was built, trained and sampled (a lower bound: memory freed by "
                   "an earlier model is reused). Full figures and methods in `throughput.json`."]
+    lines += precision_lines(results)
     goal = results.get("flop_goal", {})
     if goal.get("models"):
         lines += ["", f"Goal: `default` presets' training step at ≥ {100 * goal['goal']:.0f}% of the matmul FLOP/s.",
@@ -74,6 +76,37 @@ def render_markdown(results: dict, extra: str = "") -> str:
     if extra:
         lines += ["", extra.rstrip("\n")]
     return "\n".join(lines) + "\n"
+
+
+def precision_lines(results: dict) -> list[str]:
+    """The per-precision table (one row per model, preset and precision), when `run` measured more than float32."""
+    rows = [(name, preset, precision, row) for name, presets in results["models"].items()
+            for preset, e in presets.items() for precision, row in e.get("by_precision", {}).items()]
+    if not rows:
+        return []
+    peaks = results["peaks"]
+    measured = "; ".join(f"{dtype} matmul {p['reference_gflops']:.1f}, 3×3 conv {p['conv_reference_gflops']:.1f}"
+                         for dtype, p in peaks.items())
+    lines = ["", f"Peaks in this run (GFLOP/s, the faster of before and after the models): {measured}.", "",
+             "| model | preset | precision | train images/s | × float32 | GFLOP/s | % of its dtype's matmul "
+             "| % of float32 matmul | sample images/s | where op time goes (profile) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, preset, precision, row in rows:
+        t, profile = row["train"], row.get("profile")
+        where = format_categories(profile["categories"]) if profile and "categories" in profile else "—"
+        lines.append(
+            f"| `{name}` | {preset} | {precision} | {t['images_per_second']:.0f} "
+            f"| {_fmt(t.get('speedup_vs_float32'), '.2f')} | {t['gflops']:.1f} "
+            f"| {_fmt(100 * t.get('fraction_of_dtype_peak', math.nan))}% "
+            f"| {_fmt(100 * t.get('fraction_of_float32_peak', math.nan))}% "
+            f"| {row['sample']['images_per_second']:.1f} | {where} |")
+    s = results["settings"]
+    lines += ["", f"Each precision's own model (same seed), trained side by side: {s['steps']} steps in "
+                  f"alternating rounds on the same batches held in memory, median per precision. % of its "
+                  f"dtype's matmul: of the matmul peak in its compute dtype ("
+                  + ", ".join(f"{p} → {compute_dtype(p)}" for p in s["precisions"]) + "). Profile shares of op "
+                  "time: convolutions, matmuls, casts, normalisation, optimiser updates, everything else."]
+    return lines
 
 
 def write_results(results: dict, out, extra: str = "") -> tuple:
