@@ -46,8 +46,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfgen.cli import PRECISIONS  # noqa: E402  (the names only: tfgen.precision's would load Keras for --help)
-
+#: The Keras dtype policies a model can be built under (`tfgen.precision`). Not `tfgen train`'s `auto`:
+#: a board states one policy, the same for every model.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 #: Training budget per model when neither --minutes nor --steps is given.
 DEFAULT_MINUTES = 3.0
 

@@ -34,6 +34,15 @@ def test_the_board_records_the_steps_and_the_precision(tmp_path):
     assert (tmp_path / "samples" / "vae.png").exists()
 
 
+def test_the_precisions_offered_are_the_dtype_policies_tfgen_builds_under():
+    from tfgen import precision
+
+    for name in leaderboard.PRECISIONS:
+        with precision.dtype_policy(name):
+            pass
+    assert set(leaderboard.PRECISIONS) == set(precision.PRECISIONS) - {"auto"}
+
+
 def test_steps_and_minutes_are_one_budget_or_the_other(capsys):
     assert leaderboard.parse_args([]).minutes == leaderboard.DEFAULT_MINUTES
     assert leaderboard.parse_args(["--steps", "9"]).minutes is None
