@@ -3,11 +3,15 @@
     nice -n 10 python benchmarks/leaderboard.py --minutes 2                      # bundled digits
     python benchmarks/leaderboard.py --minutes 10 --dataset idx:/usr/share/datasets/fashion-mnist
     python benchmarks/leaderboard.py --name own_images --dataset folder:DIR --image-size 32   # your images
+    python benchmarks/leaderboard.py --models pixelcnn --steps 300 --precision mixed_bfloat16
 
 For each model (its `default` preset unless --preset): train on the dataset's
 train split until the budget is spent (a `TimeBudget` callback stops `fit`
-mid-epoch; tracing counts against the budget), then `tfgen.eval.scoring` with
-one evaluator and one sample count for all. Writes, under --out
+mid-epoch; the first step, tracing, is not counted), then `tfgen.eval.scoring` with
+one evaluator and one sample count for all. `--steps N` replaces the time budget
+by exactly N optimiser steps (a `StepBudget` callback), the first N batches of an
+order fixed by --seed alone. `--precision` builds the models under that Keras
+dtype policy (default float32). Writes, under --out
 (default benchmarks/results/):
 
     NAME.json               machine, budget, date, command, and every model's scores
@@ -42,6 +46,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+#: The Keras dtype policies a model can be built under (`tfgen.precision`). Not `tfgen train`'s `auto`:
+#: a board states one policy, the same for every model.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+#: Training budget per model when neither --minutes nor --steps is given.
+DEFAULT_MINUTES = 3.0
+
 
 def machine() -> dict:
     from tfgen.bench.hardware import cpu_model
@@ -50,25 +60,38 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def train_for(model_name, preset, dataset, seconds, batch_size, seed, data_options=None):
-    """Build and train one model for `seconds` of wall-clock time; return (model, training facts)."""
+def train_for(model_name, preset, dataset, seconds, batch_size, seed, data_options=None, *, steps=None,
+              precision="float32"):
+    """Build and train one model for `seconds` of wall-clock time or for exactly `steps` optimiser steps
+    (give one of the two); return (model, training facts).
+
+    The model is built and compiled under the dtype policy `precision` (`tfgen.precision`). The
+    batches and their order are a function of `seed` alone, made before the model: runs that differ
+    only in precision train on the same batches in the same order.
+    """
     import keras
 
     import tfgen
     from tfgen import data as tfdata
-    from tfgen.callbacks import TimeBudget
+    from tfgen.callbacks import StepBudget, TimeBudget
     from tfgen.bench.hardware import load_average
+    from tfgen.precision import dtype_policy
 
+    if (seconds is None) == (steps is None):
+        raise ValueError(f"train for a number of seconds or of steps, not both nor neither; got seconds={seconds!r}, "
+                         f"steps={steps!r}")
     keras.utils.set_random_seed(seed)
     batch_size = batch_size or tfgen.get_model_class(model_name).FIT_DEFAULTS["batch_size"]
     train_ds, info = tfdata.load(dataset, "train", batch_size, seed, with_info=True, drop_remainder=True,
                                  **(data_options or {}))
     unlabelled = tfgen.get_model_class(model_name).unlabelled_overrides() if info.num_classes == 0 else {}
-    model = tfgen.get_model(model_name, preset, image_shape=info.image_shape,
-                            num_classes=max(info.num_classes, 1), seed=seed, **unlabelled)
-    model.default_compile()
+    with dtype_policy(precision):
+        model = tfgen.get_model(model_name, preset, image_shape=info.image_shape,
+                                num_classes=max(info.num_classes, 1), seed=seed, **unlabelled)
+        model.default_compile()
     # The first step (tracing) is not counted: on a busy machine it can take a good part of a short budget.
-    budget = TimeBudget(seconds, exclude_first_batch=True)
+    budget = (StepBudget(steps, exclude_first_batch=True) if steps is not None
+              else TimeBudget(seconds, exclude_first_batch=True))
     load_before = load_average()
     history = model.fit(train_ds, epochs=1_000_000, callbacks=[budget], verbose=0)
     steps = budget.batches
@@ -78,6 +101,7 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed, data_optio
         "epochs": round(steps * batch_size / info.num_examples, 2),
         "steps": steps,
         "batch_size": batch_size,
+        "precision": precision,
         "images_per_second": round(steps * batch_size / max(budget.elapsed(), 1e-9), 1),
         "params": int(model.count_params()),
         "class_names": list(info.class_names),
@@ -88,14 +112,41 @@ def train_for(model_name, preset, dataset, seconds, batch_size, seed, data_optio
     return model, facts
 
 
+def train_and_score(name, *, preset, dataset, seed, evaluator, n, ks, n_likelihood, data_options=None,
+                    seconds=None, steps=None, batch_size=None, precision="float32", grid=None):
+    """`train_for` one model, then score it with `tfgen.eval.scoring.evaluate`; return (model, entry, reference).
+
+    entry: the training facts and `scores`; reference: the real-data scores of the same
+    evaluation. grid: a path to save a sample grid to (drawn with seed + 1), or None.
+    """
+    from tfgen.eval.scoring import evaluate, format_table
+
+    model, facts = train_for(name, preset, dataset, seconds, batch_size, seed, data_options, steps=steps,
+                             precision=precision)
+    print(f"    {facts['steps']} steps ({facts['epochs']} epochs) in {facts['train_seconds']} s", flush=True)
+    result = evaluate(model, dataset=dataset, n=n, seed=seed, evaluator=evaluator, ks=ks, data_kwargs=data_options,
+                      n_likelihood=n_likelihood)
+    print(format_table(result), flush=True)
+    reference = result.pop("reference")
+    if grid is not None:
+        save_sample_grid(model, grid, seed + 1, facts["class_names"])
+    return model, {"preset": preset, **facts, "scores": result}, reference
+
+
+def save_sample_grid(model, path, seed, class_names=()) -> None:
+    """100 samples of `model` as a grid (one row per class for models that take labels)."""
+    from tfgen.plotting import class_row_labels, sample_for_grid, save_grid
+
+    images, ncols = sample_for_grid(model, 100, seed=seed)
+    save_grid(images, path, ncols=ncols, row_labels=class_row_labels(model, None, list(class_names) or None))
+
+
 def run(args) -> dict:
     import keras
 
     import tfgen
-    from tfgen.eval.scoring import evaluate, format_table
     from tfgen.eval.evaluator import get_evaluator
     from tfgen.io import write_json, write_text
-    from tfgen.plotting import class_row_labels, sample_for_grid, save_grid
 
     out = Path(args.out)
     names = args.models.split(",") if args.models else list(tfgen.list_models())
@@ -107,6 +158,8 @@ def run(args) -> dict:
         "dataset": args.dataset,
         "data_options": data_options,
         "budget_minutes_per_model": args.minutes,
+        "steps_per_model": args.steps,
+        "precision": args.precision,
         "preset": args.preset,
         "n_samples": args.n,
         "iwae_k": max(ks),
@@ -124,30 +177,19 @@ def run(args) -> dict:
         import json
 
         earlier = json.loads((out / f"{args.name}.json").read_text())
-        same = all(earlier.get(k, {} if k == "data_options" else None) == board[k]
-                   for k in ("dataset", "data_options", "budget_minutes_per_model", "preset", "n_samples"))
-        if same:
+        if all(earlier.get(k, default) == board[k] for k, default in MERGE_SETTINGS.items()):
             board["models"] = {k: v for k, v in earlier["models"].items() if k not in names}
             board["reference"] = earlier.get("reference")
             board["command"] = f"{earlier['command']} ; {board['command']}"
     for name in names:
-        print(f"=== {name}: training {args.minutes} min ({args.preset} preset) on {args.dataset}", flush=True)
-        entry = {"preset": args.preset}
+        print(f"=== {name}: training {_budget_text(board)} ({args.preset} preset) on {args.dataset}", flush=True)
+        grid = out / "samples" / (f"{name}.png" if args.name == "leaderboard" else f"{args.name}_{name}.png")
         try:
-            model, facts = train_for(name, args.preset, args.dataset, args.minutes * 60, args.batch_size, args.seed,
-                                     data_options)
-            entry.update(facts)
-            print(f"    {facts['steps']} steps ({facts['epochs']} epochs) in {facts['train_seconds']} s", flush=True)
-            result = evaluate(model, dataset=args.dataset, n=args.n, seed=args.seed, evaluator=evaluator, ks=ks,
-                              data_kwargs=data_options,
-                              n_likelihood=args.n_likelihood)
-            print(format_table(result), flush=True)
-            board["reference"] = result.pop("reference")
-            entry["scores"] = result
-            images, ncols = sample_for_grid(model, 100, seed=args.seed + 1)
-            grid = out / "samples" / (f"{name}.png" if args.name == "leaderboard" else f"{args.name}_{name}.png")
-            save_grid(images, grid, ncols=ncols,
-                      row_labels=class_row_labels(model, None, facts["class_names"] or None))
+            model, entry, board["reference"] = train_and_score(
+                name, preset=args.preset, dataset=args.dataset, seed=args.seed, evaluator=evaluator, n=args.n, ks=ks,
+                n_likelihood=args.n_likelihood, data_options=data_options,
+                seconds=None if args.steps else args.minutes * 60, steps=args.steps, batch_size=args.batch_size,
+                precision=args.precision, grid=grid)
             entry["samples"] = str(grid.relative_to(out))
             if args.save_models:
                 from tfgen.io import save_model
@@ -155,12 +197,26 @@ def run(args) -> dict:
                 save_model(model, Path(args.save_models) / name / "model.keras")
         except Exception as err:  # record and go on: one broken model must not sink the board
             traceback.print_exc()
-            entry["error"] = f"{type(err).__name__}: {err}"
+            entry = {"preset": args.preset, "error": f"{type(err).__name__}: {err}"}
         board["models"][name] = entry
         write_json(out / f"{args.name}.json", board)
         write_text(out / f"{args.name}.md", markdown(board))
         keras.backend.clear_session()
     return board
+
+
+#: The settings two boards must share for --merge, with their value in boards written before they existed.
+MERGE_SETTINGS = {"dataset": None, "data_options": {}, "budget_minutes_per_model": None, "steps_per_model": None,
+                  "precision": "float32", "preset": None, "n_samples": None}
+
+
+def _budget_text(board: dict) -> str:
+    """"2 min of wall-clock time" or "500 optimiser steps", and the precision when it is not float32."""
+    steps = board.get("steps_per_model")
+    text = (f"{steps} optimiser steps" if steps else
+            f"{board['budget_minutes_per_model']:g} min of wall-clock time")
+    precision = board.get("precision", "float32")
+    return text if precision == "float32" else f"{text} in `{precision}` precision"
 
 
 def _versions():
@@ -192,12 +248,7 @@ def markdown(board: dict) -> str:
             rows.append(f"| {name} | – | – | failed: {e['error'][:80]} | | | | | | | |")
             continue
         s = e["scores"]
-        nll = s.get("nll_nats", s.get("iwae_nats"))
-        if nll is not None:
-            bound = "" if "nll_nats" in s else f" (IWAE k={s['iwae_k']}, bound)"
-            nll_text = f"{nll:.1f} ({s['bits_per_dim']:.3f}){bound}"
-        else:
-            nll_text = "–"
+        nll = headline_nll(s)
         rows.append(
             f"| {name} | {e['params'] / 1e6:.2f}M | {e['train_seconds']:.0f} s, {e['epochs']:.1f} ep"
             f"{_speed_text(e.get('images_per_second'))} "
@@ -205,7 +256,7 @@ def markdown(board: dict) -> str:
             f"| {number_cell(s['kid'] * 1e3, '{:.2f}')} ± {number_cell(s['kid_std'] * 1e3, '{:.2f}')} "
             f"| {number_cell(s['classifier_score'], '{:.2f}')} | {number_cell(s['precision'], '{:.2f}')} "
             f"| {number_cell(s['recall'], '{:.2f}')} | {number_cell(s.get('conditional_accuracy'), '{:.3f}')} "
-            f"| {nll_text} | {s.get('data_variant', '–') if nll is not None else '–'} |"
+            f"| {nll_text(s)} | {s.get('data_variant', '–') if nll is not None else '–'} |"
         )
     ref = board.get("reference")
     if ref:
@@ -223,8 +274,8 @@ def markdown(board: dict) -> str:
                  if loads else "")
     notes = [
         "",
-        f"Each model: `{board['preset']}` preset, trained for {board['budget_minutes_per_model']:g} min of wall-clock "
-        f"time on `{board['dataset']}`{_options_text(board.get('data_options'))}, then scored on {board['n_samples']} samples against the test split. "
+        f"Each model: `{board['preset']}` preset, trained for {_budget_text(board)} "
+        f"on `{board['dataset']}`{_options_text(board.get('data_options'))}, then scored on {board['n_samples']} samples against the test split. "
         f"FID, KID, precision/recall (Kynkäänniemi et al. 2019, k=3) and the classifier score are computed on the "
         f"features of a small CNN evaluator trained on the same dataset (test accuracy "
         f"{100 * ev['test_accuracy']:.2f}%) — **not Inception FID**, so not comparable with published FIDs. "
@@ -240,6 +291,20 @@ def markdown(board: dict) -> str:
     return "\n".join(rows + notes) + "\n"
 
 
+def headline_nll(scores: dict):
+    """The NLL in nats the board shows: exact where the model has one, else the VAE's IWAE bound; None if neither."""
+    return scores.get("nll_nats", scores.get("iwae_nats"))
+
+
+def nll_text(scores: dict) -> str:
+    """"nats (bits/dim)", marked as a bound for a VAE's IWAE; "–" for models without a likelihood."""
+    nll = headline_nll(scores)
+    if nll is None:
+        return "–"
+    bound = "" if "nll_nats" in scores else f" (IWAE k={scores['iwae_k']}, bound)"
+    return f"{nll:.1f} ({scores['bits_per_dim']:.3f}){bound}"
+
+
 def _speed_text(images_per_second) -> str:
     # Boards written before this column existed have no images/s.
     return "" if images_per_second is None else f", {images_per_second:.0f} img/s"
@@ -253,7 +318,10 @@ def _options_text(options) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=3.0, help="training budget per model (wall clock)")
+    p.add_argument("--minutes", type=float, help=f"training budget per model (wall clock; default {DEFAULT_MINUTES:g})")
+    p.add_argument("--steps", type=int, help="train each model for exactly this many optimiser steps instead")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="the dtype policy the models are built under (default float32)")
     p.add_argument("--dataset", default="mnist_bundled")
     p.add_argument("--image-size", type=int, help="read the dataset at this size (e.g. 32 for a folder of images)")
     p.add_argument("--channels", type=int, choices=(1, 3), help="read the dataset with this many channels")
@@ -271,7 +339,14 @@ def parse_args(argv=None):
     p.add_argument("--merge", action="store_true",
                    help="keep other models' entries of an existing leaderboard.json made with the same settings")
     p.add_argument("--render-only", action="store_true", help="rewrite leaderboard.md from leaderboard.json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.steps is not None and args.minutes is not None:
+        p.error(f"--steps {args.steps} and --minutes {args.minutes:g} are two training budgets: give one of them")
+    if args.steps is not None and args.steps <= 0:
+        p.error(f"--steps must be a positive integer, got {args.steps}")
+    if args.steps is None and args.minutes is None:
+        args.minutes = DEFAULT_MINUTES
+    return args
 
 
 def render_only(args) -> None:

@@ -336,6 +336,26 @@ class TimeBudget(keras.callbacks.Callback):
             logs["elapsed_seconds"] = self.elapsed()
 
 
+class StepBudget(TimeBudget):
+    """Stop training after exactly `steps` batches, timed as `TimeBudget` times them (with no time limit).
+
+    Checked after every batch, so `fit` stops mid-epoch and the batches seen are
+    the first `steps` of the dataset's own order: two runs that differ in anything
+    but their data (a dtype policy, say) train on the same batches. One batch is
+    one optimiser step with `steps_per_execution=1`, what tfgen compiles with.
+    """
+
+    def __init__(self, steps: int, exclude_first_batch: bool = False):
+        super().__init__(math.inf, exclude_first_batch)
+        self.steps = positive_int(steps, "steps")
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if self.batches >= self.steps:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
 class EpochSeed(keras.callbacks.Callback):
     """At the start of epoch e, reset every random stream of the model to a state fixed by (seed, e).
 

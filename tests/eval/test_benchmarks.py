@@ -57,6 +57,10 @@ def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
     assert "120 s, 9.5 ep, 812 img/s" in lines[3] and "120 s, 3.0 ep |" in lines[2]  # older boards: no speed
     assert "0.900" in lines[2] and lines[5].startswith("| *real data (train vs test)* | | | 0.5 ")
     assert "not Inception FID" in md and "python x" in md and "98.50%" in md
+    assert "`default` preset, trained for 2 min of wall-clock time on `mnist_bundled`" in md  # as before --steps
+
+    board.update(budget_minutes_per_model=None, steps_per_model=300, precision="mixed_bfloat16")
+    assert "trained for 300 optimiser steps in `mixed_bfloat16` precision on `mnist_bundled`" in leaderboard.markdown(board)
 
 
 def test_sampling_results_merge_keeps_other_keys_and_renders_the_speedups(tmp_path):

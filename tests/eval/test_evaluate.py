@@ -161,6 +161,19 @@ def test_time_budget_stops_training(random_batches):
         TimeBudget(0)
 
 
+def test_step_budget_stops_after_exactly_that_many_batches(random_batches):
+    from tfgen.callbacks import StepBudget
+
+    model = tfgen.get_model("vae", "tiny", seed=0)
+    model.default_compile()
+    budget = StepBudget(11, exclude_first_batch=True)
+    history = model.fit(random_batches, epochs=100, verbose=0, callbacks=[budget])  # 8 batches an epoch
+    assert int(model.optimizer.iterations.numpy()) == 11 and budget.batches == 11 and budget.stopped_early
+    assert len(history.history["loss"]) == 2 and budget.first_batch_seconds is not None
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        StepBudget(0)
+
+
 class Shapes:
     """A "generator" of the synthetic folder's two kinds (tests/eval_checks.py): stripes for label 0, discs for 1."""
 
