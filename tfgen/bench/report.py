@@ -86,7 +86,7 @@ def precision_lines(results: dict) -> list[str]:
         return []
     peaks = results["peaks"]
     measured = "; ".join(f"{dtype} matmul {p['reference_gflops']:.1f}, 3×3 conv {p['conv_reference_gflops']:.1f}"
-                         for dtype, p in peaks.items())
+                         for dtype, p in sorted(peaks.items(), key=lambda item: item[0] != "float32"))
     lines = ["", f"Peaks in this run (GFLOP/s, the faster of before and after the models): {measured}.", "",
              "| model | preset | precision | train images/s | × float32 | GFLOP/s | % of its dtype's matmul "
              "| % of float32 matmul | sample images/s | where op time goes (profile) |",
