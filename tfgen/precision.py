@@ -9,8 +9,8 @@
   sampled images and all loss maths stay float32.
   `auto` (what `tfgen train` uses unless told otherwise) is not a policy but a
   choice between two of them, made once when a run starts (`resolve_precision`):
-  `mixed_bfloat16` for the families that train faster in it (their class sets
-  `AUTO_BFLOAT16`) on devices that compute bfloat16 natively
+  `mixed_bfloat16` for the presets that train faster in it at equal quality (listed
+  in their class's `AUTO_BFLOAT16`) on devices that compute bfloat16 natively
   (`native_bfloat16`), `float32` otherwise.
 * `jit_compile`: XLA compilation of the training step. `on`, `off`, or `auto`
   (Keras' own choice: XLA on a GPU with one device, never on CPU-only machines
@@ -69,19 +69,20 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def resolve_precision(requested: str, model_cls) -> tuple[str, str]:
-    """(the dtype policy to train `model_cls` under, one sentence saying why) for `--precision requested`.
+def resolve_precision(requested: str, model_cls, preset: str = "default") -> tuple[str, str]:
+    """(the dtype policy to train `model_cls`'s `preset` under, one sentence saying why) for `--precision requested`.
 
     A policy asked for by name is used as it is. "auto" picks `mixed_bfloat16` when both
-    the family trains faster in it (`model_cls.AUTO_BFLOAT16`) and the devices compute
+    the preset trains faster in it (listed in `model_cls.AUTO_BFLOAT16`) and the devices compute
     bfloat16 natively (`native_bfloat16()`); `float32` otherwise: emulated bfloat16 is
     slower than float32, and a family that gains nothing would only lose precision.
     """
     if check_precision(requested) != "auto":
         return requested, "asked for"
-    family = getattr(model_cls, "registry_name", None) or model_cls.__name__
-    if not getattr(model_cls, "AUTO_BFLOAT16", False):
-        return "float32", f"auto: float32 — {family} trains no faster in mixed_bfloat16 (README throughput table)"
+    family = f"{getattr(model_cls, 'registry_name', None) or model_cls.__name__} ({preset} preset)"
+    if preset not in getattr(model_cls, "AUTO_BFLOAT16", ()):
+        return "float32", (f"auto: float32 — {family} is not one measured faster at equal quality in "
+                           "mixed_bfloat16 (README, training speed)")
     found = native_bfloat16()
     if found is None:
         return "float32", ("auto: float32 — this machine does not compute bfloat16 natively (no "

@@ -71,7 +71,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     """
     model_cls = get_model_class(model)
     fit_defaults = model_cls.FIT_DEFAULTS
-    policy, reason = resolve_precision(precision, model_cls)
+    policy, reason = resolve_precision(precision, model_cls, preset)
     config = {
         "model": model,
         "preset": preset,

@@ -44,11 +44,13 @@ class GenerativeModel(keras.Model):
     #: Whether the networks halve the resolution level by level, their depth following the image
     #: size (`tfgen.layers.resolution`): such families refuse sizes that do not halve to 4–8 pixels.
     halving_networks = False
-    #: Whether `--precision auto` trains this family in mixed_bfloat16 on devices that compute bfloat16
-    #: natively (`tfgen.precision.resolve_precision`). Set True only where benchmarks/throughput.py
-    #: measured mixed_bfloat16 training faster than float32 on a CPU with native bfloat16 and samples and
-    #: scores after equal steps matched float32's (see the README's throughput section).
-    AUTO_BFLOAT16 = False
+    #: The presets that `--precision auto` trains in mixed_bfloat16 on devices that compute bfloat16
+    #: natively (`tfgen.precision.resolve_precision`). A preset is listed only where benchmarks/throughput.py
+    #: measured its mixed_bfloat16 training faster than float32 on a CPU with native bfloat16 and
+    #: benchmarks/precision_quality.py found its scores after equal steps within float32's seed-to-seed
+    #: spread (see the README's training-speed section). Per preset, not per family: a tiny network
+    #: gains nothing from faster convolutions and still pays for the casts.
+    AUTO_BFLOAT16: tuple[str, ...] = ()
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -44,7 +44,6 @@ from tfgen.registry import register_model
 class PixelTransformer(AutoregressiveModel):
     """Decoder-only Transformer over raster-order pixels with `levels` values each."""
 
-    AUTO_BFLOAT16 = True  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
 
     PRESETS = {
         # Local attention over blocks of two image rows (block_size=None; 56 positions at 28×28×1,

@@ -51,7 +51,7 @@ from tfgen.registry import register_model
 class PixelCNN(AutoregressiveModel):
     """Gated PixelCNN over `levels` quantisation levels, optionally class-conditional."""
 
-    AUTO_BFLOAT16 = True  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
+    AUTO_BFLOAT16 = ("default",)  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
 
     PRESETS = {
         # Sized for CPUs: 64 filters cost 3× the time per image for a small gain within minutes of training.
