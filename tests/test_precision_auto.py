@@ -79,7 +79,7 @@ def test_native_bfloat16_with_gpus_needs_compute_capability_8_on_every_one(capab
     assert native_bfloat16() == expected
 
 
-@pytest.mark.parametrize("name", ["diffusion", "pixelcnn"])
+@pytest.mark.parametrize("name", ["pixelcnn", "vae"])
 def test_auto_picks_bfloat16_for_the_presets_that_gain_only_where_it_is_native(name, monkeypatch):
     machine(monkeypatch, "CPU avx512_bf16")
     policy, reason = resolve_precision("auto", get_model_class(name), "default")
@@ -95,7 +95,7 @@ def test_auto_keeps_float32_for_presets_not_measured_faster_even_where_bfloat16_
     calls = machine(monkeypatch, "CPU avx512_bf16")
     listed = {(name, preset) for name, presets in tfgen.list_models().items() for preset in presets
               if preset in get_model_class(name).AUTO_BFLOAT16}
-    assert listed == {("diffusion", "default"), ("pixelcnn", "default")}
+    assert listed == {("pixelcnn", "default"), ("vae", "default")}
     for name, presets in tfgen.list_models().items():
         for preset in presets:
             if (name, preset) in listed:

@@ -83,7 +83,6 @@ class Diffusion(GenerativeModel):
     """
 
     halving_networks = True
-    AUTO_BFLOAT16 = ("default",)  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
 
     PRESETS = {
         # Chosen for 2 CPU cores and runs of minutes: 16/32/64 channels at 28/14/7 (0.6M parameters;

@@ -38,6 +38,7 @@ class VAE(GenerativeModel):
     """Convolutional VAE with a Gaussian posterior and a Bernoulli decoder (logits)."""
 
     halving_networks = True
+    AUTO_BFLOAT16 = ("default",)  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
 
     PRESETS = {
         # The documents' encoder (conv 16, 32 + max-pooling) and decoder (transposed
