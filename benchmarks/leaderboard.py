@@ -46,9 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-#: The Keras dtype policies a model can be built under (`tfgen.precision`). Not `tfgen train`'s `auto`:
-#: a board states one policy, the same for every model.
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+from tfgen.precision import POLICIES  # noqa: E402  (loads neither Keras nor TensorFlow)
+
 #: Training budget per model when neither --minutes nor --steps is given.
 DEFAULT_MINUTES = 3.0
 
@@ -320,7 +319,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, help=f"training budget per model (wall clock; default {DEFAULT_MINUTES:g})")
     p.add_argument("--steps", type=int, help="train each model for exactly this many optimiser steps instead")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+    # The dtype policies, not `tfgen train`'s `auto`: a board states one policy, the same for every model.
+    p.add_argument("--precision", choices=POLICIES, default="float32",
                    help="the dtype policy the models are built under (default float32)")
     p.add_argument("--dataset", default="mnist_bundled")
     p.add_argument("--image-size", type=int, help="read the dataset at this size (e.g. 32 for a folder of images)")

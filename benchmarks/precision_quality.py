@@ -49,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the leaderboard, this file's sibling
 
 import leaderboard  # noqa: E402
-from tfgen.checks import int_at_least, one_of, positive_int, unknown_name  # noqa: E402
+from tfgen.checks import int_at_least, positive_int, unknown_name  # noqa: E402
+from tfgen.precision import POLICIES, check_policy  # noqa: E402
 
 REFERENCE = "float32"
 #: The tolerance never falls below this fraction of the float32 mean (see the module docstring).
@@ -231,7 +232,7 @@ def parse_args(argv=None):
     p.add_argument("--preset", default="default", help="preset, or MODEL=PRESET,... like --steps (default: default)")
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds (at least two: the float32 spread)")
     p.add_argument("--precisions", default="float32,mixed_bfloat16",
-                   help=f"comma-separated, from {', '.join(leaderboard.PRECISIONS)}; must include {REFERENCE}")
+                   help=f"comma-separated, from {', '.join(POLICIES)}; must include {REFERENCE}")
     p.add_argument("--n", type=int, default=1000, help="samples per run for FID/KID")
     p.add_argument("--n-likelihood", type=int, default=1000, help="test images for the NLL")
     p.add_argument("--k", default="1,50", help="importance samples for VAE bounds")
@@ -260,7 +261,7 @@ def _check_args(args) -> None:
     args.seeds = _items(args.seeds, "--seeds", lambda seed: int_at_least(int(seed), "seed", 0))
     if len(args.seeds) < 2:
         raise ValueError(f"--seeds needs at least two different seeds (the float32 spread), got {args.seeds}")
-    args.precisions = _items(args.precisions, "--precisions", lambda p: one_of(p, leaderboard.PRECISIONS, "precision"))
+    args.precisions = _items(args.precisions, "--precisions", check_policy)
     if REFERENCE not in args.precisions:
         raise ValueError(f"--precisions must include {REFERENCE}, the reference the others are judged against")
     args.ks = tuple(_items(args.k, "--k", lambda k: positive_int(int(k), "k")))

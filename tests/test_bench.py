@@ -112,10 +112,12 @@ def test_every_precision_gets_its_row_and_its_dtypes_peaks(precision_results):
 
 
 def test_bench_precision_names_are_checked():
+    from tfgen.precision import POLICIES, check_policies
+
     with pytest.raises(ValueError, match="float64"):
-        bench.check_precisions(["float32", "float64"])
-    assert bench.check_precisions(["mixed_bfloat16", "float32", "mixed_bfloat16"]) == ["mixed_bfloat16", "float32"]
-    assert "auto" not in bench.BENCH_PRECISIONS and "mixed_float16" in bench.BENCH_PRECISIONS
+        check_policies(["float32", "float64"])
+    assert check_policies(["mixed_bfloat16", "float32", "mixed_bfloat16"]) == ["mixed_bfloat16", "float32"]
+    assert "auto" not in POLICIES and "mixed_float16" in POLICIES
 
 
 @pytest.mark.parametrize("kind, name, category", [

@@ -37,10 +37,13 @@ def test_the_board_records_the_steps_and_the_precision(tmp_path):
 def test_the_precisions_offered_are_the_dtype_policies_tfgen_builds_under():
     from tfgen import precision
 
-    for name in leaderboard.PRECISIONS:
+    for name in leaderboard.POLICIES:
+        assert leaderboard.parse_args(["--precision", name]).precision == name
         with precision.dtype_policy(name):
             pass
-    assert set(leaderboard.PRECISIONS) == set(precision.PRECISIONS) - {"auto"}
+    assert set(leaderboard.POLICIES) == set(precision.PRECISIONS) - {"auto"}
+    with pytest.raises(SystemExit):
+        leaderboard.parse_args(["--precision", "auto"])  # a board states one policy for every model
 
 
 def test_steps_and_minutes_are_one_budget_or_the_other(capsys):

@@ -37,7 +37,7 @@ from pathlib import Path
 from tfgen import __version__, catalog
 from tfgen import checks
 from tfgen.checks import did_you_mean
-from tfgen.precision import POLICIES, PRECISIONS  # loads neither Keras nor TensorFlow
+from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
@@ -355,8 +355,7 @@ def cmd_eval(args) -> None:
 def cmd_bench(args) -> None:
     """The measurement of benchmarks/throughput.py without its keras.io baselines (see tfgen.bench)."""
     if args.precision is not None:  # checked before TensorFlow loads: a typo is answered at once
-        for name in args.precision.split(","):
-            checks.one_of(name, POLICIES, "precision")
+        check_policies(args.precision.split(","))
     from tfgen import bench
 
     models, presets, settings = bench.options_from_args(args)

@@ -56,6 +56,14 @@ def check_policy(name: str) -> str:
     return one_of(name, POLICIES, "precision")
 
 
+def check_policies(names) -> list[str]:
+    """`names` (policies to build or measure under), in order and each once; an unknown or missing one is an error."""
+    checked = [check_policy(name) for name in names]
+    if not checked:
+        raise ValueError(f"precisions must name at least one of {', '.join(POLICIES)}")
+    return list(dict.fromkeys(checked))
+
+
 @contextlib.contextmanager
 def dtype_policy(name: str):
     """Build models under the dtype policy `name` inside the block; restore the previous global policy after."""

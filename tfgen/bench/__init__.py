@@ -48,12 +48,12 @@ from tfgen import data as tfdata
 from tfgen.bench.flops import FLOPS_METHOD, count_step_flops, step_function
 from tfgen.bench.hardware import MATMUL_SIZE, compute_dtype, conv_peak, machine, matmul_peak, peaks
 from tfgen.bench.memory import MEMORY_METHOD, MemoryWatcher, max_rss_bytes
-from tfgen.bench.precisions import (BENCH_PRECISIONS, build_compiled, check_precisions, fill_fractions,
-                                     measure_precisions, peak_dtypes)
+from tfgen.bench.precisions import build_compiled, fill_fractions, measure_precisions, peak_dtypes
 from tfgen.bench.profile import profile_step, summarize_profile
 from tfgen.bench.report import _fmt, flop_goal, render_markdown, write_results
 from tfgen.bench.timing import alternating_step_seconds, held_batches, time_calls, time_fit, time_sampling
 from tfgen.checks import positive_int
+from tfgen.precision import check_policies
 from tfgen.registry import get_model_class, list_models
 
 INPUT_WAIT_METHOD = ("1 − (median step time on one batch held in memory) / (median step time fed by the training "
@@ -194,7 +194,7 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
     for arg, value in (("steps", steps), ("warmup", warmup), ("sample_repeats", sample_repeats),
                        ("sample_n", sample_n or 1), ("matmul_repeats", matmul_repeats), ("matmul_size", matmul_size)):
         positive_int(value, arg)
-    precisions = check_precisions(precisions)
+    precisions = check_policies(precisions)
     pairs = plan(models, presets)
     dtypes = peak_dtypes(precisions)
     before = {dtype: peaks(dtype, matmul_repeats, matmul_size) for dtype in dtypes}
@@ -293,7 +293,7 @@ def options_from_args(args) -> tuple[list[str] | None, list[str] | None, dict]:
     """(models, presets, settings) for `run` from parsed `--models`, `--presets`, `--quick`, `--steps`,
     `--warmup`, `--sample-n`, `--precision`: the options `tfgen bench` and benchmarks/throughput.py share."""
     settings = {"steps": 20, "warmup": 3, "sample_n": None, "sample_repeats": 3, "matmul_repeats": 10,
-                "precisions": check_precisions(split_names(getattr(args, "precision", None)) or ["float32"])}
+                "precisions": check_policies(split_names(getattr(args, "precision", None)) or ["float32"])}
     if args.quick:
         settings.update(quick_settings())
     for key in ("steps", "warmup", "sample_n"):
@@ -303,8 +303,8 @@ def options_from_args(args) -> tuple[list[str] | None, list[str] | None, dict]:
     return split_names(args.models), presets, settings
 
 
-__all__ = ["measure", "run", "plan", "matmul_peak", "conv_peak", "peaks", "measure_precisions", "check_precisions",
-           "BENCH_PRECISIONS", "held_batches", "alternating_step_seconds", "time_calls", "count_step_flops", "profile_step", "render_markdown",
+__all__ = ["measure", "run", "plan", "matmul_peak", "conv_peak", "peaks", "measure_precisions",
+           "held_batches", "alternating_step_seconds", "time_calls", "count_step_flops", "profile_step", "render_markdown",
            "write_results", "MemoryWatcher", "time_fit", "training_pipeline", "step_function", "quick_settings",
            "split_names", "options_from_args",
            "_fmt"]  # benchmarks/throughput.py formats its baseline table with bench._fmt

@@ -18,21 +18,10 @@ from tfgen.bench.flops import step_function
 from tfgen.bench.hardware import compute_dtype
 from tfgen.bench.profile import profile_step
 from tfgen.bench.timing import alternating_step_seconds, time_fit, time_sampling
-from tfgen.checks import one_of
-from tfgen.precision import POLICIES, dtype_policy
+from tfgen.precision import dtype_policy
 from tfgen.registry import get_model_class
 
-#: The policies a benchmark can measure: every fixed one ("auto" is a choice among them, not a policy).
-BENCH_PRECISIONS = POLICIES
 ROUNDS = 3
-
-
-def check_precisions(precisions) -> list[str]:
-    """The precisions to measure, in order, each once; an unknown name is an error naming the choices."""
-    names = [one_of(p, BENCH_PRECISIONS, "precision") for p in precisions]
-    if not names:
-        raise ValueError(f"precisions must name at least one of {', '.join(BENCH_PRECISIONS)}")
-    return list(dict.fromkeys(names))
 
 
 def peak_dtypes(precisions) -> list[str]:
