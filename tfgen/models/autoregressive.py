@@ -67,14 +67,19 @@ def default_levels(channels):
 def sample_categorical(logits, seed, temperature=1.0, top_k=0):
     """One draw per row of `logits` (B, L): softmax(logits / temperature), optionally top-k.
 
-    `top_k` ≤ 0 keeps every level. A tensor `temperature` and `top_k` keep one
-    traced graph for every setting.
+    `top_k` ≤ 0 keeps every level. `top_k` > 0 keeps exactly k levels: equal logits
+    are ranked by level, lower first, so `top_k=1` is the greedy (argmax) choice
+    whatever the seed. Equal logits are not rare: where a ReLU zeroes every feature
+    of a pixel, its logits are the head's biases, all equal at initialisation; a
+    threshold at the k-th value would keep every tied level and draw among them.
+    A tensor `temperature` and `top_k` keep one traced graph for every setting.
     """
     logits = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
     levels = tf.shape(logits)[-1]
     k = tf.where(top_k > 0, tf.minimum(top_k, levels), levels)
-    kth_largest = tf.reduce_min(tf.math.top_k(logits, k).values, axis=-1, keepdims=True)
-    logits = tf.where(logits < kth_largest, tf.constant(-1e9, tf.float32), logits)
+    order = tf.argsort(logits, axis=-1, direction="DESCENDING", stable=True)
+    rank = tf.argsort(order, axis=-1, stable=True)  # each level's place in `order`
+    logits = tf.where(rank < k, logits, tf.constant(-1e9, tf.float32))
     return tf.cast(tf.random.stateless_categorical(logits, 1, seed)[:, 0], tf.int32)
 
 
@@ -250,7 +255,8 @@ class AutoregressiveModel(GenerativeModel):
         """Draw `n` images pixel by pixel: float32 (n, H, W, C) in [0, 1], value = level / (levels − 1).
 
         temperature: divides the logits (< 1 sharper, > 1 more diverse); 1 is the model.
-        top_k: keep only the k most likely levels at each pixel (None: all).
+        top_k: keep only the k most likely levels at each pixel (None: all); equal
+            logits go to the lower level, so `top_k=1` is greedy whatever the seed.
         labels: conditional models only — an int, a sequence of n ints, or None
             for labels drawn uniformly. Deterministic for an int `seed`.
         """
