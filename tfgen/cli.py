@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
     p.add_argument("--temperature", type=float,
                    help="autoregressive models: divide the logits by T (< 1 sharper, > 1 more diverse; default 1)")
-    p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels")
+    p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels "
+                                             "(equal ones: the lower level first; 1 = greedy)")
     p.add_argument("--out", help="image file to write, .png or .jpg (default RUN_DIR/samples/sample.png)")
     p.set_defaults(func=cmd_sample)
 
