@@ -44,7 +44,6 @@ from tfgen.registry import register_model
 class PixelTransformer(AutoregressiveModel):
     """Decoder-only Transformer over raster-order pixels with `levels` values each."""
 
-
     PRESETS = {
         # Local attention over blocks of two image rows (block_size=None; 56 positions at 28×28×1,
         # 192 at 32×32×3), so each position sees 2–4 rows back per layer: half the CPU time of
