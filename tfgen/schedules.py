@@ -141,7 +141,7 @@ class NoiseSchedule:
             return (sample - noise_scale * model_output) / signal, model_output
         return signal * sample - noise_scale * model_output, noise_scale * sample + signal * model_output
 
-    def step(self, model_output, t, prev_t, sample, eta, variance_noise):
+    def step(self, model_output, t, prev_t, sample, eta, variance_noise, clip=True):
         """One reverse step x_t → x_prev (DDIM, Song et al. 2021, eq. 12); prev_t < 0 means x_0 (ᾱ = 1).
 
             x̂_0 = clip(x̂_0(model_output), −1, 1), ε̂ recomputed to match (Ho et al.'s "clip_denoised")
@@ -151,15 +151,17 @@ class NoiseSchedule:
         η = 0 is deterministic DDIM; η = 1 with every timestep is Ho et al.'s DDPM
         ancestral sampler (σ² = the posterior variance β̃_t). t, prev_t: int scalars;
         variance_noise: z ~ N(0, I) shaped like `sample` (the caller's randomness).
+        clip: clip x̂_0 to [−1, 1] (pixels); False for data that is not bounded there (latents).
         """
         signal, noise_scale, variance = (self.at(table, t) for table in (
             "sqrt_alpha_bar", "sqrt_one_minus_alpha_bar", "one_minus_alpha_bar"))
         a_prev, signal_prev, variance_prev = (
             tf.where(prev_t >= 0, self.at(table, tf.maximum(prev_t, 0)), clean)
             for table, clean in (("alpha_bar", 1.0), ("sqrt_alpha_bar", 1.0), ("one_minus_alpha_bar", 0.0)))
-        x0, _ = self.predicted_x0_and_noise(sample, model_output, signal, noise_scale)
-        x0 = tf.clip_by_value(x0, -1.0, 1.0)
-        noise = (sample - signal * x0) / noise_scale
+        x0, noise = self.predicted_x0_and_noise(sample, model_output, signal, noise_scale)
+        if clip:
+            x0 = tf.clip_by_value(x0, -1.0, 1.0)
+            noise = (sample - signal * x0) / noise_scale
         # σ² = η² (1−ᾱ_prev)/(1−ᾱ_t) (1 − ᾱ_t/ᾱ_prev), with 1 − ᾱ_t/ᾱ_prev = ((1−ᾱ_t) − (1−ᾱ_prev))/ᾱ_prev:
         # a difference of the accurate 1 − ᾱ values, not of two float32 numbers close to 1.
         sigma = eta * tf.sqrt(variance_prev / variance * (variance - variance_prev) / a_prev)

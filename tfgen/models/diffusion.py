@@ -159,9 +159,30 @@ class Diffusion(GenerativeModel):
     def unlabelled_overrides(cls) -> dict:
         return {"class_conditional": False}
 
+    # ------------------------------------------------------------------ the space the process runs in
+    # Pixel diffusion noises the images themselves, scaled to [−1, 1]. A family that diffuses
+    # elsewhere (latent diffusion: an autoencoder's latents) overrides these three and
+    # `clip_denoised`; training, the sampler and the export go through them only.
+    #: Whether each reverse step clips x̂_0 to [−1, 1] (Ho et al.'s "clip_denoised"): right for
+    #: pixels, which live there; wrong for unbounded latents.
+    clip_denoised = True
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        """The shape of one x_t (the network's input and output): here the image's."""
+        return tuple(self.image_shape)
+
+    def to_model_space(self, images):
+        """Training images in [0, 1] → the x_0 that the forward process noises: pixels in [−1, 1]."""
+        return images * 2.0 - 1.0
+
+    def to_images(self, x0):
+        """A sampled x̂_0 → images in [0, 1] (`sample` and the exported endpoint return these)."""
+        return tf.clip_by_value((x0 + 1.0) / 2.0, 0.0, 1.0)
+
     def build_network(self, name):
         return build_unet(
-            self.image_shape, num_labels=self.num_classes + 1, base_channels=self.base_channels,
+            self.sample_shape, num_labels=self.num_classes + 1, base_channels=self.base_channels,
             channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks, attention=self.attention,
             groups=self.norm_groups, dropout=self.dropout, name=name,
         )
@@ -187,7 +208,7 @@ class Diffusion(GenerativeModel):
 
     def denoising_loss(self, network, images, labels, t, noise, training=False):
         """Mean squared error of the network's prediction of ε (or v) at timesteps t."""
-        x0 = images * 2.0 - 1.0
+        x0 = self.to_model_space(images)
         x_t = self.noise_schedule.add_noise(x0, noise, t)
         prediction = network([x_t, t, labels], training=training)
         target = self.noise_schedule.prediction_target(x0, noise, t)
@@ -198,7 +219,7 @@ class Diffusion(GenerativeModel):
         batch = tf.shape(images)[0]
         # Timesteps, noise and label dropout come from the model's seed generator: new every step.
         t = tf.random.stateless_uniform([batch], self.draw_seed(), maxval=self.timesteps, dtype=tf.int32)
-        noise = self.normal(tf.shape(images))
+        noise = self.normal(tf.concat([[batch], self.sample_shape], 0))
         labels = self._labels_or_null(labels, batch)
         if self.class_conditional and self.label_dropout > 0:
             drop = tf.random.stateless_uniform([batch], self.draw_seed()) < self.label_dropout
@@ -233,7 +254,7 @@ class Diffusion(GenerativeModel):
         """Fixed timesteps (evenly spread over [0, T) across the batch) and fixed noise."""
         batch = tf.shape(images)[0]
         t = (tf.range(batch) * self.timesteps + self.timesteps // 2) // batch
-        noise = tf.random.stateless_normal(tf.shape(images), seed=VALIDATION_SEED)
+        noise = tf.random.stateless_normal(tf.concat([[batch], self.sample_shape], 0), seed=VALIDATION_SEED)
         return t, noise
 
     def test_step(self, data):
@@ -247,7 +268,7 @@ class Diffusion(GenerativeModel):
         """The EMA network's prediction (ε or v) for the batch noised as in `test_step`: deterministic."""
         images, labels = self.unpack(inputs)
         t, noise = self._validation_inputs(images)
-        x_t = self.noise_schedule.add_noise(images * 2.0 - 1.0, noise, t)
+        x_t = self.noise_schedule.add_noise(self.to_model_space(images), noise, t)
         labels = self._labels_or_null(labels, tf.shape(images)[0])
         return self.ema_network([x_t, t, labels], training=training)
 
@@ -273,7 +294,7 @@ class Diffusion(GenerativeModel):
         timesteps = schedules.sampling_timesteps(self.timesteps, steps)
         x0 = self._sampler(guided)(self.draw_seed(seed), labels, tf.constant(timesteps),
                                    tf.constant(eta, tf.float32), tf.constant(guidance, tf.float32))
-        return tf.clip_by_value((x0 + 1.0) / 2.0, 0.0, 1.0)
+        return self.to_images(x0)
 
     def export_endpoints(self, steps=50):
         """SavedModel endpoints (see `tfgen.export`): deterministic DDIM (η = 0) with `steps` steps.
@@ -281,19 +302,19 @@ class Diffusion(GenerativeModel):
         `sample(noise, labels)` (`sample(noise)` when not class-conditional), with the
         model's `guidance`; label −1 draws from the unconditional model ε(x, ∅) (with the
         null label in both halves of the guided batch, guidance leaves ε(x, ∅) unchanged).
-        `noise` is x_T, shape (B, H, W, C): the endpoint returns what
+        `noise` is x_T, shape (B, *sample_shape) — (B, H, W, C) for pixel diffusion: the endpoint returns what
         `sample(n, labels, steps=steps, seed=s)` does when x_T = stateless_normal(shape, seed=[s, 0]).
         The step count and guidance are fixed here and reported by the `settings` endpoint.
         """
         timesteps = tf.constant(schedules.sampling_timesteps(self.timesteps, steps))
-        noise = tf.TensorSpec([None, *self.image_shape], tf.float32, name="noise")
+        noise = tf.TensorSpec([None, *self.sample_shape], tf.float32, name="noise")
 
         def run(noise, labels=None):
             guided = labels is not None and self.guidance != 1.0
             labels = self.network_labels(labels, tf.shape(noise)[0])
             x0 = self.reverse_process(tf.zeros([2], tf.int64), labels, timesteps, tf.constant(0.0),
                                       tf.constant(self.guidance, tf.float32), guided=guided, x_start=noise)
-            return tf.clip_by_value((x0 + 1.0) / 2.0, 0.0, 1.0)
+            return self.to_images(x0)
 
         settings = {"steps": int(steps), "guidance": self.guidance, "eta": 0.0, "sampler": "ddim"}
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.class_conditional else []
@@ -330,7 +351,7 @@ class Diffusion(GenerativeModel):
         Written with an explicit `tf.while_loop` (AutoGraph off) so that it is one graph
         whatever the number of steps, and can go into an exported SavedModel.
         """
-        shape = tf.concat([tf.shape(labels), tf.constant(self.image_shape, tf.int32)], 0)
+        shape = tf.concat([tf.shape(labels), tf.constant(self.sample_shape, tf.int32)], 0)
         if x_start is None:  # given by an exported endpoint, which takes its noise as input
             x_start = tf.random.stateless_normal(shape, seed=seed)
         null = tf.fill(tf.shape(labels), self.null_label)
@@ -349,7 +370,8 @@ class Diffusion(GenerativeModel):
             prev_t = tf.where(i > 0, timesteps[tf.maximum(i - 1, 0)], -1)  # −1: the last step returns x̂_0
             z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
             model_output = tf.cast(predict(x, timesteps[i]), tf.float32)
-            return i - 1, self.noise_schedule.step(model_output, timesteps[i], prev_t, x, eta, z)
+            return i - 1, self.noise_schedule.step(model_output, timesteps[i], prev_t, x, eta, z,
+                                                   clip=self.clip_denoised)
 
         last = tf.shape(timesteps)[0] - 1
         _, x = tf.while_loop(lambda i, x: i >= 0, step, (last, x_start))
