@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods")
     p.add_argument("run_dir")
-    p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("--n", type=int, help="number of samples (default: as many as the test split has images, "
+                                         "200 to 2000: more would not make FID more exact)")
     p.add_argument("--dataset", help="dataset of the evaluator and real data (default: the run's)")
     p.add_argument("--json", help="JSON file to write (default RUN_DIR/eval.json)")
     p.add_argument("--seed", type=int, default=0)
@@ -389,7 +390,7 @@ def with_sample_options(model, **options):
 def cmd_eval(args) -> None:
     from pathlib import Path
 
-    from tfgen.eval.scoring import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table, reliability_warning
     from tfgen.io import write_json
     from tfgen.runs import EVAL_FILE, data_options, load_run, read_run_config
 
@@ -409,6 +410,8 @@ def cmd_eval(args) -> None:
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
     write_json(out, result)
     print(f"\nwrote {out}")
+    if reliability_warning(result):
+        print(f"tfgen: {reliability_warning(result)}", file=sys.stderr)
 
 
 def cmd_bench(args) -> None:
