@@ -75,13 +75,18 @@ def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _images_under(folder: Path) -> list:
-    """Image files anywhere under `folder`, as sorted paths; hidden files and folders skipped."""
+def _files_under(folder: Path) -> list:
+    """Files anywhere under `folder`, as sorted paths; hidden files and folders skipped."""
     found = []
     for parent, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(parent) / f for f in sorted(files) if _is_image(f)]
+        found += [Path(parent) / f for f in sorted(files) if not f.startswith(".")]
     return found
+
+
+def _images_under(folder: Path) -> list:
+    """Image files anywhere under `folder`, as sorted paths; hidden files and folders skipped."""
+    return [path for path in _files_under(folder) if _is_image(path.name)]
 
 
 def scan(root) -> tuple:
@@ -124,12 +129,7 @@ def other_files(root) -> list:
     Hidden files and folders are left out, as the reader leaves them out: they are the
     system's (.DS_Store, .git), not the user's.
     """
-    root, found = Path(root), []
-    for parent, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [(Path(parent) / f).relative_to(root).as_posix() for f in sorted(files)
-                  if not f.startswith(".") and not _is_image(f)]
-    return found
+    return [path.relative_to(root).as_posix() for path in _files_under(Path(root)) if not _is_image(path.name)]
 
 
 def _read_header(path: Path) -> _Header:

@@ -210,9 +210,9 @@ def reference_scores(real: RealData, conditional: bool, **kw) -> dict:
     return scores
 
 
-def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: int = 0, evaluator=None, evaluator_dir=None,
-             ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True, batch_size: int = 500,
-             kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
+def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: int = 0, evaluator=None,
+             evaluator_dir=None, ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True,
+             batch_size: int = 500, kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
              data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
