@@ -151,7 +151,8 @@ def test_kill_9_mid_epoch_then_resume_finishes(tmp_path):
     assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
     assert [r["epoch"] for r in history(run)] == ["1", "2", "3"]
     assert json.loads(state_file.read_text())["epoch"] == 3
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png",
+                                                                   "real.png"]
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 3 * (4096 // 32)
     assert not list((run / "checkpoints").glob(".*"))  # no leftover temporary files
