@@ -285,15 +285,18 @@ def data_options_from_args(args) -> dict:
 def check_data_first(args) -> None:
     """An image size the family cannot use, then everything about a `folder:` dataset (`tfgen.data.summary.
     check_folder`: missing, empty, corrupt files, no classes for a conditional model, fewer images than a
-    batch), without TensorFlow: in a second for a few hundred images, rather than after TensorFlow loads."""
+    batch), or a missing `idx:`/`npz:` path, without TensorFlow: in a second for a few hundred images,
+    rather than after TensorFlow loads."""
     family = catalog.family(args.model)
     if args.image_size is not None and family.halving_networks:
         from tfgen.layers.resolution import check_image_size
 
         check_image_size((*args.image_size, 1), family.class_name)
+    from tfgen.data.summary import check_folder, check_source
+
     if not args.dataset.startswith("folder:"):
+        check_source(args.dataset)
         return
-    from tfgen.data.summary import check_folder
 
     batch_size = args.batch_size or family.fit_defaults["batch_size"]
     needs_labels = f"{args.model} ({args.preset} preset)" if family.conditional else None

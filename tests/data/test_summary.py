@@ -77,7 +77,7 @@ def run_cli(*args):
     return result.returncode, result.stderr.strip()
 
 
-def test_folder_errors_come_before_tensorflow_loads_and_a_corrupt_file_before_the_batch_size(tmp_path):
+def test_data_errors_come_before_tensorflow_loads_and_a_corrupt_file_before_the_batch_size(tmp_path):
     flat = make_folder(tmp_path / "flat", {"": 6})
     broken = make_folder(tmp_path / "broken", {"a": 5, "b": 5})
     truncate(broken / "b" / "03.png")  # its header is fine: only reading it through finds the cut
@@ -89,6 +89,9 @@ def test_folder_errors_come_before_tensorflow_loads_and_a_corrupt_file_before_th
          "batch_size 64 is larger than the 8 training examples"),
         (("train", "cgan", "--preset", "tiny", "--dataset", f"folder:{flat}", "--batch-size", "2"),
          "needs class labels"),
+        ((*base, "--dataset", f"npz:{tmp_path / 'x.npz'}"), "file does not exist"),
+        ((*base, "--dataset", f"idx:{tmp_path / 'idx'}"), "directory does not exist"),
+        ((*base, "--dataset", str(flat)), f"for a folder of images write folder:{flat}"),
     ]
     for args, message in cases:
         status, err = run_cli(*args)

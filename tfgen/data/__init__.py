@@ -26,6 +26,11 @@ Names:
 `image_size` and `channels` resize and convert any of them (centre crop, then
 resize; grey <-> RGB); `folder:` datasets take more options (`background`,
 `skip_corrupt`, `holdout`), and `npz:` files of one array take `holdout`.
+
+What a dataset holds (counts, classes, split, files not read) is said by
+`tfgen.data.summary`, and shown by `tfgen.data.preview` (`real.png`). Importing
+this package does not import TensorFlow (loading data does), so the command
+line checks a folder before TensorFlow loads.
 """
 
 from __future__ import annotations

@@ -152,6 +152,22 @@ def steps_per_epoch(batch_size: int, train_examples: int) -> int:
     return train_examples // batch_size
 
 
+def check_source(spec: str) -> None:
+    """A dataset path that is missing or lacks its prefix, answered without TensorFlow (the loaders' own errors)."""
+    from tfgen.data import IDX_PREFIX, _refuse_bare_path
+    from tfgen.data.npz import PREFIX as NPZ_PREFIX
+
+    if spec.startswith(IDX_PREFIX):
+        from tfgen.data.idx import find_idx_split
+
+        for split in ("train", "test"):
+            find_idx_split(spec[len(IDX_PREFIX):], split)
+    elif spec.startswith(NPZ_PREFIX) and not Path(spec[len(NPZ_PREFIX):]).is_file():
+        raise ValueError(f"{spec}: file does not exist")
+    elif not spec.startswith(folder_data.PREFIX):
+        _refuse_bare_path(spec)
+
+
 def check_folder(spec: str, batch_size: int, needs_labels: str | None = None, **options) -> DataSummary:
     """Everything about a `folder:` dataset that can fail a training run, checked without TensorFlow.
 
