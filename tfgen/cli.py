@@ -401,8 +401,10 @@ def cmd_eval(args) -> None:
         ks = sorted({int(k) for k in args.k.split(",")})
     except ValueError:
         raise ValueError(f"--k must be comma-separated positive integers, got {args.k!r}") from None
-    config = read_run_config(args.run_dir)
-    dataset = args.dataset or config.get("dataset") or "mnist_bundled"
+    from tfgen.data import absolute_name
+
+    config = read_run_config(args.run_dir)  # its data paths absolute: the run is scored from any directory
+    dataset = absolute_name(args.dataset) if args.dataset else config.get("dataset") or "mnist_bundled"
     model = load_run(args.run_dir)
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
