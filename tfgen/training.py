@@ -238,7 +238,7 @@ def _start_over(run_dir: Path, config: dict, epochs, verbose):
     if verbose != 0:
         print(f"{run_dir} has no checkpoint (it stopped before its first epoch ended): starting it over with its "
               f"settings: {config['model']} ({config['preset']} preset) on {config['dataset']}, "
-              f"{config['epochs']} epochs, batch {config['batch_size']}, seed {config['seed']}",
+              f"epochs {config['epochs']}, batch {config['batch_size']}, seed {config['seed']}",
               file=sys.stderr, flush=True)
     runs.remove_stale_temporaries(run_dir)
     runs.trim_history(run_dir, 0)
