@@ -84,9 +84,10 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_with_resume_from_a
 
     work = tmp_path.resolve() / "work"
     for c in range(2):
-        (work / "pics" / f"class{c}").mkdir(parents=True)
+        folder = work / "pics" / f"class{c}"
+        folder.mkdir(parents=True)
         for i in range(10):
-            Image.fromarray(np.full((16, 16, 3), 15 * i + 100 * c, np.uint8)).save(work / "pics" / f"class{c}" / f"{i}.png")
+            Image.fromarray(np.full((16, 16, 3), 15 * i + 100 * c, np.uint8)).save(folder / f"{i}.png")
     monkeypatch.chdir(work)
     fit = training._fit
     monkeypatch.setattr(training, "_fit", lambda *args, **kwargs: (_ for _ in ()).throw(Killed()))
