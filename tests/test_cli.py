@@ -32,7 +32,7 @@ def test_train_writes_the_run_directory(vae_run):
     rows = list(csv.DictReader(open(vae_run / "history.csv")))
     assert len(rows) == 2
     assert {"loss", "kl_loss", "reconstruction_loss", "val_loss", "images_per_second"} <= set(rows[0])
-    assert sorted(p.name for p in (vae_run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert sorted(p.name for p in (vae_run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "real.png"]
     assert (vae_run / "checkpoints" / "last.keras").exists()
     assert json.loads((vae_run / "checkpoints" / "state.json").read_text())["epoch"] == 2
     assert (vae_run / "model.keras").exists()
@@ -67,13 +67,14 @@ def test_the_sample_grid_is_also_a_tensorboard_image_for_each_epoch(vae_run):
     for path in sorted((vae_run / "logs" / "samples").glob("events.out.tfevents*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                if value.tag == "samples":
-                    images[event.step] = tf.io.decode_png(tf.make_ndarray(value.tensor)[2]).numpy()
-    assert sorted(images) == [1, 2]  # steps are epochs, counted from 1 like epoch_001.png
+                if value.tag in ("samples", "real"):
+                    images[value.tag, event.step] = tf.io.decode_png(tf.make_ndarray(value.tensor)[2]).numpy()
+    # steps are epochs, counted from 1 like epoch_001.png; the real images before the first
+    assert sorted(images) == [("real", 0), ("samples", 1), ("samples", 2)]
     from PIL import Image
 
-    png = np.asarray(Image.open(vae_run / "samples" / "epoch_002.png"))
-    np.testing.assert_array_equal(images[2][..., 0], png)  # the same grid as the PNG
+    for key, png in ((("samples", 2), "epoch_002.png"), (("real", 0), "real.png")):
+        np.testing.assert_array_equal(images[key][..., 0], np.asarray(Image.open(vae_run / "samples" / png)))
 
 
 def test_sample_labels_all_draws_one_row_per_class_from_a_model_with_optional_labels(tmp_path, capsys):

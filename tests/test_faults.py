@@ -42,7 +42,8 @@ def assert_checkpoint_is_good(run, epoch):
     assert all(np.isfinite(w.numpy()).all() for w in model.weights)
     assert int(model.optimizer.iterations) == epoch * STEPS
     assert checkpointed_epoch(run) == epoch == epochs_logged(run)
-    assert sorted(p.name for p in (run / "samples").iterdir()) == [f"epoch_{e:03d}.png" for e in range(1, epoch + 1)]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [*(f"epoch_{e:03d}.png" for e in range(1, epoch + 1)),
+                                                                   "real.png"]
     assert not (run / "model.keras").exists()
 
 

@@ -115,7 +115,8 @@ def test_resumed_run_trains_exactly_like_an_uninterrupted_one(gan_runs):
         for key in want:
             if key not in ("epoch_seconds", "images_per_second"):
                 assert float(got[key]) == pytest.approx(float(want[key]), rel=1e-4, abs=1e-5), (got["epoch"], key)
-    assert sorted(p.name for p in (cut / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert sorted(p.name for p in (cut / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png",
+                                                                   "real.png"]
     assert json.loads((cut / "checkpoints" / "state.json").read_text())["epoch"] == 3
     assert not (whole / ".lock").exists() and not (cut / ".lock").exists()  # finished runs hold no lock file
     a, b = keras.saving.load_model(whole / "model.keras"), keras.saving.load_model(cut / "model.keras")
@@ -151,7 +152,8 @@ def test_kill_9_mid_epoch_then_resume_finishes(tmp_path):
     assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
     assert [r["epoch"] for r in history(run)] == ["1", "2", "3"]
     assert json.loads(state_file.read_text())["epoch"] == 3
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png",
+                                                                   "real.png"]
     model = keras.saving.load_model(run / "model.keras")
     assert int(model.optimizer.iterations) == 3 * (4096 // 32)
     assert not list((run / "checkpoints").glob(".*"))  # no leftover temporary files

@@ -9,6 +9,7 @@ import csv
 import json
 
 import keras
+import numpy as np
 
 import tfgen
 import tfgen.data
@@ -53,3 +54,58 @@ def test_a_run_directory_in_the_old_format_loads_and_resumes(tmp_path):
     assert read_run_config(run) == json.loads(json.dumps(config))  # resume does not rewrite the config
     assert int(keras.saving.load_model(run / "model.keras").optimizer.iterations) == 2 * (64 // 32)
     assert not (run / ".lock").exists()
+
+
+def test_old_relative_data_paths_are_found_next_to_the_run_else_in_the_working_directory(tmp_path, monkeypatch):
+    root = tmp_path.resolve()
+    (root / "project" / "pics").mkdir(parents=True)
+    run = root / "project" / "runs" / "vae-1"  # the default layout, runs/NAME, of `train` run in project/
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"model": "vae", "dataset": "folder:pics", "data_dir": "tfds",
+                                                 "manual_dir": None}))
+    monkeypatch.chdir(root)
+    config = read_run_config(run)
+    assert config["dataset"] == f"folder:{root / 'project' / 'pics'}"
+    assert config["data_dir"] == str(root / "tfds") and config["manual_dir"] is None  # not near the run: cwd
+    assert read_run_config(run.relative_to(root))["dataset"] == config["dataset"]
+
+
+class Killed(BaseException):
+    """kill -9 during the first epoch: nothing after it runs."""
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_with_resume_from_any_directory(tmp_path, monkeypatch,
+                                                                                             capsys):
+    import pytest
+    from PIL import Image
+
+    from tfgen import training
+    from tfgen.runs import RunDirectoryError, has_checkpoint, refuse_existing_run
+
+    work = tmp_path.resolve() / "work"
+    for c in range(2):
+        folder = work / "pics" / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((16, 16, 3), 15 * i + 100 * c, np.uint8)).save(folder / f"{i}.png")
+    monkeypatch.chdir(work)
+    fit = training._fit
+    monkeypatch.setattr(training, "_fit", lambda *args, **kwargs: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):  # what train writes before its first epoch ends: config.json, real.png
+        training.train("vae", "tiny", dataset="folder:pics", epochs=1, batch_size=8, out="run", verbose=0)
+    monkeypatch.setattr(training, "_fit", fit)
+    run = work / "run"
+    (run / ".lock").write_text("12345\n")  # kill -9 leaves it
+    assert json.loads((run / "config.json").read_text())["dataset"] == f"folder:{work / 'pics'}"  # stored absolute
+    assert not has_checkpoint(run) and (run / "samples" / "real.png").exists()
+
+    # sample, eval and export load the run; train --out refuses it: each says what to do
+    with pytest.raises(RunDirectoryError, match=r"stopped before its first epoch ended.*tfgen train --resume"):
+        load_run(run)
+    with pytest.raises(RunDirectoryError, match=r"or start it over .* with: tfgen train --resume"):
+        refuse_existing_run(run)
+
+    monkeypatch.chdir(tmp_path)  # elsewhere: the folder is still found
+    assert resume(run, verbose=2) == run
+    assert "has no checkpoint (it stopped before its first epoch ended): starting it over" in capsys.readouterr().err
+    assert read_state(run)["epoch"] == 1 and (run / "model.keras").exists()

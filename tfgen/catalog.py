@@ -39,6 +39,9 @@ class Family:
     presets: dict = field(default_factory=dict)
     fit_defaults: dict = field(default_factory=dict)
     hyperparameters: dict = field(default_factory=dict)  # constructor argument -> default value
+    conditional: bool = False  # the class's `conditional`: it needs class labels, whatever its hyperparameters
+    halving_networks: bool = False  # its image sizes are those of `tfgen.layers.resolution`
+    class_name: str = ""
 
 
 class _NotLiteral(ValueError):
@@ -135,8 +138,15 @@ def _family_from_source(cls: _ClassSource, classes: dict) -> Family:
     hyper = {}
     for klass in reversed(chain):  # nearest class last, so its defaults win
         hyper.update(klass.init_defaults())
+    flags = {}
+    for name in ("conditional", "halving_networks"):
+        try:
+            flags[name] = _inherited(chain, name) is True
+        except _NotLiteral:  # set per instance (`conditional` from a hyperparameter), not by the class
+            flags[name] = False
     return Family(cls.registered_as, cls.module, presets=cls.attribute("PRESETS"),
-                  fit_defaults=_inherited(chain, "FIT_DEFAULTS"), hyperparameters=hyper)
+                  fit_defaults=_inherited(chain, "FIT_DEFAULTS"), hyperparameters=hyper, class_name=cls.node.name,
+                  **flags)
 
 
 def _family_from_import(name: str, module: str) -> Family:
@@ -145,7 +155,9 @@ def _family_from_import(name: str, module: str) -> Family:
 
     model_cls = get_model_class(name)
     return Family(name, module, presets=dict(model_cls.PRESETS), fit_defaults=dict(model_cls.FIT_DEFAULTS),
-                  hyperparameters={k: p.default for k, p in model_cls.hyperparameters().items()})
+                  hyperparameters={k: p.default for k, p in model_cls.hyperparameters().items()},
+                  conditional=getattr(model_cls, "conditional", False) is True,
+                  halving_networks=getattr(model_cls, "halving_networks", False) is True, class_name=model_cls.__name__)
 
 
 @functools.cache

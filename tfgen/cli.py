@@ -8,6 +8,7 @@
                       [--precision auto|float32|mixed_float16|mixed_bfloat16]
                       [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
+    tfgen data SOURCE [--image-size N|HxW] [--channels C] [--out DIR]
     tfgen export RUN_DIR [--out DIR]
     tfgen sample RUN_DIR [--n N] [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K]
                          [--out FILE.png|.jpg]
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("list", help="registered models and their presets")
     p.set_defaults(func=cmd_list)
     add_train_parser(commands)
+    add_data_parser(commands)
 
     p = commands.add_parser("sample", help="draw a sample grid from a trained run")
     p.add_argument("run_dir")
@@ -104,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods")
     p.add_argument("run_dir")
-    p.add_argument("--n", type=int, default=2000, help="number of samples (default 2000)")
+    p.add_argument("--n", type=int, help="number of samples (default: as many as the test split has images, "
+                                         "200 to 2000: more would not make FID more exact)")
     p.add_argument("--dataset", help="dataset of the evaluator and real data (default: the run's)")
     p.add_argument("--json", help="JSON file to write (default RUN_DIR/eval.json)")
     p.add_argument("--seed", type=int, default=0)
@@ -145,15 +148,7 @@ def add_train_parser(commands) -> None:
     p.add_argument("--dataset", default="mnist_bundled",
                    help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...), folder:DIR (your images: "
                         "one subfolder per class, or all in DIR without labels), idx:DIR or npz:FILE")
-    p.add_argument("--image-size", type=_image_size, metavar="N|HxW",
-                   help="resize the images to N×N or H×W (centre crop to the aspect ratio, then resize); "
-                        "default: the images' own size")
-    p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB); default: as stored")
-    p.add_argument("--skip-corrupt", action="store_true",
-                   help="folder:DIR: skip files that cannot be decoded (counted in one warning) instead of failing")
-    p.add_argument("--background", default=None,
-                   help="folder:DIR: colour that transparent pixels are composited onto: white (default), black "
-                        "or R,G,B")
+    add_data_options(p)
     p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
     p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
     p.add_argument("--seed", type=int, default=0)
@@ -179,6 +174,51 @@ def add_train_parser(commands) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def add_data_options(p) -> None:
+    """How images are read (`tfgen.data.DATA_OPTIONS`): options of `train` and `data`."""
+    p.add_argument("--image-size", type=_image_size, metavar="N|HxW",
+                   help="resize the images to N×N or H×W (centre crop to the aspect ratio, then resize); "
+                        "default: the images' own size")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB); default: as stored")
+    p.add_argument("--skip-corrupt", action="store_true",
+                   help="folder:DIR: skip files that cannot be decoded (counted in one warning) instead of failing")
+    p.add_argument("--background", default=None,
+                   help="folder:DIR: colour that transparent pixels are composited onto: white (default), black "
+                        "or R,G,B")
+
+
+def add_data_parser(commands) -> None:
+    """The `data` subcommand: what a dataset holds, and a picture of it, without training."""
+    p = commands.add_parser("data", help="what a dataset holds (images, classes, split, skipped files) and a "
+                                         "picture of it, without training")
+    p.add_argument("source", help="folder:DIR, idx:DIR, npz:FILE, mnist_bundled or a TFDS name (as --dataset)")
+    add_data_options(p)
+    p.add_argument("--out", metavar="DIR", help=f"write a grid of the images as training sees them to DIR/real.png "
+                                                "(one block of rows per class)")
+    p.set_defaults(func=cmd_data)
+
+
+def cmd_data(args) -> None:
+    options = data_options_from_args(args)
+    if args.source.startswith("folder:"):  # summarised from the files' headers: no TensorFlow
+        from tfgen.data.summary import folder_summary
+
+        print(folder_summary(args.source, **options).text())
+        if args.out is None:
+            print("  picture: add --out DIR for DIR/real.png")
+            return
+    from tfgen import data as tfdata
+    from tfgen.data.preview import FILE_NAME, save_real_grid
+    from tfgen.data.summary import summarise
+
+    train = tfdata.load_examples(args.source, "train", **options)
+    if not args.source.startswith("folder:"):
+        test = tfdata.load_examples(args.source, "test", **options)
+        print(summarise(args.source, train, test, **options).text())
+    if args.out is not None:
+        print(f"  picture: {save_real_grid(train, Path(args.out) / FILE_NAME)}")
+
+
 def cmd_list(args) -> None:
     print(f"{'model':<20} {'default epochs, batch':<24} presets")
     for name, family in catalog.families().items():
@@ -192,9 +232,10 @@ def cmd_train(args) -> None:
         check_resume_args(args)
     elif args.model is None:
         raise ValueError("train needs a MODEL (see `tfgen list`), or --resume RUN_DIR")
-    else:  # checked before TensorFlow loads: a typo is answered at once
+    else:  # checked before TensorFlow loads: a typo, or a folder the run cannot use, is answered at once
         catalog.check_preset(args.model, args.preset)
         overrides = parse_overrides(args.model, args.set)
+        check_data_first(args)
     from tfgen.distribute import is_chief
     from tfgen.training import resume, train
 
@@ -239,6 +280,27 @@ def data_options_from_args(args) -> dict:
         text = args.background.strip()
         options["background"] = tuple(int(v) for v in text.split(",")) if "," in text else text
     return options
+
+
+def check_data_first(args) -> None:
+    """An image size the family cannot use, then everything about a `folder:` dataset (`tfgen.data.summary.
+    check_folder`: missing, empty, corrupt files, no classes for a conditional model, fewer images than a
+    batch), or a missing `idx:`/`npz:` path, without TensorFlow: in a second for a few hundred images,
+    rather than after TensorFlow loads."""
+    family = catalog.family(args.model)
+    if args.image_size is not None and family.halving_networks:
+        from tfgen.layers.resolution import check_image_size
+
+        check_image_size((*args.image_size, 1), family.class_name)
+    from tfgen.data.summary import check_folder, check_source
+
+    if not args.dataset.startswith("folder:"):
+        check_source(args.dataset)
+        return
+
+    batch_size = args.batch_size or family.fit_defaults["batch_size"]
+    needs_labels = f"{args.model} ({args.preset} preset)" if family.conditional else None
+    check_folder(args.dataset, batch_size, needs_labels, limit=args.limit, **data_options_from_args(args))
 
 
 def check_resume_args(args) -> None:
@@ -331,7 +393,7 @@ def with_sample_options(model, **options):
 def cmd_eval(args) -> None:
     from pathlib import Path
 
-    from tfgen.eval.scoring import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table, reliability_warning
     from tfgen.io import write_json
     from tfgen.runs import EVAL_FILE, data_options, load_run, read_run_config
 
@@ -339,8 +401,10 @@ def cmd_eval(args) -> None:
         ks = sorted({int(k) for k in args.k.split(",")})
     except ValueError:
         raise ValueError(f"--k must be comma-separated positive integers, got {args.k!r}") from None
-    config = read_run_config(args.run_dir)
-    dataset = args.dataset or config.get("dataset") or "mnist_bundled"
+    from tfgen.data import absolute_name
+
+    config = read_run_config(args.run_dir)  # its data paths absolute: the run is scored from any directory
+    dataset = absolute_name(args.dataset) if args.dataset else config.get("dataset") or "mnist_bundled"
     model = load_run(args.run_dir)
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
@@ -351,6 +415,8 @@ def cmd_eval(args) -> None:
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
     write_json(out, result)
     print(f"\nwrote {out}")
+    if reliability_warning(result):
+        print(f"tfgen: {reliability_warning(result)}", file=sys.stderr)
 
 
 def cmd_bench(args) -> None:

@@ -51,23 +51,59 @@ class RunDirectoryError(ValueError):
 
 # ---------------------------------------------------------------------- reading a run
 def read_run_config(run_dir) -> dict:
-    """`config.json`: the run's model name, preset, settings and model config."""
+    """`config.json`: the run's model name, preset, settings and model config.
+
+    Its data paths come back absolute (`absolute_data_paths`), whatever the working directory.
+    """
     path = Path(run_dir) / CONFIG_FILE
     config = _read_json(path, f"{run_dir} is not a tfgen run directory")
     if not isinstance(config, dict) or "model" not in config:
         raise RunDirectoryError(f"{path} is corrupt: no model name in it")
-    return config
+    return absolute_data_paths(config, run_dir)
+
+
+def absolute_data_paths(config: dict, run_dir) -> dict:
+    """`config` with its dataset path (`folder:`, `idx:`, `npz:`), `data_dir` and `manual_dir` absolute.
+
+    Runs store them absolute since they are written (`tfgen.training.train`); older runs kept them
+    as typed, relative to the directory `train` ran in. That directory is not recorded, so a relative
+    path is looked up next to the run directory (`--out NAME`), then one level up (the default
+    `runs/NAME`), and taken relative to the working directory when neither holds it.
+    """
+    from tfgen.data import absolute_name, absolute_path, path_of
+
+    run_dir = Path(run_dir).absolute()
+
+    def base(path) -> Path | None:
+        return next((d for d in (run_dir.parent, run_dir.parent.parent) if (d / Path(path).expanduser()).exists()),
+                    None)
+
+    out = dict(config)
+    if isinstance(out.get("dataset"), str) and path_of(out["dataset"]) is not None:
+        out["dataset"] = absolute_name(out["dataset"], base(path_of(out["dataset"])))
+    for key in ("data_dir", "manual_dir"):
+        if out.get(key):
+            out[key] = absolute_path(out[key], base(out[key]))
+    return out
 
 
 def read_state(run_dir) -> dict:
-    """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}."""
+    """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}; {"epoch": 0} when a kill came
+    between the first checkpoint and its state.json (`epochs_done` then counts from the optimiser)."""
     path = Path(run_dir) / STATE_FILE
+    if not path.exists() and (Path(run_dir) / CHECKPOINT_FILE).exists():
+        return {"epoch": 0, "logs": {}}
     state = _read_json(path, f"{run_dir} has no checkpoint to resume from")
     try:
         int_at_least(state["epoch"], "epoch", 0)
     except (TypeError, KeyError, ValueError):  # not an object, no "epoch", or not a count
         raise RunDirectoryError(f"{path} is corrupt: no epoch count in it") from None
     return state
+
+
+def has_checkpoint(run_dir) -> bool:
+    """Whether a run got as far as its first checkpoint (a run killed during its first epoch did not)."""
+    return any((Path(run_dir) / name).exists() for name in (STATE_FILE, CHECKPOINT_FILE))
 
 
 def load_run(run_dir):
@@ -78,6 +114,10 @@ def load_run(run_dir):
     for candidate in (run_dir / MODEL_FILE, run_dir / CHECKPOINT_FILE):
         if candidate.exists():
             return load_checkpoint(candidate)
+    if (run_dir / CONFIG_FILE).exists():
+        raise RunDirectoryError(f"{run_dir} stopped before its first epoch ended: it has no model yet (no "
+                                f"{CHECKPOINT_FILE}); train it with: tfgen train --resume {run_dir} (it starts over "
+                                f"with the run's settings)")
     raise RunDirectoryError(f"{run_dir} holds no {MODEL_FILE} and no {CHECKPOINT_FILE}: not a tfgen run")
 
 
@@ -118,8 +158,9 @@ def refuse_existing_run(out: Path) -> None:
     """A `RunDirectoryError` if `out` already holds a run: a new run never overwrites one."""
     if (Path(out) / CONFIG_FILE).exists():
         model = read_run_config(out).get("model", "?")
+        how = "continue it" if has_checkpoint(out) else "start it over (it stopped before its first checkpoint)"
         raise RunDirectoryError(f"{out} already holds a run (of {model!r}); choose another --out, "
-                                f"or continue it with --resume {out}")
+                                f"or {how} with: tfgen train --resume {out}")
 
 
 def epochs_done(net, state_epoch: int, steps: int) -> int:

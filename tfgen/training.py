@@ -40,6 +40,7 @@ from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFin
                              StopOnInterrupt, TerminateOnNonFinite, Throughput)
 from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import training_batches
+from tfgen.data.summary import steps_per_epoch
 from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json
 from tfgen.precision import dtype_policy, jit_compile_setting, resolve_precision
@@ -75,7 +76,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     config = {
         "model": model,
         "preset": preset,
-        "dataset": dataset,
+        "dataset": tfdata.absolute_name(dataset),  # absolute: --resume and eval work from any directory
         "epochs": positive_int(fit_defaults["epochs"] if epochs is None else epochs, "epochs"),
         "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
         "sample_every": positive_int(sample_every, "sample_every"),
@@ -85,8 +86,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         "precision_reason": reason,
         "jit_compile": jit_compile_setting(jit_compile),
         "strategy": strategy,
-        "data_dir": None if data_dir is None else str(data_dir),
-        "manual_dir": None if manual_dir is None else str(manual_dir),
+        "data_dir": None if data_dir is None else tfdata.absolute_path(data_dir),
+        "manual_dir": None if manual_dir is None else tfdata.absolute_path(manual_dir),
         "limit": limit,
         "deterministic": deterministic,
         "data_options": _checked_data_options(data_options, model_cls, preset, overrides),
@@ -104,6 +105,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         runs.refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
         config = {**config, "config": net.get_config(), "versions": runs.versions()}
         write_json(out / runs.CONFIG_FILE, config)
+        _announce_data(config, data, out, verbose)
         _announce_precision(config, verbose)
         _fit(net, out, config, data, initial_epoch=0, verbose=verbose)
     return requested_out
@@ -196,6 +198,8 @@ def resume(run_dir, epochs: int | None = None, verbose="auto"):
 
 def _resume(run_dir: Path, epochs, verbose):
     config = runs.read_run_config(run_dir)
+    if not runs.has_checkpoint(run_dir):
+        return _start_over(run_dir, config, epochs, verbose)
     state = runs.read_state(run_dir)
     if epochs is not None and positive_int(epochs, "epochs") < state["epoch"]:
         raise ValueError(f"{run_dir} has already trained {state['epoch']} epochs; --epochs {epochs} is fewer")
@@ -221,6 +225,45 @@ def _resume(run_dir: Path, epochs, verbose):
         return run_dir
     _announce_precision(config, verbose, resumed=True)
     return _fit(net, run_dir, config, data, initial_epoch=done, verbose=verbose)
+
+
+def _start_over(run_dir: Path, config: dict, epochs, verbose):
+    """Train a run that stopped before its first checkpoint from the start, with its config.json settings.
+
+    Such a run (killed during its first epoch) holds config.json and perhaps logs, but no model to
+    continue: its model is built again from the config it recorded, and trained from epoch 0.
+    """
+    if epochs is not None and positive_int(epochs, "epochs") != config["epochs"]:
+        config = {**config, "epochs": epochs}
+    if verbose != 0:
+        print(f"{run_dir} has no checkpoint (it stopped before its first epoch ended): starting it over with its "
+              f"settings: {config['model']} ({config['preset']} preset) on {config['dataset']}, "
+              f"epochs {config['epochs']}, batch {config['batch_size']}, seed {config['seed']}",
+              file=sys.stderr, flush=True)
+    runs.remove_stale_temporaries(run_dir)
+    runs.trim_history(run_dir, 0)
+    write_json(run_dir / runs.CONFIG_FILE, config)  # with its data paths absolute (older runs: as typed)
+    seed_everything(config["seed"], config.get("deterministic", False))
+    data = _load_data(config)
+    with get_strategy(config.get("strategy", "auto")).scope(), dtype_policy(config.get("precision", "float32")):
+        net = get_model_class(config["model"]).from_config(config["config"])
+        net.default_compile(jit_compile=config.get("jit_compile", False))
+    _announce_data(config, data, run_dir, verbose)
+    _announce_precision(config, verbose, resumed=True)
+    return _fit(net, run_dir, config, data, initial_epoch=0, verbose=verbose)
+
+
+def _announce_data(config: dict, data: dict, out: Path, verbose) -> None:
+    """What was read (`tfgen.data.summary`, on stderr unless `verbose` is 0), and its picture:
+    `samples/real.png` and the TensorBoard image `real`."""
+    from tfgen.data.preview import FILE_NAME, save_real_grid
+    from tfgen.data.summary import summarise
+
+    path = save_real_grid(data["examples"], out / runs.SAMPLES_DIR / FILE_NAME, log_dir=out / runs.LOGS_DIR)
+    if verbose != 0:
+        options = {**runs.data_options(config), "limit": config.get("limit")}
+        summary = summarise(config["dataset"], data["examples"], data["test_examples"], **options)
+        print(f"{summary.text()}\n  picture: {path}", file=sys.stderr, flush=True)
 
 
 def _announce_precision(config: dict, verbose, resumed: bool = False) -> None:
@@ -292,8 +335,7 @@ def _load_data(config: dict) -> dict:
     batch_size, seed = config["batch_size"], config["seed"]
     examples = tfdata.load_examples(config["dataset"], "train", **kwargs)
     # Full batches only: exact images/second, and no batch-norm step on a 1-image remainder.
-    steps = examples.info.num_examples // batch_size
-    if steps == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the {examples.info.num_examples} training examples")
-    test = tfdata.load(config["dataset"], "test", batch_size, seed, **kwargs)
-    return {"examples": examples, "info": examples.info, "steps": steps, "test": test}
+    steps = steps_per_epoch(batch_size, examples.info.num_examples)
+    test = tfdata.load_examples(config["dataset"], "test", **kwargs)
+    return {"examples": examples, "info": examples.info, "steps": steps, "test": test.batches(batch_size),
+            "test_examples": test}

@@ -254,3 +254,58 @@ def test_evaluate_is_the_function_even_after_the_scoring_module_is_imported():
     from tfgen.eval import evaluate as function
 
     assert callable(function) and function.__name__ == "evaluate"
+
+
+def test_the_digits_evaluator_is_reliable_and_the_default_sample_count_is_the_test_splits(evaluator, capsys):
+    from tfgen.eval.scoring import reliability_warning
+
+    result = evaluate(NoiseModel(), evaluator=evaluator, kid_subsets=5, likelihood=False)
+    assert result["n_samples"] == result["n_real_test"] == 1501
+    assert result["reliable"] is True and result["unreliable_because"] == [] and reliability_warning(result) is None
+    assert result["noise_fid"] > 100 * result["reference"]["fid"]
+    assert f"uniform noise {result['noise_fid']:.3g}" in format_table(result)
+    err = capsys.readouterr().err
+    assert "samples: 1501 (the default for 1501 test images" in err and "sampling: 1501/1501" in err
+
+
+def test_a_weak_evaluator_makes_the_scores_unreliable_with_one_warning_line(evaluator):
+    import copy
+
+    from tfgen.eval.scoring import reliability_warning
+
+    weak = copy.copy(evaluator)
+    weak.accuracy = 0.2  # 10 classes: chance is 10%, halfway to perfect 55%
+    result = evaluate(NoiseModel(), n=100, evaluator=weak, kid_subsets=5, likelihood=False, verbose=0)
+    assert result["reliable"] is False and len(result["unreliable_because"]) == 1
+    assert "test accuracy 20.0% is near chance (10.0% for 10 classes" in result["unreliable_because"][0]
+    line = reliability_warning(result)
+    assert line.startswith("warning: this evaluator is too weak to rank models: ") and "\n" not in line
+    json.dumps(result)
+
+
+def test_each_sign_of_a_weak_evaluator_is_named():
+    from types import SimpleNamespace
+
+    from tfgen.eval.scoring import reliability
+
+    x_test = np.random.default_rng(0).random((40, 4, 4, 1))  # mean-image RMSE about 0.29
+    real = SimpleNamespace(test_features=np.zeros((40, 128)), x_test=x_test)
+    weak_ae = SimpleNamespace(kind="autoencoder", labelled=False, meta={"test_rmse": 0.5})
+    reasons = reliability(weak_ae, real, floor=1.0, noise=5.0)["unreliable_because"]
+    assert [r.split(" ")[:2] for r in reasons] == [["only", "40"], ["its", "reconstruction"], ["uniform", "noise"]]
+    good_ae = SimpleNamespace(kind="autoencoder", labelled=False, meta={"test_rmse": 0.3})
+    real.test_features = np.zeros((128, 128))
+    assert reliability(good_ae, real, floor=1.0, noise=10.0) == {"reliable": True, "unreliable_because": []}
+
+
+def test_progress_lines_say_how_far_and_how_long_by_the_clock_given():
+    import io
+
+    from tfgen.eval.scoring import Progress, default_sample_count
+
+    assert [default_sample_count(m) for m in (40, 1501, 10_000)] == [200, 1501, 2000]
+    times, stream = iter([0.0, 20.0, 120.0]), io.StringIO()
+    report = Progress(1, clock=lambda: next(times), stream=stream).counter("sampling", 1000)
+    report(250)
+    report(1000)
+    assert stream.getvalue().splitlines() == ["sampling: 250/1000, 20 s, about 60 s left", "sampling: 1000/1000, 2 min"]

@@ -26,6 +26,11 @@ Names:
 `image_size` and `channels` resize and convert any of them (centre crop, then
 resize; grey <-> RGB); `folder:` datasets take more options (`background`,
 `skip_corrupt`, `holdout`), and `npz:` files of one array take `holdout`.
+
+What a dataset holds (counts, classes, split, files not read) is said by
+`tfgen.data.summary`, and shown by `tfgen.data.preview` (`real.png`). Importing
+this package does not import TensorFlow (loading data does), so the command
+line checks a folder before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from tfgen.checks import UnknownNameError, did_you_mean, one_of, positive_int
 from tfgen.data.folder import PREFIX as FOLDER_PREFIX
@@ -55,7 +59,8 @@ SPLITS = ("train", "test")
 DATA_OPTIONS = ("image_size", "channels", "background", "skip_corrupt", "holdout")
 
 __all__ = ["load", "load_arrays", "load_examples", "load_bundled", "Examples", "DatasetInfo", "DataWarning",
-           "DataUnavailableError", "DATA_OPTIONS", "parse_image_size", "require_labels", "network_available"]
+           "DataUnavailableError", "DATA_OPTIONS", "parse_image_size", "require_labels", "network_available",
+           "absolute_name", "absolute_path", "path_of"]
 
 
 class DataUnavailableError(RuntimeError):
@@ -89,6 +94,8 @@ class Examples:
     """
 
     def __init__(self, images, labels, info: DatasetInfo):
+        import tensorflow as tf
+
         # A variable, not a constant: a `tf.data` function captures a constant by copying it
         # (a second copy of the data per pipeline), a variable by reference. Make `Examples`
         # outside a distribution strategy's scope, or the variable is mirrored per replica.
@@ -99,10 +106,14 @@ class Examples:
 
     def lookup(self, indices):
         """(float32 images in [0, 1], int32 labels) of a batch of example indices."""
+        import tensorflow as tf
+
         return tf.cast(tf.gather(self.images, indices), tf.float32) / 255.0, tf.gather(self.labels, indices)
 
     def batches(self, batch_size: int, seed: int | None = None, drop_remainder: bool = False):
         """Batches of `lookup`, in file order (`seed` None) or in a new seeded order each iteration."""
+        import tensorflow as tf
+
         order = tf.data.Dataset.range(self.info.num_examples)
         if seed is not None:
             # A buffer of every index is a full shuffle, and costs 8 bytes per example.
@@ -198,6 +209,26 @@ def _read_arrays(name, split, holdout, limit, data_dir, manual_dir, download):
     return images, labels, num_classes
 
 
+def absolute_name(name: str, base=None) -> str:
+    """`name` with the path of a `folder:`, `idx:` or `npz:` dataset made absolute (`~` expanded, resolved
+    against `base`, default the working directory); other names as they are. A run stores its dataset so,
+    and is then resumed or evaluated from any directory."""
+    for prefix in (FOLDER_PREFIX, IDX_PREFIX, NPZ_PREFIX):
+        if name.startswith(prefix):
+            return prefix + absolute_path(name[len(prefix):], base)
+    return name
+
+
+def absolute_path(path, base=None) -> str:
+    """`path` (`~` expanded) resolved against `base` (default: the working directory)."""
+    return str((Path(base or Path.cwd()) / Path(path).expanduser()).resolve())
+
+
+def path_of(name: str) -> str | None:
+    """The path in a `folder:`, `idx:` or `npz:` dataset name; None for other names."""
+    return next((name[len(p):] for p in (FOLDER_PREFIX, IDX_PREFIX, NPZ_PREFIX) if name.startswith(p)), None)
+
+
 def _refuse_bare_path(name: str) -> None:
     """A path given without its prefix: say which prefix, rather than let TFDS fail to parse it as a name."""
     path = Path(name)
@@ -239,6 +270,8 @@ def _convert(name, images, size, channels):
 def load_arrays(name: str = BUNDLED_NAME, split: str = "train", limit: int | None = None, *,
                 image_shape: tuple | None = None, num_classes: int | None = None, **options):
     """The whole split as NumPy arrays (images float32 in [0, 1] NHWC, labels int32); arguments as `load`'s."""
+    import tensorflow as tf
+
     examples = load_examples(name, split, limit=limit, **options)
     _check_fits(examples.info, image_shape, num_classes)
     images, labels = examples.lookup(tf.range(examples.info.num_examples))

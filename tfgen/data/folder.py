@@ -7,8 +7,12 @@ Layout, as `keras.utils.image_dataset_from_directory` reads it:
   inside a class folder;
 * ``DIR/*.png`` — images directly in DIR: an unlabelled dataset (0 classes).
 
-Hidden files and folders (names starting with ".") and files with other
-extensions are ignored. Images are decoded once, when the dataset is loaded,
+Hidden files and folders (names starting with ".") are ignored; files with
+other extensions are not read, but counted and named (`other_files`, in the
+summary `tfgen.data.summary` prints). Every image file is checked by Pillow
+before anything is decoded (`read_headers`: its header, and for PNG and GIF
+the whole file's structure), without TensorFlow, so a corrupt or truncated file
+is reported at once, before any other error. Images are decoded once, when the dataset is loaded,
 and held in memory as uint8 at the target size: a 3,000-image 32×32 RGB folder
 takes 9 MB, and an epoch then costs no decoding at all.
 
@@ -37,11 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from tfgen.checks import check_channels, check_image_size, fraction
 from tfgen.data.messages import warn
-from tfgen.data.pixels import background_rgb, from_rgba, to_rgba
 from tfgen.data.split import DEFAULT_HOLDOUT, holdout_indices
 
 PREFIX = "folder:"
@@ -73,13 +75,18 @@ def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _images_under(folder: Path) -> list:
-    """Image files anywhere under `folder`, as sorted paths; hidden files and folders skipped."""
+def _files_under(folder: Path) -> list:
+    """Files anywhere under `folder`, as sorted paths; hidden files and folders skipped."""
     found = []
     for parent, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(parent) / f for f in sorted(files) if _is_image(f)]
+        found += [Path(parent) / f for f in sorted(files) if not f.startswith(".")]
     return found
+
+
+def _images_under(folder: Path) -> list:
+    """Image files anywhere under `folder`, as sorted paths; hidden files and folders skipped."""
+    return [path for path in _files_under(folder) if _is_image(path.name)]
 
 
 def scan(root) -> tuple:
@@ -116,6 +123,15 @@ def scan(root) -> tuple:
     return paths, np.array(labels, np.int32), tuple(classes)
 
 
+def other_files(root) -> list:
+    """Files under a folder dataset's `root` that are not read (other extensions), relative POSIX paths, sorted.
+
+    Hidden files and folders are left out, as the reader leaves them out: they are the
+    system's (.DS_Store, .git), not the user's.
+    """
+    return [path.relative_to(root).as_posix() for path in _files_under(Path(root)) if not _is_image(path.name)]
+
+
 def _read_header(path: Path) -> _Header:
     from PIL import Image
 
@@ -129,6 +145,9 @@ def _read_header(path: Path) -> _Header:
             colour = bool(np.any(rgb != rgb[:, :1]))
         suffix = path.suffix.lower()
         use_pillow = suffix == ".bmp" or (image.format == "GIF" and "transparency" in image.info)
+        # PNG: every chunk's CRC and a truncated end are checked without inflating the pixels (a few
+        # ms per file), so a cut-off file is found here, before TensorFlow loads, not while decoding.
+        image.verify()
     if width <= 0 or height <= 0:
         raise ValueError(f"image has size {width}x{height}")
     return _Header(height, width, colour, use_pillow)
@@ -139,14 +158,31 @@ def _describe(err: Exception) -> str:
 
 
 def read_headers(root: Path, paths) -> tuple:
-    """Each file's `_Header`, read by Pillow without decoding the pixels; and {index: error} of unreadable files."""
+    """Each file's `_Header`, read by Pillow without decoding the pixels; and {index: error} of unreadable files.
+
+    Remembered per file (path, size, modification time) for the process: the command line checks
+    a folder before TensorFlow loads, and training then reads the same headers again.
+    """
     headers, bad = {}, {}
     for i, rel in enumerate(paths):
+        path = Path(root) / rel
         try:
-            headers[i] = _read_header(root / rel)
-        except Exception as err:  # any failure to parse a header means the file is unreadable: report it, named
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        except OSError as err:
             bad[i] = _describe(err)
+            continue
+        if key not in _HEADERS:
+            try:
+                _HEADERS[key] = _read_header(path)
+            except Exception as err:  # any failure to parse a header means the file is unreadable: report it, named
+                _HEADERS[key] = _describe(err)
+        headers.update({i: _HEADERS[key]} if isinstance(_HEADERS[key], _Header) else {})
+        bad.update({i: _HEADERS[key]} if isinstance(_HEADERS[key], str) else {})
     return headers, bad
+
+
+_HEADERS: dict = {}  # (resolved path, size, mtime) -> _Header, or the error text of an unreadable file
 
 
 def _common_size(where: str, headers: dict, paths) -> tuple:
@@ -174,6 +210,8 @@ def _decode_with_pillow(files, indices, out, size, channels, background) -> dict
 
     Converted in chunks, each size's images as one batch: one TensorFlow call per batch, not per image.
     """
+    from tfgen.data.pixels import from_rgba
+
     bad = {}
     for start in range(0, len(indices), _DECODE_BATCH):
         by_shape = collections.defaultdict(list)
@@ -195,6 +233,10 @@ def _tensorflow_batches(paths, indices, shape, size, channels, background):
     With `shape` (height, width) known to be every file's, the costly part (resizing) runs on
     whole batches; otherwise image by image.
     """
+    import tensorflow as tf
+
+    from tfgen.data.pixels import from_rgba, to_rgba
+
     def decode(i, path):
         rgba = to_rgba(tf.io.decode_image(tf.io.read_file(path), channels=0, expand_animations=False))
         if shape is None:
@@ -251,6 +293,49 @@ def _unreadable(where: str, bad: dict, skip_corrupt: bool) -> None:
     warn(f"{where}: skipped {len(bad)} unreadable image file(s): {first} ({bad[first]}){more}")
 
 
+@dataclass(frozen=True)
+class Survey:
+    """A folder dataset as found before any pixel is decoded: its files, labels, headers and target shape.
+
+    paths: image files relative to `root`; labels: int32, one per path; headers: {index into paths:
+    `_Header`} of the readable ones; unreadable: {path: error} of the others; size (height, width)
+    and channels: what the images are converted to.
+    """
+
+    root: Path
+    paths: list
+    labels: np.ndarray
+    class_names: tuple
+    headers: dict
+    unreadable: dict
+    size: tuple
+    channels: int
+
+    @property
+    def readable(self) -> np.ndarray:
+        return np.array(sorted(self.headers), np.int64)
+
+
+def survey(root, image_size=None, channels=None, skip_corrupt: bool = False) -> Survey:
+    """Scan a folder and check every image file's header with Pillow (no TensorFlow, no decoding).
+
+    Errors, one line each, in the order a user meets them: the folder (missing, empty, ...),
+    then an unreadable file (unless `skip_corrupt` and some file is readable), then mixed sizes
+    without `image_size`. Arguments as `read_folder`'s.
+    """
+    where = f"{PREFIX}{root}"
+    size, channels = check_image_size(image_size), check_channels(channels)
+    root = Path(root).expanduser()  # "folder:~/pictures": no shell expands a tilde after "folder:"
+    paths, labels, class_names = scan(root)
+    headers, bad = read_headers(root, paths)
+    bad = {paths[i]: error for i, error in bad.items()}
+    if not skip_corrupt or not headers:
+        _unreadable(where, bad, skip_corrupt=False)
+    size = size or _common_size(where, headers, paths)
+    channels = channels or (3 if any(h.colour for h in headers.values()) else 1)
+    return Survey(root, paths, labels, class_names, headers, bad, size, channels)
+
+
 def read_folder(root, split: str, *, image_size=None, channels=None, background="white",
                 skip_corrupt: bool = False, holdout: float = DEFAULT_HOLDOUT, limit=None) -> FolderData:
     """One split ("train" or "test") of the folder dataset in `root`: see the module docstring.
@@ -261,26 +346,22 @@ def read_folder(root, split: str, *, image_size=None, channels=None, background=
     warning instead of failing. holdout: the test fraction of each class.
     limit: decode only the first `limit` images of the split (in its fixed order).
     """
+    from tfgen.data.pixels import background_rgb
+
     where = f"{PREFIX}{root}"
-    size, channels = check_image_size(image_size), check_channels(channels)
+    check_image_size(image_size)  # the options' errors in the order the signature names them
+    check_channels(channels)
     background, holdout = background_rgb(background), fraction(holdout, "holdout", closed=False)
-    root = Path(root).expanduser()  # "folder:~/pictures": no shell expands a tilde after "folder:"
-    paths, labels, class_names = scan(root)
-    headers, bad = read_headers(root, paths)
-    bad = {paths[i]: error for i, error in bad.items()}
-    if not skip_corrupt or not headers:
-        _unreadable(where, bad, skip_corrupt=False)
-    readable = np.array(sorted(headers), np.int64)
-    size = size or _common_size(where, headers, paths)
-    channels = channels or (3 if any(h.colour for h in headers.values()) else 1)
+    found = survey(root, image_size, channels, skip_corrupt)
+    paths, labels, headers, readable = found.paths, found.labels, found.headers, found.readable
     chosen = readable[holdout_indices([paths[i] for i in readable], labels[readable], split, holdout)]
     chosen = chosen[:limit] if limit is not None else chosen
     shapes = [None if headers[i].use_pillow else (headers[i].height, headers[i].width) for i in chosen]
-    images, failed = decode([root / paths[i] for i in chosen], shapes, size, channels, background)
+    images, failed = decode([found.root / paths[i] for i in chosen], shapes, found.size, found.channels, background)
     # Skipping is no help when nothing readable is left: then the unreadable files are the error.
-    _unreadable(where, {**bad, **{paths[chosen[i]]: error for i, error in failed.items()}},
+    _unreadable(where, {**found.unreadable, **{paths[chosen[i]]: error for i, error in failed.items()}},
                 skip_corrupt and (len(failed) < len(chosen) or not len(chosen)))
     if failed:
         keep = np.setdiff1d(np.arange(len(chosen)), list(failed))
         images, chosen = images[keep], chosen[keep]
-    return FolderData(images, labels[chosen], class_names)
+    return FolderData(images, labels[chosen], found.class_names)

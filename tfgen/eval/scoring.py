@@ -21,6 +21,11 @@ scored against the same test split in the same way. That is the floor (for
 distances) or the ceiling (for scores) a perfect generator would reach with
 this sample count — FID in particular is biased upwards at finite n.
 
+Beside them, `noise_fid`: uniform noise images scored the same way, the other end
+of the scale. `reliable` is False (with `unreliable_because`) when the evaluator
+is too weak to rank models (`reliability`). Without `n`, the sample count is
+sized to the test split (`default_sample_count`).
+
 Likelihoods where the model defines one (`tfgen.eval.likelihood`): ELBO and
 IWAE for VAEs (two data variants), exact NLL for models with `log_prob` (on
 their own data variant and, for binary pixels, also on stochastically binarised
@@ -52,13 +57,82 @@ CLASS_SCORES_NOTE = ("classifier score and conditional accuracy do not apply: {w
 _QUALITY_KEYS = ("fid", "kid", "classifier_score", "precision", "recall", "conditional_accuracy")
 
 
-def generate(model, n: int, seed: int = 0, batch_size: int = 500, labels=None) -> np.ndarray:
-    """`n` samples from `model` as float32 NumPy in [0, 1], drawn in batches with seeds seed, seed+1, ..."""
+#: The default sample count is the test split's size, within these bounds. FID's error has a part
+#: from the samples (~1/n) and one from the test images (~1/m): past n = m the test split's part
+#: dominates and more samples only cost time (sampling is most of `tfgen eval`'s minutes); below 200,
+#: KID's subsets and the k-NN manifolds of precision/recall get too coarse; 2000 was the fixed default.
+MIN_DEFAULT_SAMPLES, MAX_DEFAULT_SAMPLES = 200, 2000
+
+# When an evaluator cannot rank models (`reliability`). Measured with `benchmarks`-style scripts on this
+# machine (tfgen's evaluator recipe, n = max(200, test images), FID of the train floor and of uniform noise):
+#   bundled digits, shipped classifier:  98.4% accuracy, 1501 test images, floor 0.33, noise 588 (1793x floor)
+#   bundled digits, autoencoder:         RMSE 0.335 (mean image 0.259), floor 0.0033, noise 0.86 (260x)
+#   4-class emoji folder, 400 images, 32x32x3 (100 per class), classifier: 50% accuracy (chance 25%),
+#                                        40 test images, floor 4.15, noise 104 (25x floor)
+#   the same 400 images unlabelled, autoencoder: RMSE 0.372 (mean image 0.26), floor 0.35, noise 14.8 (42x)
+#   the issue's 9-class folder: 40.5% accuracy on 42 test images, floor 1.29, a noise grid 7.1 (5.5x)
+#: Fewer test images than feature dimensions: the test split's feature covariance is singular, and FID's
+#: floor is mostly estimation noise (4.15 with 40 test images above, against 0.33 with 1501).
+#: (The limit is the feature dimension itself, 128 for tfgen's evaluators, 2048 for Inception.)
+#: A classifier below halfway from chance to perfect accuracy, (1 + 1/K) / 2 (62.5% for 4 classes,
+#: 55.6% for 9): the weak folder (50%) and the issue's (40.5%) are below it, the digits (98.4%) far above.
+#: Uniform noise within this factor of the floor: the evaluator barely tells noise from real images,
+#: so model differences of a few floors mean nothing (the issue's 5.5x; 25x and more everywhere else).
+MIN_NOISE_OVER_FLOOR = 10.0
+#: An autoencoder whose test reconstruction is this much worse than drawing the mean image. Both
+#: trained ones measured are somewhat worse than it (1.29x, 1.43x: the denoising recipe blurs) yet put
+#: noise at 42x and 260x the floor; one that did not train (a constant grey) is at 1.7x on digits.
+MAX_RMSE_OVER_MEAN_IMAGE = 1.5
+
+
+def default_sample_count(test_images: int) -> int:
+    """Samples `evaluate` draws when not told: the test split's size, within the bounds above."""
+    return int(min(MAX_DEFAULT_SAMPLES, max(MIN_DEFAULT_SAMPLES, test_images)))
+
+
+class Progress:
+    """One line per step of a long pass on stderr ("sampling: 500/2000 images, 41 s, about 2 min left").
+
+    clock: seconds, e.g. `time.perf_counter` (tests pass a fake one); verbose 0 prints nothing.
+    """
+
+    def __init__(self, verbose: int = 1, clock=time.perf_counter, stream=None):
+        import sys
+
+        self.verbose, self.clock, self.stream = verbose, clock, stream or sys.stderr
+
+    def say(self, text: str) -> None:
+        if self.verbose:
+            print(text, file=self.stream, flush=True)
+
+    def counter(self, what: str, total: int):
+        """A function `done -> None` that reports `done` of `total` `what` with the time taken and left."""
+        start = self.clock()
+
+        def report(done: int) -> None:
+            seconds = self.clock() - start
+            left = seconds * (total - done) / done if done else 0
+            tail = f", about {_duration(left)} left" if done < total else ""
+            self.say(f"{what}: {done}/{total}, {_duration(seconds)}{tail}")
+        return report
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def generate(model, n: int, seed: int = 0, batch_size: int = 500, labels=None, progress=None) -> np.ndarray:
+    """`n` samples from `model` as float32 NumPy in [0, 1], drawn in batches with seeds seed, seed+1, ...
+
+    progress: called with the number of samples drawn so far after each batch.
+    """
     out = []
     for i, start in enumerate(range(0, n, batch_size)):
         b = min(batch_size, n - start)
         kwargs = {} if labels is None else {"labels": np.asarray(labels[start:start + b], np.int32)}
         out.append(np.asarray(model.sample(b, seed=seed + i, **kwargs), np.float32))
+        if progress is not None:
+            progress(start + b)
     images = np.concatenate(out) if out else np.zeros((0, *model.image_shape), np.float32)
     if not np.all(np.isfinite(images)):
         raise ValueError(f"{type(model).__name__}.sample produced non-finite values (NaN/inf): the model diverged")
@@ -136,9 +210,9 @@ def reference_scores(real: RealData, conditional: bool, **kw) -> dict:
     return scores
 
 
-def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0, evaluator=None, evaluator_dir=None,
-             ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True, batch_size: int = 500,
-             kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
+def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: int = 0, evaluator=None,
+             evaluator_dir=None, ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True,
+             batch_size: int = 500, kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
              data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
@@ -153,24 +227,34 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
         or "inception" (Inception-v3 pool features; `inception_weights` or Keras' cache must
         hold the weights file). Class-based scores need the classifier: they are left out,
         and `class_scores` says why, for the other two.
-    n: number of samples (and of real train images in the reference row).
+    n: number of samples (and of real train images in the reference row); None: `default_sample_count`.
     ks: importance-sample counts for the IWAE bound; the largest is the headline `iwae_nats`.
     n_likelihood: test images used for likelihoods (None: the whole test split).
-    verbose: 1 shows the notice and progress bar if an evaluator must be trained first.
+    verbose: 1 shows the notice and progress bar if an evaluator must be trained first, and a
+        progress line per sampling batch and per feature pass (on stderr).
 
     Returns a JSON-ready dict; see the module docstring for the keys.
     """
     from tfgen.checks import int_at_least
     from tfgen.eval.evaluator import get_evaluator
 
-    n = int_at_least(n, "n (precision/recall and KID need several samples)", 10)
+    from tfgen.eval.datasets import dataset_arrays
+
+    progress = Progress(verbose)
     start = time.perf_counter()
+    if n is None:
+        test_images = len(dataset_arrays(dataset, data_kwargs).x_test)
+        n = default_sample_count(test_images)
+        progress.say(f"samples: {n} (the default for {test_images} test images: as many as the test split, "
+                     f"{MIN_DEFAULT_SAMPLES} to {MAX_DEFAULT_SAMPLES}; more would not make FID more exact; --n N)")
+    n = int_at_least(n, "n (precision/recall and KID need several samples)", 10)
     evaluator = evaluator or get_evaluator(dataset, directory=evaluator_dir, features=features,
                                            data_kwargs=data_kwargs, inception_weights=inception_weights,
                                            verbose=verbose)
     if evaluator.image_shape is not None and tuple(model.image_shape) != tuple(evaluator.image_shape):
         raise ValueError(f"model makes images of shape {tuple(model.image_shape)} but the {dataset} evaluator "
                          f"expects {tuple(evaluator.image_shape)}: evaluate on the dataset the model was trained on")
+    progress.say(f"features of the real images ({evaluator.kind}): the test split and {n} train images")
     real = RealData.get(evaluator, dataset, n, seed, data_kwargs)
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
     # Models that take labels sample with balanced labels; "conditional" in the result means the
@@ -179,20 +263,69 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
 
     t = time.perf_counter()
     requested = balanced_labels(n, model.num_classes) if takes_labels(model) else None
-    images = generate(model, n, seed=seed, batch_size=batch_size, labels=requested)
+    images = generate(model, n, seed=seed, batch_size=batch_size, labels=requested,
+                      progress=progress.counter("sampling", n))
+    progress.say(f"features and scores of {n} samples and of {n} uniform-noise images")
     result = {
         **_description(model, dataset, data_kwargs, evaluator, real, conditional, n, seed),
         **sample_scores(images, evaluator, real.test_features, requested if conditional else None,
                         model.num_classes if conditional else None, **kw),
         "reference": reference_scores(real, conditional, **kw),
         "sample_seconds": time.perf_counter() - t,
+        "noise_fid": noise_fid(evaluator, real, n, seed),
     }
+    result.update(reliability(evaluator, real, result["reference"]["fid"], result["noise_fid"]))
     if not evaluator.labelled:
         result["class_scores"] = CLASS_SCORES_NOTE.format(why=_why_no_class_scores(evaluator))
     if likelihood:
         result.update(likelihood_scores(model, real, n_likelihood, ks, seed))
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def noise_fid(evaluator, real: RealData, n: int, seed: int = 0) -> float:
+    """FID of `n` images of uniform noise against the test split: the far end of the scale the floor starts."""
+    shape = tuple(real.x_test.shape[1:])
+    noise = np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+    return float(metrics.frechet_distance(evaluator.features(noise), real.test_features))
+
+
+def reliability(evaluator, real: RealData, floor: float, noise: float) -> dict:
+    """{"reliable": bool, "unreliable_because": [reasons]}: whether the evaluator can rank models.
+
+    Four signs it cannot (thresholds and the measurements behind them: the constants above): too few
+    test images for its feature dimension, a classifier near chance, an autoencoder that reconstructs
+    worse than the mean image would, and uniform noise within `MIN_NOISE_OVER_FLOOR` of the floor.
+    """
+    reasons = []
+    test_images, dims = real.test_features.shape
+    if test_images < dims:
+        reasons.append(f"only {test_images} test images for {dims} feature dimensions (the floor is mostly noise)")
+    if evaluator.labelled and evaluator.num_classes > 1:
+        halfway = (1 + 1 / evaluator.num_classes) / 2
+        if evaluator.accuracy < halfway:
+            reasons.append(f"its test accuracy {100 * evaluator.accuracy:.1f}% is near chance "
+                           f"({100 / evaluator.num_classes:.1f}% for {evaluator.num_classes} classes; "
+                           f"wanted {100 * halfway:.1f}% or more)")
+    rmse = getattr(evaluator, "meta", {}).get("test_rmse") if evaluator.kind == "autoencoder" else None
+    if rmse is not None:
+        x = real.x_test
+        mean_image = float(np.sqrt(np.mean(np.square(x - x.mean(axis=0)))))
+        if rmse > MAX_RMSE_OVER_MEAN_IMAGE * mean_image:
+            reasons.append(f"its reconstruction RMSE {rmse:.3f} is over {MAX_RMSE_OVER_MEAN_IMAGE:g}x that of the "
+                           f"mean image ({mean_image:.3f})")
+    if noise < MIN_NOISE_OVER_FLOOR * floor:
+        reasons.append(f"uniform noise scores FID {_fmt(noise)}, within {MIN_NOISE_OVER_FLOOR:g}x of the real-data "
+                       f"floor {_fmt(floor)}")
+    return {"reliable": not reasons, "unreliable_because": reasons}
+
+
+def reliability_warning(result: dict) -> str | None:
+    """One line saying why the scores of `result` cannot rank models, or None when they can (or older results)."""
+    if result.get("reliable", True):
+        return None
+    return (f"warning: this evaluator is too weak to rank models: {'; '.join(result['unreliable_because'])}; "
+            f"use more images per class (at least a few hundred test images), or compare samples by eye")
 
 
 def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, seed) -> dict:
@@ -293,6 +426,9 @@ def format_table(result: dict) -> str:
     lines.append(f"{'':<22}" + "".join(f"  {name:>{w}}" for (name, _), w in zip(cols, widths)))
     for label, cells in rows:
         lines.append(f"{label:<22}" + "".join(f"  {text:>{w}}" for text, w in zip(cells, widths)))
+    if "noise_fid" in result:
+        lines.append(f"FID {_fmt(result['fid'])}: real-data floor {_fmt(ref['fid'])}, uniform noise "
+                     f"{_fmt(result['noise_fid'])}")
     if result.get("conditional"):
         per = result.get("conditional_accuracy_per_class", [])
         lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in enumerate(per)))
