@@ -166,8 +166,8 @@ def add_train_parser(commands) -> None:
     p.add_argument("--augment", choices=AUGMENTATIONS,
                    help="flip: mirror each training image left-right at random (default: no augmentation)")
     p.add_argument("--epoch-steps", type=int, metavar="N",
-                   help="steps per epoch, i.e. between validation, sample grid and checkpoint (default: whole passes "
-                        "over the data, at least 200 steps or the whole run)")
+                   help="steps per epoch, i.e. between validation, sample grid and checkpoint (default: one pass with "
+                        "--epochs, else whole passes over the data, at least 200 steps or the whole run)")
     p.add_argument("--sample-every", type=int, default=1, metavar="N",
                    help="draw the sample grid every N epochs (and after the last; default 1)")
     p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")

@@ -63,13 +63,16 @@ def total_steps(length: dict, steps_per_pass: int, default_steps: int | None) ->
     return None if length.get("minutes") is not None else default_steps
 
 
-def epoch_length(steps_per_pass: int, total: int | None) -> int:
+def epoch_length(steps_per_pass: int, total: int | None, passes: bool = False) -> int:
     """Steps per Keras epoch: the fewest whole passes over the data that reach `MIN_EPOCH_STEPS`
-    (or the whole run, `total` steps, if that is shorter).
+    (or the whole run, `total` steps, if that is shorter); one pass if the length was asked
+    for in passes (`passes`: `--epochs N` gives the N epochs it says, as it always did).
 
     Whole passes, so that an epoch's end is a pass's end, as it always was on data
     large enough (the bundled digits at batch 16 or 32: one pass; at batch 64: two).
     """
+    if passes:
+        return steps_per_pass
     target = MIN_EPOCH_STEPS if total is None else min(MIN_EPOCH_STEPS, total)
     return steps_per_pass * max(1, math.ceil(target / steps_per_pass))
 

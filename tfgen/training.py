@@ -82,7 +82,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     then writes what a finished run writes); with none of them, the family's
     `FIT_DEFAULTS["steps"]`. config.json keeps what was asked for (`steps`, `epochs`,
     `minutes`) and the steps it comes to (`total_steps`). `epoch_steps`: steps per
-    epoch (checkpoint, sample grid, validation; default `tfgen.length.epoch_length`).
+    epoch (checkpoint, sample grid, validation); default `tfgen.length.epoch_length`:
+    one pass with `epochs`, else whole passes of at least 200 steps.
     `batch_size` defaults to `FIT_DEFAULTS`. `augment`: None or "flip" (random
     horizontal flips of the training images). `deterministic`: see `seed_everything`.
     Raises `NonFiniteLossError` when a loss becomes NaN or
@@ -129,8 +130,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     seed_everything(config["seed"], deterministic)
     data = _load_data(config)
     config["total_steps"] = run_length.total_steps(config, data["steps_per_pass"], fit_defaults["steps"])
-    config["epoch_steps"] = config["epoch_steps"] or run_length.epoch_length(data["steps_per_pass"],
-                                                                             config["total_steps"])
+    config["epoch_steps"] = config["epoch_steps"] or run_length.epoch_length(
+        data["steps_per_pass"], config["total_steps"], passes=config["epochs"] is not None)
     if data["info"].class_names:
         config["class_names"] = list(data["info"].class_names)
     net = _build_model(model_cls, config, data["info"], overrides)
