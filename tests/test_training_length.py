@@ -1,14 +1,12 @@
 """How long `tfgen train` trains: exact step counts, a time budget (on a fake clock), resumes that
 extend a run, the plan printed at the start, flip augmentation, and the errors for bad lengths."""
 
-import json
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfgen import length
 from tfgen import training
@@ -242,3 +240,9 @@ def test_resume_with_fewer_epochs_than_trained_is_an_error(tmp_path, capsys):
     run = train("vae", epochs=2, out=tmp_path / "run", verbose=0, **{**TINY_RUN, "epoch_steps": None})
     assert main(["train", "--resume", str(run), "--epochs", "1"]) == 2
     assert "has already trained 8 steps (2 epochs of 4); --epochs 1 (4 steps) is fewer" in capsys.readouterr().err
+
+
+def test_a_time_budget_is_refused_across_workers(tmp_path):
+    with pytest.raises(ValueError, match="--minutes cannot be used with --strategy multiworker"):
+        train("vae", minutes=1, strategy="multiworker", out=tmp_path / "run", verbose=0, **TINY_RUN)
+    assert not (tmp_path / "run").exists()

@@ -272,8 +272,8 @@ def check_resume_args(args) -> None:
         changed.insert(0, "MODEL")
     if changed:
         raise ValueError(f"--resume continues a run with the settings in its config.json; "
-                         f"{', '.join(changed)} cannot be given with it (only --steps or --epochs, --minutes, --export, "
-                         f"--verbose)")
+                         f"{', '.join(changed)} cannot be given with it (only --steps or --epochs, --minutes, "
+                         f"--export, --verbose)")
 
 
 def cmd_export(args) -> None:

@@ -63,8 +63,10 @@ from tfgen.runs import RunDirectoryError, run_lock
 clock = time.perf_counter
 
 #: The per-epoch sample grid: fewer images than `tfgen sample` draws, and models that sample
-#: in steps (diffusion) take fewer steps, so that drawing it costs a small part of an epoch —
-#: a 100-image grid of 50-step DDIM at 64×64 took 86 s, two thirds of a 129-s epoch.
+#: in steps (diffusion) take fewer steps, so that drawing it costs a small part of an epoch. For
+#: the default diffusion model on 2 CPU cores, a grid of 100 images of 50-step DDIM took as long
+#: as 71 training steps at 28×28 (two thirds of an epoch at 64×64); 36 images of 20 steps took
+#: 4.5 (11.6 at 64×64, on a loaded machine): a few percent of an epoch of 200 steps or more.
 GRID_IMAGES = 36
 GRID_SAMPLE_OPTIONS = {"steps": 20}
 
@@ -124,6 +126,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         "deterministic": deterministic,
         "data_options": _checked_data_options(data_options, model_cls, preset, overrides),
     }
+    _check_time_budget(config["minutes"], strategy)
     out, requested_out = _output_directories(out, model, strategy)
     runs.refuse_existing_run(out)
 
@@ -228,6 +231,8 @@ def resume(run_dir, epochs: int | None = None, verbose="auto", steps: int | None
     run_dir = Path(run_dir)
     length = run_length.check_length(steps, epochs, minutes)
     config = runs.read_run_config(run_dir)  # a clear error for a directory that is not a run, before taking its lock
+    _check_time_budget(minutes if any(v is not None for v in length.values()) else config.get("minutes"),
+                       config.get("strategy", "auto"))
     # A multi-worker strategy is made first (see `train`); a non-chief worker resumes a scratch copy.
     if config.get("strategy") == "multiworker" and not is_chief(get_strategy("multiworker")):
         _resume(_worker_scratch(run_dir, copy=True), length, verbose)
@@ -256,7 +261,8 @@ def _resume(run_dir: Path, length: dict, verbose):
     if asked:
         total = run_length.total_steps(length, data["steps_per_pass"], None)
         if total is not None and total < done_steps:
-            given = f"--steps {total}" if length["steps"] is not None else f"--epochs {length['epochs']} ({total} steps)"
+            given = (f"--steps {total}" if length["steps"] is not None
+                     else f"--epochs {length['epochs']} ({total} steps)")
             raise ValueError(f"{run_dir} has already trained {done_steps} steps ({done} epochs of "
                              f"{config['epoch_steps']}); {given} is fewer")
         config = {**config, **length, "total_steps": total}
@@ -271,6 +277,14 @@ def _resume(run_dir: Path, length: dict, verbose):
     _announce_precision(config, verbose, resumed=True)
     _announce_plan(config, data["info"], verbose, first_step=done_steps)
     return _fit(net, run_dir, config, data, initial_epoch=done, first_step=done_steps, verbose=verbose)
+
+
+def _check_time_budget(minutes, strategy: str) -> None:
+    """Refuse a time budget across workers: each has its own clock, but all must stop at the same step
+    (a worker that stops first leaves the others waiting in their collective ops)."""
+    if minutes is not None and strategy == "multiworker":
+        raise ValueError("--minutes cannot be used with --strategy multiworker (each worker would stop by its own "
+                         "clock, at different steps); give --steps")
 
 
 def _announce_precision(config: dict, verbose, resumed: bool = False) -> None:
