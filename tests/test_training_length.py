@@ -246,3 +246,8 @@ def test_a_time_budget_is_refused_across_workers(tmp_path):
     with pytest.raises(ValueError, match="--minutes cannot be used with --strategy multiworker"):
         train("vae", minutes=1, strategy="multiworker", out=tmp_path / "run", verbose=0, **TINY_RUN)
     assert not (tmp_path / "run").exists()
+
+
+def test_sample_every_is_respected_and_the_last_epoch_always_gets_its_grid(tmp_path):
+    run = train("vae", steps=10, sample_every=2, out=tmp_path / "run", verbose=0, **TINY_RUN)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_002.png", "epoch_003.png"]
