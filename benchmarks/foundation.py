@@ -8,7 +8,7 @@ through `tfgen.train` (the same path as `tfgen train`) and record, per model:
 
     python benchmarks/foundation.py [--epochs N] [--out benchmarks/results]
 
-Each model trains for its own default epochs and batch size (`FIT_DEFAULTS`, what
+Each model trains for its own default steps and batch size (`FIT_DEFAULTS`, what
 `tfgen train MODEL` uses) unless `--epochs` is given.
 
 Writes benchmarks/results/foundation.json and foundation.md (the README table), plus
@@ -60,7 +60,7 @@ def main(argv=None):
         for name in args.models.split(","):
             fit = dict(tfgen.get_model_class(name).FIT_DEFAULTS)
             if args.epochs:
-                fit["epochs"] = args.epochs
+                fit = {"epochs": args.epochs, "batch_size": fit["batch_size"]}
             run = tfgen.train(name, "default", dataset="mnist_bundled", seed=0, out=Path(tmp) / name, verbose=2,
                               **fit)
             history = read_history(run)
@@ -68,7 +68,8 @@ def main(argv=None):
             entry = {
                 "preset": "default",
                 "batch_size": fit["batch_size"],
-                "epochs": fit["epochs"],
+                "epochs": fit.get("epochs"),
+                "steps": fit.get("steps"),
                 "train_seconds": sum(row["epoch_seconds"] for row in history),
                 "train_images_per_second_median": statistics.median(steady),
                 "train_images_per_second_by_epoch": [row["images_per_second"] for row in history],
@@ -90,9 +91,9 @@ def render(results: dict) -> str:
     m = results["machine"]
     lines = [
         f"Trained with `{results['command']}` on {results['date']}, {m['cpus']} CPU cores ({m['cpu']}), "
-        f"dataset `{results['dataset']}`, `default` presets, each model's default epochs and batch size.",
+        f"dataset `{results['dataset']}`, `default` presets, each model's default length and batch size.",
         "",
-        "| model | epochs × batch | training time | training images/s (median, epochs 2+) "
+        "| model | length × batch | training time | training images/s (median, epochs 2+) "
         "| test −ELBO (nats/image) | final losses | last sample grid |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -100,7 +101,8 @@ def render(results: dict) -> str:
         elbo = f"{-e['test_elbo_nats']:.1f}" if "test_elbo_nats" in e else "—"
         losses = ", ".join(f"{k} {v:.3g}" for k, v in e["final"].items()
                            if not k.startswith(("epoch_", "images_")) and not k.startswith("val_"))
-        lines.append(f"| `{name}` | {e['epochs']} × {e['batch_size']} | {e['train_seconds'] / 60:.1f} min "
+        length = f"{e['steps']} steps" if e.get("steps") else f"{e['epochs']} epochs"
+        lines.append(f"| `{name}` | {length} × {e['batch_size']} | {e['train_seconds'] / 60:.1f} min "
                      f"| {e['train_images_per_second_median']:.0f} | {elbo} | {losses} "
                      f"| `benchmarks/results/samples/foundation_{name}.png` |")
     lines += ["", "The VAE's −ELBO is on continuous grayscale pixels (Bernoulli cross-entropy), which is not "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import signal
 import sys
@@ -46,27 +47,37 @@ class Throughput(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Save a grid of samples from fixed noise every `every` epochs: `epoch_001.png`, …
+    """Save a grid of samples from fixed noise every `every` epochs, and after the last: `epoch_001.png`, …
 
     Fixed noise (an int seed) makes grids comparable across epochs: the same
     latent points, seen as the model learns. Grids of models that take labels
     have one row per class, labelled with `class_names` (or the class index).
+    The last epoch (`fit`'s last, or one after which training stops, e.g. on a
+    time budget) always gets its grid, so a run ends with a picture of its model.
+
+    sample_options: passed to `model.sample` where its signature takes them (e.g.
+    `{"steps": 20}`: fewer reverse steps for a diffusion model's per-epoch grids).
 
     log_dir: also write each grid to TensorBoard there, as the image summary
     `samples` at step = epoch (1-based, like the file names), in the run
     `log_dir/samples`, next to the scalars of Keras' `TensorBoard` callback.
     """
 
-    def __init__(self, directory, n: int = 100, seed: int = 1234, every: int = 1, log_dir=None, class_names=None):
+    def __init__(self, directory, n: int = 100, seed: int = 1234, every: int = 1, log_dir=None, class_names=None,
+                 sample_options=None):
         super().__init__()
         self.directory = Path(directory)
         self.n, self.seed, self.every = n, seed, every
         self.log_dir, self.class_names = log_dir, class_names
+        self.sample_options = dict(sample_options or {})
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            images, ncols = sample_for_grid(self.model, self.n, seed=self.seed)
+        last = epoch + 1 == (self.params or {}).get("epochs") or self.model.stop_training
+        if (epoch + 1) % self.every == 0 or last:
+            taken = inspect.signature(self.model.sample).parameters
+            options = {k: v for k, v in self.sample_options.items() if k in taken}
+            images, ncols = sample_for_grid(self.model, self.n, seed=self.seed, **options)
             row_labels = class_row_labels(self.model, class_names=self.class_names)
             save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png", ncols=ncols, row_labels=row_labels)
             if self.log_dir is not None:
@@ -100,17 +111,21 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the full model (weights, optimiser state, config) at each epoch end, atomically.
 
     Writes a run's checkpoint files into `directory` (`tfgen.runs`: `last.keras`
-    and `state.json`, {"epoch": completed epochs}); a crash mid-write leaves the
-    previous checkpoint intact.
+    and `state.json`, {"epoch": completed epochs, "step": optimiser steps done,
+    counted from `first_step`}); a crash mid-write leaves the previous checkpoint intact.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, first_step: int = 0):
         super().__init__()
         self.directory = Path(directory)
+        self.step = first_step
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
 
     def on_epoch_end(self, epoch, logs=None):
         save_model(self.model, self.directory / runs.CHECKPOINT_NAME)
-        write_json(self.directory / runs.STATE_NAME, {"epoch": epoch + 1, "logs": dict(logs or {})})
+        write_json(self.directory / runs.STATE_NAME, {"epoch": epoch + 1, "step": self.step, "logs": dict(logs or {})})
 
 
 class NonFiniteLossError(RuntimeError):
@@ -296,64 +311,121 @@ class SampleScore(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Stop training once `seconds` of wall-clock time have passed since `fit` began.
 
-    Checked after every batch, so training stops mid-epoch; that epoch still
-    ends normally (validation, epoch-end callbacks, checkpoints). Adds
-    `elapsed_seconds` to the epoch logs; `stopped_early` tells whether the
-    budget, rather than the epoch count, ended the run.
+    Checked after every batch, so training stops at the first step boundary at
+    or past the budget (within one step of it); that epoch still ends normally
+    (validation, epoch-end callbacks, checkpoints). Adds `elapsed_seconds` to the
+    epoch logs (unless `log_elapsed` is False: a run's history.csv keeps the
+    columns it started with); `stopped_early` tells whether the budget, rather
+    than the epoch count, ended the run; `batches` counts the steps of this `fit`.
 
     exclude_first_batch: start the clock when the first batch ends, so that
         tracing/compiling the step (seconds for big graphs, longer on a busy
         machine) does not eat into a short budget; `first_batch_seconds` records it.
+    clock: seconds as a float (default `time.perf_counter`); tests pass a fake one.
     """
 
-    def __init__(self, seconds: float, exclude_first_batch: bool = False):
+    def __init__(self, seconds: float, exclude_first_batch: bool = False, clock=time.perf_counter,
+                 log_elapsed: bool = True):
         super().__init__()
         self.seconds = positive_number(seconds, "seconds")
-        self.exclude_first_batch = exclude_first_batch
+        self.exclude_first_batch, self.clock, self.log_elapsed = exclude_first_batch, clock, log_elapsed
         self.stopped_early = False
         self.batches = 0
         self.first_batch_seconds = None
 
     def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
+        self._start = self.clock()
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self._start
+        return self.clock() - self._start
 
     def on_train_batch_end(self, batch, logs=None):
         self.batches += 1
         if self.batches == 1:
             self.first_batch_seconds = self.elapsed()
             if self.exclude_first_batch:
-                self._start = time.perf_counter()
+                self._start = self.clock()
                 return
         if self.elapsed() >= self.seconds:
-            self.stopped_early = True
-            self.model.stop_training = True
+            self._stop()
+
+    def _stop(self):
+        self.stopped_early = True
+        self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
+        if logs is not None and self.log_elapsed:
             logs["elapsed_seconds"] = self.elapsed()
 
 
 class StepBudget(TimeBudget):
-    """Stop training after exactly `steps` batches, timed as `TimeBudget` times them (with no time limit).
+    """Stop training after exactly `steps` batches (or once `seconds` have passed, if that comes first).
 
     Checked after every batch, so `fit` stops mid-epoch and the batches seen are
     the first `steps` of the dataset's own order: two runs that differ in anything
     but their data (a dtype policy, say) train on the same batches. One batch is
     one optimiser step with `steps_per_execution=1`, what tfgen compiles with.
+    `tfgen train --steps` stops with it (on a resume: the steps still to do).
+    Timed as `TimeBudget` times them.
     """
 
-    def __init__(self, steps: int, exclude_first_batch: bool = False):
-        super().__init__(math.inf, exclude_first_batch)
+    def __init__(self, steps: int, exclude_first_batch: bool = False, seconds: float = math.inf, **kwargs):
+        super().__init__(seconds, exclude_first_batch, **kwargs)
         self.steps = positive_int(steps, "steps")
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, logs)
         if self.batches >= self.steps:
-            self.stopped_early = True
-            self.model.stop_training = True
+            self._stop()
+
+
+class TimeEstimate(keras.callbacks.Callback):
+    """After the first few steps, print how long training should take: `~7 min for 2,000 steps at 0.21 s/step`.
+
+    The first `warmup` steps are not timed (tracing, compiling, and the slower first
+    runs of a compiled step: on a CPU these were ten times the steady rate); the rate
+    is that of the next `after` steps. `steps`: the steps this `fit` will train (None:
+    until a time budget of `seconds` ends; the line then says how many steps it holds).
+    Counts training steps only: validation, sample grids and checkpoints come on top.
+    A run too short to measure prints nothing.
+    """
+
+    def __init__(self, steps: int | None, seconds: float | None = None, warmup: int = 5, after: int = 20,
+                 clock=time.perf_counter, file=None):
+        super().__init__()
+        self.steps, self.seconds, self.clock, self.file = steps, seconds, clock, file
+        self.warmup, self.after = positive_int(warmup, "warmup"), positive_int(after, "after")
+        self.message = None
+
+    def on_train_begin(self, logs=None):
+        self._batches, self._start = 0, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._batches == self.warmup:
+            self._start = self.clock()
+        elif self._batches == self.warmup + self.after and self.message is None:
+            rate = (self.clock() - self._start) / self.after
+            self.message = self.describe(rate)
+            print(self.message, file=self.file or sys.stderr, flush=True)
+
+    def describe(self, rate: float) -> str:
+        if self.steps is not None:
+            total = rate * self.steps
+            if self.seconds is not None and total > self.seconds:
+                return (f"estimate: the time budget ends first, after ~{int(self.seconds / rate):,} of "
+                        f"{self.steps:,} steps, at {rate:.3g} s/step")
+            return f"estimate: ~{duration(total)} for {self.steps:,} steps at {rate:.3g} s/step"
+        return f"estimate: ~{int(self.seconds / rate):,} steps in {duration(self.seconds)} at {rate:.3g} s/step"
+
+
+def duration(seconds: float) -> str:
+    """`45 s`, `7 min`, `2.3 h`: a duration as a person reads it."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class EpochSeed(keras.callbacks.Callback):

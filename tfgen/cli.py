@@ -2,12 +2,12 @@
 
     tfgen --version
     tfgen list
-    tfgen train MODEL [--preset P] [--dataset D] [--epochs N] [--batch-size B] [--seed S]
-                      [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
+    tfgen train MODEL [--preset P] [--dataset D] [--steps N | --epochs N] [--minutes M] [--batch-size B]
+                      [--augment flip] [--seed S] [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
                       [--strategy auto|one|mirrored|multiworker]
                       [--precision auto|float32|mixed_float16|mixed_bfloat16]
                       [--jit-compile on|off|auto]
-    tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
+    tfgen train --resume RUN_DIR [--steps N | --epochs N] [--minutes M] [--export [DIR]]
     tfgen data SOURCE [--image-size N|HxW] [--channels C] [--out DIR]
     tfgen export RUN_DIR [--out DIR]
     tfgen sample RUN_DIR [--n N] [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K]
@@ -38,6 +38,7 @@ from pathlib import Path
 from tfgen import __version__, catalog
 from tfgen import checks
 from tfgen.checks import did_you_mean
+from tfgen.length import AUGMENTATIONS, check_length  # loads neither Keras nor TensorFlow
 from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
@@ -149,7 +150,21 @@ def add_train_parser(commands) -> None:
                    help="mnist_bundled (offline), a TFDS name (mnist, fashion_mnist, ...), folder:DIR (your images: "
                         "one subfolder per class, or all in DIR without labels), idx:DIR or npz:FILE")
     add_data_options(p)
-    p.add_argument("--epochs", type=int, help="default: the model's (see `tfgen list`); with --resume: a new total")
+    p.add_argument("--steps", type=int, help="train for N optimiser steps (default: the model's, see `tfgen list`); "
+                                             "with --resume: a new total")
+    p.add_argument("--epochs", type=int, help="train for N passes over the data instead (not with --steps); "
+                                              "with --resume: a new total")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="a wall-clock budget: stop at the first step past M minutes, then write the model, the last "
+                        "sample grid and a checkpoint as a finished run does; with --steps or --epochs, whichever "
+                        "ends first; alone, no step limit. With --resume: M more minutes")
+    p.add_argument("--augment", choices=AUGMENTATIONS,
+                   help="flip: mirror each training image left-right at random (default: no augmentation)")
+    p.add_argument("--epoch-steps", type=int, metavar="N",
+                   help="steps per epoch, i.e. between validation, sample grid and checkpoint (default: one pass with "
+                        "--epochs, else whole passes over the data, at least 200 steps or the whole run)")
+    p.add_argument("--sample-every", type=int, default=1, metavar="N",
+                   help="draw the sample grid every N epochs (and after the last; default 1)")
     p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
@@ -220,14 +235,18 @@ def cmd_data(args) -> None:
 
 
 def cmd_list(args) -> None:
-    print(f"{'model':<20} {'default epochs, batch':<24} presets")
+    print(f"{'model':<20} {'default steps, batch':<24} presets")
     for name, family in catalog.families().items():
         fit = family.fit_defaults
-        print(f"{name:<20} {fit['epochs']:>3} epochs, batch {fit['batch_size']:<6} {' '.join(family.presets)}")
+        print(f"{name:<20} {fit['steps']:>5,} steps, batch {fit['batch_size']:<5} {' '.join(family.presets)}")
 
 
 def cmd_train(args) -> None:
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    length = check_length(args.steps, args.epochs, args.minutes, prefix="--")  # before TensorFlow loads
+    for flag in ("epoch_steps", "sample_every"):
+        if getattr(args, flag) is not None:
+            checks.positive_int(getattr(args, flag), f"--{flag.replace('_', '-')}")
     if args.resume:
         check_resume_args(args)
     elif args.model is None:
@@ -240,12 +259,13 @@ def cmd_train(args) -> None:
     from tfgen.training import resume, train
 
     if args.resume:
-        out = resume(args.resume, epochs=args.epochs, verbose=verbose)
+        out = resume(args.resume, verbose=verbose, **length)
         print(f"run {out}/ complete (model in {out}/model.keras)")
     else:
         out = train(
             args.model, preset=args.preset, dataset=args.dataset,
-            epochs=args.epochs, batch_size=args.batch_size,
+            batch_size=args.batch_size, augment=args.augment, epoch_steps=args.epoch_steps,
+            sample_every=args.sample_every, **length,
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
             jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
             limit=args.limit, verbose=verbose, deterministic=args.deterministic, **data_options_from_args(args),
@@ -308,12 +328,14 @@ def check_resume_args(args) -> None:
     defaults = build_parser().parse_args(["train", "vae"])
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
-        "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background") if getattr(args, name) != getattr(defaults, name)]
+        "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background",
+        "augment", "epoch_steps", "sample_every") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:
         raise ValueError(f"--resume continues a run with the settings in its config.json; "
-                         f"{', '.join(changed)} cannot be given with it (only --epochs, --export, --verbose)")
+                         f"{', '.join(changed)} cannot be given with it (only --steps or --epochs, --minutes, "
+                         f"--export, --verbose)")
 
 
 def cmd_export(args) -> None:

@@ -124,7 +124,8 @@ def export_run(run, out=None) -> Path:
         if not source.exists():  # a checkpointed (unfinished) run: say how far it got
             state = runs.read_state(run)
             metadata["source"] = {"run_dir": str(run), "file": str(run / runs.CHECKPOINT_FILE),
-                                  "epoch": state["epoch"], "epochs": config.get("epochs")}
+                                  "epoch": state["epoch"], "epochs": config.get("epochs"),
+                                  "step": state.get("step"), "total_steps": config.get("total_steps")}
         scores = run / runs.EVAL_FILE
         if scores.exists():
             try:

@@ -82,24 +82,24 @@ def save_grid(images, path, ncols: int | None = None, scale: int = 2, row_labels
         image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
-def sample_for_grid(model, n: int, seed: int | None = None, labels=None):
+def sample_for_grid(model, n: int, seed: int | None = None, labels=None, **options):
     """Samples for a grid, and its column count.
 
     Models that take labels (conditional models, diffusion trained with class
     conditioning) get one row per class (unless labels are given), so a grid
     shows at a glance whether the model draws the digit it was asked for;
     `n` is then rounded to a multiple of the number of classes (at least one
-    image per class). `class_row_labels` names those rows.
+    image per class). `class_row_labels` names those rows. `options` go to `model.sample`.
     """
     from tfgen.layers.conditioning import takes_labels
 
     if labels is None and takes_labels(model):
         per_class = max(1, n // model.num_classes)
         labels = np.repeat(np.arange(model.num_classes), per_class)
-        return model.sample(len(labels), labels=labels, seed=seed), per_class
+        return model.sample(len(labels), labels=labels, seed=seed, **options), per_class
     if labels is not None:
-        return model.sample(len(labels), labels=labels, seed=seed), None
-    return model.sample(n, seed=seed), None
+        return model.sample(len(labels), labels=labels, seed=seed, **options), None
+    return model.sample(n, seed=seed, **options), None
 
 
 def class_row_labels(model, labels=None, class_names=None):

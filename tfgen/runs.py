@@ -3,7 +3,7 @@
 A run directory holds everything one `tfgen train` produced:
 
     config.json        model name, preset and full model config, data and fit settings, versions
-    history.csv        one row per epoch: training and `val_` metrics
+    history.csv        one row per epoch (`epoch_steps` optimiser steps): training and `val_` metrics
     samples/           epoch_001.png, … (fixed noise)
     checkpoints/       last.keras + state.json, rewritten atomically each epoch
     logs/              TensorBoard
@@ -88,8 +88,9 @@ def absolute_data_paths(config: dict, run_dir) -> dict:
 
 
 def read_state(run_dir) -> dict:
-    """`checkpoints/state.json`: {"epoch": completed epochs, "logs": ...}; {"epoch": 0} when a kill came
-    between the first checkpoint and its state.json (`epochs_done` then counts from the optimiser)."""
+    """`checkpoints/state.json`: {"epoch": completed epochs, "step": optimiser steps done, "logs": ...}
+    (no "step" in a run of an older tfgen); {"epoch": 0} when a kill came between the first checkpoint and
+    its state.json (`progress` then counts from the optimiser)."""
     path = Path(run_dir) / STATE_FILE
     if not path.exists() and (Path(run_dir) / CHECKPOINT_FILE).exists():
         return {"epoch": 0, "logs": {}}
@@ -163,21 +164,32 @@ def refuse_existing_run(out: Path) -> None:
                                 f"or {how} with: tfgen train --resume {out}")
 
 
-def epochs_done(net, state_epoch: int, steps: int) -> int:
-    """Completed epochs: state.json's count, checked against the optimiser's step count.
+def with_length(config: dict, steps_per_pass: int) -> dict:
+    """`config` with `total_steps` and `epoch_steps`; a run of an older tfgen, which trained
+    `epochs` passes of one epoch each, gets them from its epochs and the data's steps per pass."""
+    if "total_steps" in config:
+        return config
+    return {**config, "total_steps": config["epochs"] * steps_per_pass, "epoch_steps": steps_per_pass}
+
+
+def progress(net, state: dict, epoch_steps: int) -> tuple[int, int]:
+    """(completed epochs, optimiser steps done): state.json's, checked against the optimiser's step count.
 
     The checkpoint and state.json are two files, each replaced atomically; a kill
-    between the two leaves a model one epoch ahead of state.json. The optimiser,
-    saved inside the model file, knows.
+    between the two leaves a model one epoch (at most `epoch_steps` steps) ahead of
+    state.json. The optimiser, saved inside the model file, knows. A state.json of an
+    older tfgen has no step count: its epochs were `epoch_steps` steps each.
     """
     import tensorflow as tf
 
+    epoch = state["epoch"]
+    step = state.get("step", epoch * epoch_steps)
     optimizer = getattr(net, "optimizer", None)
     if optimizer is not None:
         iterations = int(tf.convert_to_tensor(optimizer.iterations.value))  # also a MirroredVariable
-        if iterations % steps == 0 and iterations // steps in (state_epoch, state_epoch + 1):
-            return iterations // steps
-    return state_epoch
+        if 0 < iterations - step <= epoch_steps:
+            return epoch + 1, iterations
+    return epoch, step
 
 
 def trim_history(run_dir, epochs_done: int) -> None:

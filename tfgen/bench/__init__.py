@@ -69,7 +69,8 @@ def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED
 
     examples = tfdata.load_examples(dataset, "train")
     epochs = math.ceil(steps * batch_size / examples.info.num_examples) + 1
-    return training_batches(examples, batch_size, seed, 0, epochs), examples.info
+    return training_batches(examples, batch_size, seed, 0, epochs * (examples.info.num_examples // batch_size)), \
+        examples.info
 
 
 def pipeline_seconds_per_batch(dataset, batches: int) -> float:

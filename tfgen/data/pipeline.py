@@ -1,31 +1,71 @@
-"""The batches `tfgen train` feeds `fit`: each epoch its own seeded shuffle, so a resumed run sees the same order."""
+"""The batches `tfgen train` feeds `fit`: a fixed sequence of batches, so that a resumed run sees the same ones.
+
+Batch t of a run (t = 0, 1, … counts optimiser steps) is fixed by (seed, t) alone:
+the batches are passes over the data, pass p a shuffle seeded with (seed, p), and
+the optional augmentation of batch t draws from a stateless seed made of (seed, t).
+A run resumed at any step therefore trains on the batches the uninterrupted run
+would have.
+"""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from tfgen.length import check_augment
 
-def training_batches(examples, batch_size: int, seed: int, first_epoch: int, epochs: int):
-    """Full batches of `examples` (a `tfgen.data.Examples`) for epochs `first_epoch` … `epochs − 1`.
 
-    Epoch e is a shuffle of the example *indices* with a seed made of (seed, e)
-    alone, so its order is the same whether the run was interrupted or not.
-    Shuffling indices (8 bytes each) rather than images keeps one decoded copy of
-    the data, the uint8 one inside `examples`: each batch is gathered from it and
-    converted to float32 only then. Pass `steps_per_epoch = N // batch_size` to `fit`.
+def steps_per_pass(num_examples: int, batch_size: int) -> int:
+    """Full batches in one pass over `num_examples` (the remainder is dropped: every step sees a full batch)."""
+    return num_examples // batch_size
+
+
+def training_batches(examples, batch_size: int, seed: int, first_step: int = 0, steps: int | None = None,
+                     augment: str | None = None):
+    """Full batches of `examples` (a `tfgen.data.Examples`) for steps `first_step` … `steps − 1` (endless: None).
+
+    Pass p over the data is a shuffle of the example *indices* with a seed made of
+    (seed, p) alone, so its order is the same whether the run was interrupted or
+    not; a start inside a pass skips that pass's first batches of indices (cheap:
+    no image is gathered for them). Shuffling indices (8 bytes each) rather than
+    images keeps one decoded copy of the data, the uint8 one inside `examples`:
+    each batch is gathered from it and converted to float32 only then.
+
+    augment: None, or "flip": each image mirrored left-right with probability 1/2,
+    the coins of step t drawn from the stateless seed (seed, t).
     """
+    per_pass = steps_per_pass(examples.info.num_examples, batch_size)
+    if per_pass == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the {examples.info.num_examples} training examples")
+    check_augment(augment)
     n = examples.info.num_examples
 
-    def one_epoch(epoch):
-        order = tf.data.Dataset.range(n).shuffle(max(n, 1), seed=epoch, reshuffle_each_iteration=False)
+    def one_pass(p):
+        order = tf.data.Dataset.range(n).shuffle(max(n, 1), seed=p, reshuffle_each_iteration=False)
         return order.batch(batch_size, drop_remainder=True)
 
+    first_pass, skip = divmod(first_step, per_pass)
     # A shuffle's seeds are (TF's global seed, its own seed): here (a function of `seed`, the
-    # epoch). TF cannot take a tensor seed while the global seed is 0, hence the offset; the
+    # pass). TF cannot take a tensor seed while the global seed is 0, hence the offset; the
     # global seed is put back to `seed` (what `train` set) afterwards.
     tf.random.set_seed(seed % (2**31 - 1) + 1)
     try:
-        indices = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+        passes = tf.data.Dataset.counter(first_pass) if steps is None else tf.data.Dataset.range(
+            first_pass, -(-steps // per_pass))
+        indices = passes.flat_map(one_pass).skip(skip)
     finally:
         tf.random.set_seed(seed)
-    return indices.map(examples.lookup, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    if steps is not None:
+        indices = indices.take(steps - first_step)
+    batches = indices.map(examples.lookup, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment == "flip":
+        numbered = tf.data.Dataset.zip(tf.data.Dataset.counter(first_step), batches)
+        batches = numbered.map(lambda t, batch: flip(batch, tf.stack([tf.cast(seed, tf.int64), t])),
+                               num_parallel_calls=tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def flip(batch, seed):
+    """`batch` (images NHWC, labels) with each image mirrored left-right where a stateless coin of `seed` says so."""
+    images, labels = batch
+    coins = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
+    return tf.where(coins[:, None, None, None], tf.reverse(images, axis=[2]), images), labels
