@@ -60,7 +60,7 @@ def test_steps_trains_exactly_n_steps_and_resume_extends_it_to_a_new_total(tmp_p
     assert read_state(run)["epoch"] == 3 and read_state(run)["step"] == 10  # epochs of 4, 4 and 2 steps
     config = read_run_config(run)
     assert (config["steps"], config["epochs"], config["minutes"], config["total_steps"]) == (10, None, None, 10)
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png", "real.png"]
     err = capsys.readouterr().err  # the plan
     assert "plan: 128 training images (10 classes), batch 32\n      10 optimiser steps = 2.5 passes over the data\n" \
            "      every 4 steps (an epoch): validation, a sample grid, a checkpoint\n" in err
@@ -100,7 +100,7 @@ def test_minutes_stops_at_the_first_step_boundary_past_the_budget_and_writes_a_f
     run = train("vae", minutes=0.125, out=tmp_path / "run", verbose=0, **TINY_RUN)
     assert iterations(run / "model.keras") == 8
     assert (read_state(run)["epoch"], read_state(run)["step"]) == (2, 8)
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png", "real.png"]
     assert (run / "checkpoints" / "last.keras").exists()
     config = read_run_config(run)
     assert (config["minutes"], config["steps"], config["total_steps"]) == (0.125, None, None)
@@ -262,4 +262,4 @@ def test_a_time_budget_is_refused_across_workers(tmp_path):
 
 def test_sample_every_is_respected_and_the_last_epoch_always_gets_its_grid(tmp_path):
     run = train("vae", steps=10, sample_every=2, out=tmp_path / "run", verbose=0, **TINY_RUN)
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_002.png", "epoch_003.png"]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_002.png", "epoch_003.png", "real.png"]
