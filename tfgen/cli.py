@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 
 from tfgen import __version__, catalog
-from tfgen import checks
+from tfgen import checks, tflogs
 from tfgen.checks import did_you_mean
 from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neither Keras nor TensorFlow
 
@@ -44,13 +44,21 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (
 
 
 def main(argv=None) -> int:
-    # Before TensorFlow loads (no command imports it before this line): TF's C++ log
-    # level, unless the user chose one.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # a usage error (status 2, message printed) or --help (0)
         return stop.code or 0
+    # Before TensorFlow loads (no command imports it before this line). TensorFlow 2.21 prints
+    # some C++ log lines before it reads TF_CPP_MIN_LOG_LEVEL: those are filtered out of stderr.
+    show_tf_logs = tflogs.show_requested(args.tf_logs)
+    if not show_tf_logs:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tflogs.filtered_stderr(enabled=not show_tf_logs):
+        return run_command(args)
+
+
+def run_command(args) -> int:
+    """Run the parsed command; a user's error becomes one line on stderr and status 2."""
     try:
         return args.func(args) or 0
     except KeyboardInterrupt as err:  # from training: which checkpoint --resume continues from
@@ -75,6 +83,8 @@ class OneLineErrors(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(prog="tfgen", description="Generative models in Keras 3 / TensorFlow.")
     parser.add_argument("--version", action="version", version=f"tfgen {__version__}")
+    parser.add_argument("--tf-logs", action="store_true",
+                        help=f"show TensorFlow's C++ log lines (hidden by default; also {tflogs.ENV_SHOW}=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="registered models and their presets")
@@ -173,7 +183,8 @@ def add_train_parser(commands) -> None:
                         "16 bits, weights and losses in float32; auto (default): mixed_bfloat16 for the models "
                         "that train faster in it on a CPU or GPU that computes bfloat16 natively, else float32 "
                         "(the choice and why are printed and kept in config.json)")
-    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
+    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"),
+                   help="Keras fit verbosity (auto: a progress bar on a terminal, else one line per epoch)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
     p.set_defaults(func=cmd_train)
@@ -187,7 +198,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_train(args) -> None:
-    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    verbose = fit_verbosity(args.verbose)
     if args.resume:
         check_resume_args(args)
     elif args.model is None:
@@ -220,6 +231,16 @@ def cmd_train(args) -> None:
             return
         path = export_run(out, args.export or None)
         print(f"SavedModel written to {path}/")
+
+
+def fit_verbosity(choice: str, stream=None) -> int:
+    """Keras `fit` verbosity for `--verbose`: "auto" is a progress bar (1) on a terminal, else one
+    line per epoch (2). Keras' own "auto" draws the bar into files and pipes too, where its
+    redrawn lines pile up as escape codes (some 30 KB an epoch for a tiny model)."""
+    if choice != "auto":
+        return int(choice)
+    stream = stream if stream is not None else sys.stdout
+    return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
 
 
 def _image_size(text: str):
