@@ -87,11 +87,64 @@ def test_sample_labels_all_draws_one_row_per_class_from_a_model_with_optional_la
         if class_conditional:
             assert main(args) == 0
             # 2 per class, one row each, and the line says why 20, not 25:
-            assert capsys.readouterr().out.strip() == (f"wrote 20 samples to {tmp_path / 'g.png'} (one row per class: "
+            assert capsys.readouterr().out.strip() == (f"wrote 20 samples to {tmp_path / 'g.png'} (a block per class: "
                                                        "--n 25 gives 2 images for each of 10 classes)")
         else:
             assert main(args) == 2
             assert "--labels needs a model that takes labels" in capsys.readouterr().err
+
+
+def test_labels_are_class_names_indices_or_all_and_an_unknown_name_is_one_line_naming_the_nearest():
+    from tfgen.cli import parse_labels
+
+    names = ["activities", "flags", "smileys_and_emotion"]
+    assert parse_labels("flags,smileys_and_emotion", 3, names) == [1, 2]
+    assert parse_labels("flags, 0,flags", 3, names) == [1, 0, 1]  # names and indices mix
+    assert parse_labels("2,0", 3) == [2, 0]  # a run without names (digits): indices
+    with pytest.raises(ValueError) as err:
+        parse_labels("flags,smilies", 3, names)
+    assert str(err.value) == ("--labels: no class 'smilies' (nearest: 'smileys_and_emotion'); the run's classes: "
+                              "activities, flags, smileys_and_emotion")
+    with pytest.raises(ValueError, match="this run records no class names"):
+        parse_labels("flags", 3)
+    with pytest.raises(ValueError, match=r"--labels \[3\] outside \[0, 3\)"):
+        parse_labels("3", 3, names)
+
+
+def test_sample_draws_the_named_classes_of_a_folder_run(tmp_path, capsys):
+    import tfgen
+
+    run, names = tmp_path / "run", ["flags", "food", "smileys_and_emotion"]
+    run.mkdir()
+    tfgen.get_model("cgan", "tiny", num_classes=3, seed=0).save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": "cgan", "preset": "tiny", "class_names": names}))
+    out = tmp_path / "g.png"
+    assert main(["sample", str(run), "--labels", "flags,smileys_and_emotion,flags", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 3 samples to {out}"
+    assert main(["sample", str(run), "--labels", "flag", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(nearest: 'flags')" in err and "food, smileys_and_emotion" in err
+    # --labels all: a block of rows per class, at most 10 columns, the class name on each block's first row
+    assert main(["sample", str(run), "--labels", "all", "--n", "75", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 75 samples to {out}"
+    from PIL import Image
+
+    width, height = Image.open(out).size
+    assert height == 2 * (9 * 29 + 1) and width < 2 * (12 * 29)  # 3 rows of 28×28 images per class, 10 wide
+
+
+def test_verbose_auto_is_a_progress_bar_on_a_terminal_and_one_line_per_epoch_elsewhere(tmp_path):
+    from tfgen.cli import fit_verbosity
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    assert fit_verbosity("auto", Stream(True)) == 1 and fit_verbosity("auto", Stream(False)) == 2
+    assert fit_verbosity("0", Stream(True)) == 0 and fit_verbosity("1", Stream(False)) == 1
 
 
 def test_train_refuses_to_overwrite_a_run(vae_run, capsys):

@@ -50,7 +50,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     Fixed noise (an int seed) makes grids comparable across epochs: the same
     latent points, seen as the model learns. Grids of models that take labels
-    have one row per class, labelled with `class_names` (or the class index).
+    have a block of rows per class, labelled with `class_names` (or the class index).
 
     log_dir: also write each grid to TensorBoard there, as the image summary
     `samples` at step = epoch (1-based, like the file names), in the run
@@ -67,7 +67,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every == 0:
             images, ncols = sample_for_grid(self.model, self.n, seed=self.seed)
-            row_labels = class_row_labels(self.model, class_names=self.class_names)
+            row_labels = class_row_labels(self.model, class_names=self.class_names, n=self.n)
             save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png", ncols=ncols, row_labels=row_labels)
             if self.log_dir is not None:
                 self._summarise(render_grid(images, ncols, row_labels=row_labels), epoch + 1)

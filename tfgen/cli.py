@@ -9,7 +9,7 @@
                       [--jit-compile on|off|auto]
     tfgen train --resume RUN_DIR [--epochs N] [--export [DIR]]
     tfgen export RUN_DIR [--out DIR]
-    tfgen sample RUN_DIR [--n N] [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K]
+    tfgen sample RUN_DIR [--n N] [--seed S] [--labels NAME,NAME|3,3,7|all] [--steps K] [--temperature T] [--top-k K]
                          [--out FILE.png|.jpg]
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import os
 import signal
 import sys
@@ -97,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of images (default 64); with one row per class (--labels all), images per class = "
                         "N // classes, at least 1")
     p.add_argument("--seed", type=int)
-    p.add_argument("--labels", help="models that take labels: comma-separated labels, or 'all' for one row per "
-                                    "class (the default for them)")
+    p.add_argument("--labels", help="models that take labels: comma-separated class names (the run's folder names) "
+                                    "or indices, e.g. flags,smileys_and_emotion or 3,3,7; or 'all' for a block of "
+                                    "rows per class (the default for them)")
     p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
     p.add_argument("--temperature", type=float,
                    help="autoregressive models: divide the logits by T (< 1 sharper, > 1 more diverse; default 1)")
@@ -287,7 +289,7 @@ def cmd_sample(args) -> None:
     import numpy as np
 
     from tfgen.checks import positive_int
-    from tfgen.plotting import class_row_labels, grid_format, sample_for_grid, save_grid
+    from tfgen.plotting import class_row_labels, grid_format, per_class_count, sample_for_grid, save_grid
 
     positive_int(args.n, "--n")
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / "sample.png"
@@ -295,6 +297,7 @@ def cmd_sample(args) -> None:
     from tfgen.runs import load_run
 
     model = load_run(args.run_dir)
+    class_names = _class_names(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
     model = with_sample_options(model, temperature=args.temperature, top_k=args.top_k)
@@ -303,11 +306,13 @@ def cmd_sample(args) -> None:
         if not model.accepts_labels:
             raise ValueError(f"--labels needs a model that takes labels; {type(model).__name__} does not")
         if args.labels != "all":
-            labels = np.array(parse_labels(args.labels, model.num_classes))
+            labels = np.array(parse_labels(args.labels, model.num_classes, class_names))
     n = args.n if labels is None else len(labels)
     images, ncols = sample_for_grid(model, n, seed=args.seed, labels=labels)
-    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, _class_names(args.run_dir)))
-    print(f"wrote {len(images)} samples to {out}{_per_class_note(model, labels, n, ncols)}")
+    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, class_names, n=n))
+    per_class = per_class_count(model, n) if labels is None else None
+    drawn = n if per_class is None else per_class * model.num_classes  # the grid's blank tiles not counted
+    print(f"wrote {drawn} samples to {out}{_per_class_note(model, per_class, n)}")
 
 
 def _class_names(run_dir):
@@ -320,11 +325,11 @@ def _class_names(run_dir):
         return None
 
 
-def _per_class_note(model, labels, n: int, per_class) -> str:
-    """Why a one-row-per-class grid has a different number of images than --n asked for."""
-    if labels is not None or per_class is None or per_class * model.num_classes == n:
+def _per_class_note(model, per_class, n: int) -> str:
+    """Why a grid with a block per class has a different number of images than --n asked for."""
+    if per_class is None or per_class * model.num_classes == n:
         return ""
-    return (f" (one row per class: --n {n} gives {per_class} image{'s' if per_class > 1 else ''} for each of "
+    return (f" (a block per class: --n {n} gives {per_class} image{'s' if per_class > 1 else ''} for each of "
             f"{model.num_classes} classes)")
 
 
@@ -366,7 +371,8 @@ def cmd_eval(args) -> None:
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
-                      n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs)
+                      n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs,
+                      class_names=config.get("class_names"))
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
@@ -390,15 +396,41 @@ def cmd_bench(args) -> None:
     print(f"wrote {json_path} and {md_path}")
 
 
-def parse_labels(text: str, num_classes: int) -> list[int]:
-    try:
-        labels = [int(t) for t in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--labels must be comma-separated integers or 'all', got {text!r}") from None
+def parse_labels(text: str, num_classes: int, class_names=None) -> list[int]:
+    """The class indices of `--labels`: comma-separated class names (the run's `class_names`) or
+    indices, mixed freely; a name that is not a class is one line with the nearest name and the list."""
+    names = list(class_names or [])
+    labels = []
+    for item in (t.strip() for t in text.split(",")):
+        if item in names:
+            labels.append(names.index(item))
+            continue
+        try:
+            labels.append(int(item))
+        except ValueError:
+            if not names:
+                raise ValueError(f"--labels must be comma-separated class indices or 'all' (this run records no "
+                                 f"class names), got {item!r}") from None
+            raise ValueError(f"--labels: no class {item!r} (nearest: {nearest_name(item, names)!r}); the run's classes: "
+                             f"{', '.join(names)}") from None
     bad = [y for y in labels if not 0 <= y < num_classes]
     if bad:
         raise ValueError(f"--labels {bad} outside [0, {num_classes})")
     return labels
+
+
+def nearest_name(text: str, names) -> str:
+    """The name in `names` nearest to `text`: the longest shared beginning first, then difflib's similarity.
+
+    Always an answer: class names are long, and a typed one is usually their start, misspelt
+    ('smilies' for 'smileys_and_emotion', which difflib alone ranks below 'activities').
+    """
+    def shared_start(name: str) -> int:
+        a, b = text.lower(), name.lower()
+        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+    return max(names, key=lambda name: (shared_start(name),
+                                        difflib.SequenceMatcher(None, text.lower(), name.lower()).ratio()))
 
 
 def parse_overrides(model: str, items) -> dict:

@@ -232,6 +232,15 @@ def test_a_labelled_colour_folder_gets_a_classifier_and_conditional_accuracy(mon
     assert result["conditional"] and result["conditional_accuracy"] > 0.9
     assert len(result["conditional_accuracy_per_class"]) == 2 and "class_scores" not in result
     _finite(result, QUALITY_KEYS)
+    # A run's class names (its folder names) name the per-class report, in the JSON and the table.
+    named = evaluate(Shapes(conditional=True), dataset="folder:shapes", data_kwargs={"image_size": 16}, n=40,
+                     kid_subsets=2, likelihood=False, verbose=0, class_names=["circles", "squares"])
+    assert named["class_names"] == ["circles", "squares"]
+    assert list(json.loads(json.dumps(named))["conditional_accuracy_by_class"]) == ["circles", "squares"]
+    assert re.search(r"per class: circles:\S+ squares:\S+", format_table(named))
+    with pytest.raises(ValueError, match="class_names must name the model's 2 classes, got 3"):
+        evaluate(Shapes(conditional=True), dataset="folder:shapes", data_kwargs={"image_size": 16}, n=40,
+                 kid_subsets=2, likelihood=False, verbose=0, class_names=["a", "b", "c"])
 def test_table_columns_never_run_together():
     """A negative KID with its spread is wider than the old fixed 18-character cell: FID and KID ran
     together as `0.225-5.16e-04 ± 0.0065`."""

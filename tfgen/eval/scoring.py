@@ -139,7 +139,7 @@ def reference_scores(real: RealData, conditional: bool, **kw) -> dict:
 def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0, evaluator=None, evaluator_dir=None,
              ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True, batch_size: int = 500,
              kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
-             data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1) -> dict:
+             data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1, class_names=None) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
     model: any tfgen model (`sample`; `accepts_labels`, or `conditional` for a duck-typed
@@ -157,6 +157,8 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     ks: importance-sample counts for the IWAE bound; the largest is the headline `iwae_nats`.
     n_likelihood: test images used for likelihoods (None: the whole test split).
     verbose: 1 shows the notice and progress bar if an evaluator must be trained first.
+    class_names: the names of the model's classes (a run's `class_names`, from its folder names):
+        kept in the result and naming the per-class accuracies (`conditional_accuracy_by_class`).
 
     Returns a JSON-ready dict; see the module docstring for the keys.
     """
@@ -164,6 +166,8 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     from tfgen.eval.evaluator import get_evaluator
 
     n = int_at_least(n, "n (precision/recall and KID need several samples)", 10)
+    if class_names and len(class_names) != model.num_classes:
+        raise ValueError(f"class_names must name the model's {model.num_classes} classes, got {len(class_names)}")
     start = time.perf_counter()
     evaluator = evaluator or get_evaluator(dataset, directory=evaluator_dir, features=features,
                                            data_kwargs=data_kwargs, inception_weights=inception_weights,
@@ -189,6 +193,7 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     }
     if not evaluator.labelled:
         result["class_scores"] = CLASS_SCORES_NOTE.format(why=_why_no_class_scores(evaluator))
+    result.update(_named_classes(class_names, result.get("conditional_accuracy_per_class")))
     if likelihood:
         result.update(likelihood_scores(model, real, n_likelihood, ks, seed))
     result["seconds"] = time.perf_counter() - start
@@ -212,6 +217,16 @@ def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, s
         "evaluator_train_examples": evaluator.meta.get("train_examples"),
         "seed": seed,
     }
+
+
+def _named_classes(class_names, per_class) -> dict:
+    """`class_names` for a result, and the per-class accuracies by name; {} without names."""
+    if not class_names:
+        return {}
+    named = {"class_names": [str(name) for name in class_names]}
+    if per_class is not None:
+        named["conditional_accuracy_by_class"] = dict(zip(named["class_names"], per_class))
+    return named
 
 
 def _why_no_class_scores(evaluator) -> str:
@@ -295,7 +310,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{label:<22}" + "".join(f"  {text:>{w}}" for text, w in zip(cells, widths)))
     if result.get("conditional"):
         per = result.get("conditional_accuracy_per_class", [])
-        lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in enumerate(per)))
+        names = result.get("class_names") or [str(c) for c in range(len(per))]
+        lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in zip(names, per)))
     for row in result.get("likelihood", []):
         lines.append("")
         lines.append(f"likelihood on {row['n_images']} test images, data: {row['variant']}")
