@@ -14,6 +14,7 @@
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
                 [--precision float32,mixed_bfloat16,mixed_float16]
+                [--dataset D] [--image-size N|HxW] [--channels 1|3] [--batch-size B]
 
 Also `python -m tfgen`. Errors a user can cause print one line and exit with
 status 2 (set TFGEN_DEBUG=1 for the traceback); Ctrl-C or SIGTERM during training
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Inception-v3 pool features (needs Keras' inception_v3 ..._notop.h5 weights file)")
     p.set_defaults(func=cmd_eval)
 
-    p = commands.add_parser("bench", help="training/sampling throughput, FLOP/s against this machine's matmul peak")
+    p = commands.add_parser("bench", help="training/sampling throughput on your data and machine, FLOP/s against "
+                                          "this machine's matmul peak")
     p.add_argument("--models", help="comma-separated (default: every registered model)")
     p.add_argument("--presets", help="comma-separated (default: every preset; with --quick: default)")
     p.add_argument("--steps", type=int, help="timed training steps per model (default 20; --quick 5)")
@@ -138,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="few steps, default presets")
     p.add_argument("--precision", help=f"comma-separated dtype policies, each model measured under each, side by "
                                        f"side ({', '.join(POLICIES)}; default float32)")
+    p.add_argument("--dataset", default="mnist_bundled",
+                   help="the data to train on, as for `tfgen train` (e.g. folder:DIR): every model is built at its "
+                        "image shape and class count (default mnist_bundled)")
+    p.add_argument("--batch-size", type=int, help="every model's batch size (default: each model's, see `tfgen list`)")
+    p.add_argument("--image-size", type=_image_size, metavar="N|HxW", help="resize the images, as for `tfgen train`")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB), as for `tfgen train`")
     p.add_argument("--out", default="runs/bench", help="directory for throughput.json and throughput.md "
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
@@ -387,13 +395,25 @@ def cmd_bench(args) -> None:
     from tfgen import bench
 
     models, presets, settings = bench.options_from_args(args)
-    command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {getattr(args, name)}" for name in (
-        "models", "presets", "steps", "warmup", "sample_n", "precision", "out") if getattr(args, name) is not None)
+    given = {"image_size": args.image_size, "channels": args.channels}
+    command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {_flag_text(getattr(args, name))}" for name in (
+        "models", "presets", "steps", "warmup", "sample_n", "precision", "batch_size", "dataset", "image_size",
+        "channels", "out")
+        if getattr(args, name) is not None)
     results = bench.run(models, presets, command=command + (" --quick" if args.quick else ""),
+                        dataset=args.dataset, data_options={k: v for k, v in given.items() if v is not None},
+                        batch_size=args.batch_size,
                         **settings)
     json_path, md_path = bench.write_results(results, args.out)
     print(bench.render_markdown(results))
     print(f"wrote {json_path} and {md_path}")
+
+
+def _flag_text(value) -> str:
+    """A parsed option as it was typed: (32, 32) → 32, (32, 48) → 32x48."""
+    if isinstance(value, tuple):
+        return str(value[0]) if len(set(value)) == 1 else "x".join(map(str, value))
+    return str(value)
 
 
 def parse_labels(text: str, num_classes: int, class_names=None) -> list[int]:

@@ -205,7 +205,9 @@ class GenerativeModel(keras.Model):
         unless the caller gives `shuffle`.
         """
         if isinstance(x, tf.data.Dataset):
-            self.unpack(next(iter(x.take(1))))
+            first = next(iter(x.take(1)), None)
+            if first is not None:  # an empty dataset: Keras says so itself
+                self.unpack(first)
             if len(args) < 6:  # `shuffle` is fit's 8th positional parameter (after x, y)
                 kwargs.setdefault("shuffle", False)
         elif isinstance(x, np.ndarray) and len(x):
