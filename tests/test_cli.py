@@ -178,6 +178,52 @@ def test_console_entry_point_exits_2_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr and "not a tfgen run" in result.stderr
 
 
+def test_piped_train_prints_one_line_per_epoch_and_no_tensorflow_log_line(tmp_path):
+    """Output to a file or pipe: Keras' `verbose=2` (one line per epoch), not a progress bar redrawn with escape
+    codes; and none of the C++ lines TensorFlow 2.21 prints before absl logging reads TF_CPP_MIN_LOG_LEVEL."""
+    import os
+    import re
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("TFGEN_TF_LOGS", None)
+    done = subprocess.run([sys.executable, "-m", "tfgen", "train", "vae", "--preset", "tiny", "--epochs", "2",
+                           "--limit", "128", "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout and "━" not in done.stdout
+    lines = done.stdout.splitlines()
+    for epoch in (1, 2):
+        after = lines[lines.index(f"Epoch {epoch}/2") + 1]
+        assert re.match(r"2/2 - \d+s - .*loss: ", after), after
+    assert not [line for line in done.stderr.splitlines() if re.match(r"[IWEF]\d{4} |WARNING: All log messages", line)
+                or re.search(r"cudart_stub|cuInit|oneDNN", line)], done.stderr
+
+
+def test_tracebacks_pass_the_log_filter(tmp_path):
+    """With TFGEN_DEBUG=1 an error's traceback reaches stderr whole, through the filter on descriptor 2."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TFGEN_DEBUG": "1"}
+    done = subprocess.run([sys.executable, "-m", "tfgen", "sample", str(tmp_path), "--out", "x.png"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):") or "\nTraceback" in done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].endswith("not a tfgen run")
+
+
+def test_the_log_filter_drops_tensorflow_lines_only_and_keeps_partial_lines():
+    from tfgen.tflogs import LineFilter
+
+    written = []
+    filt = LineFilter(written.append)
+    filt.feed(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+              b"I0000 00:00:1796646479.186607    3956 port.cc:153] oneDNN custom operations are on.\nkeep 1\n"
+              b"E0000 00:00:1796646482.023187    3956 cuda_platform.cc:52] failed call to cuInit\nEpoch 1 of 2")
+    filt.flush()  # a prompt without a newline, after a quiet moment
+    filt.feed(b" (rest)\nW0000 00:00:1.0 1 x.cc:1] later\nIndexError: list index out of range\n")
+    assert b"".join(written) == b"keep 1\nEpoch 1 of 2 (rest)\nIndexError: list index out of range\n"
+
+
 def test_set_reads_booleans_as_python_json_and_shell_users_write_them():
     from tfgen.cli import parse_overrides
 
