@@ -380,7 +380,7 @@ def cmd_eval(args) -> None:
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
                       n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs,
-                      class_names=config.get("class_names"))
+                      class_names=config.get("class_names"), verbose=fit_verbosity("auto"))
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE

@@ -156,7 +156,7 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     n: number of samples (and of real train images in the reference row).
     ks: importance-sample counts for the IWAE bound; the largest is the headline `iwae_nats`.
     n_likelihood: test images used for likelihoods (None: the whole test split).
-    verbose: 1 shows the notice and progress bar if an evaluator must be trained first.
+    verbose: 1 shows the notice and progress bar if an evaluator must be trained first (2: one line per epoch).
     class_names: the names of the model's classes (a run's `class_names`, from its folder names):
         kept in the result and naming the per-class accuracies (`conditional_accuracy_by_class`).
 
