@@ -316,8 +316,9 @@ CLI_CASES = {
                                          "--temperature: Diffusion has no such sampling option"),
     "sample labels out of range": (["sample", "{diffusion_run}", "--labels", "3,12", "--out", "x.png"],
                                    r"--labels [12] outside [0, 10)"),
-    "sample labels not integers": (["sample", "{diffusion_run}", "--labels", "3,b", "--out", "x.png"],
-                                   "--labels must be comma-separated integers or 'all', got '3,b'"),
+    "sample labels neither indices nor names": (["sample", "{diffusion_run}", "--labels", "3,b", "--out", "x.png"],
+                                                "--labels must be comma-separated class indices or 'all' (this run "
+                                                "records no class names), got 'b'"),
 }
 
 
