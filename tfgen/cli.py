@@ -16,6 +16,9 @@
                 [--precision float32,mixed_bfloat16,mixed_float16]
                 [--dataset D] [--image-size N|HxW] [--channels 1|3] [--batch-size B]
 
+TensorFlow's C++ log lines (oneDNN, cudart_stub, cuInit, ...) are kept off stderr
+(`tfgen.tflogs`); `tfgen --tf-logs COMMAND ...` or TFGEN_TF_LOGS=1 shows them.
+
 Also `python -m tfgen`. Errors a user can cause print one line and exit with
 status 2 (set TFGEN_DEBUG=1 for the traceback); Ctrl-C or SIGTERM during training
 stops after a checkpoint and exits with 130 or 143 (128 + the signal).
