@@ -368,7 +368,7 @@ def with_sample_options(model, **options):
 def cmd_eval(args) -> None:
     from pathlib import Path
 
-    from tfgen.eval.scoring import evaluate, format_table
+    from tfgen.eval.scoring import evaluate, format_table, name_classes
     from tfgen.io import write_json
     from tfgen.runs import EVAL_FILE, data_options, load_run, read_run_config
 
@@ -383,7 +383,8 @@ def cmd_eval(args) -> None:
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
                       n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs,
-                      class_names=config.get("class_names"), verbose=fit_verbosity("auto"))
+                      verbose=fit_verbosity("auto"))
+    name_classes(result, config.get("class_names"))  # a folder run's class names, in the table and eval.json
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE

@@ -139,7 +139,7 @@ def reference_scores(real: RealData, conditional: bool, **kw) -> dict:
 def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0, evaluator=None, evaluator_dir=None,
              ks=(1, 50), n_likelihood: int | None = 1000, likelihood: bool = True, batch_size: int = 500,
              kid_subsets: int = 100, kid_subset_size: int = 1000, features: str = "evaluator",
-             data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1, class_names=None) -> dict:
+             data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
     model: any tfgen model (`sample`; `accepts_labels`, or `conditional` for a duck-typed
@@ -156,9 +156,7 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     n: number of samples (and of real train images in the reference row).
     ks: importance-sample counts for the IWAE bound; the largest is the headline `iwae_nats`.
     n_likelihood: test images used for likelihoods (None: the whole test split).
-    verbose: 1 shows the notice and progress bar if an evaluator must be trained first (2: one line per epoch).
-    class_names: the names of the model's classes (a run's `class_names`, from its folder names):
-        kept in the result and naming the per-class accuracies (`conditional_accuracy_by_class`).
+    verbose: 1 shows the notice and progress bar if an evaluator must be trained first.
 
     Returns a JSON-ready dict; see the module docstring for the keys.
     """
@@ -166,8 +164,6 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     from tfgen.eval.evaluator import get_evaluator
 
     n = int_at_least(n, "n (precision/recall and KID need several samples)", 10)
-    if class_names and len(class_names) != model.num_classes:
-        raise ValueError(f"class_names must name the model's {model.num_classes} classes, got {len(class_names)}")
     start = time.perf_counter()
     evaluator = evaluator or get_evaluator(dataset, directory=evaluator_dir, features=features,
                                            data_kwargs=data_kwargs, inception_weights=inception_weights,
@@ -193,7 +189,6 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int = 2000, seed: int = 0
     }
     if not evaluator.labelled:
         result["class_scores"] = CLASS_SCORES_NOTE.format(why=_why_no_class_scores(evaluator))
-    result.update(_named_classes(class_names, result.get("conditional_accuracy_per_class")))
     if likelihood:
         result.update(likelihood_scores(model, real, n_likelihood, ks, seed))
     result["seconds"] = time.perf_counter() - start
@@ -219,14 +214,19 @@ def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, s
     }
 
 
-def _named_classes(class_names, per_class) -> dict:
-    """`class_names` for a result, and the per-class accuracies by name; {} without names."""
+def name_classes(result: dict, class_names) -> dict:
+    """`result` (of `evaluate`) with the names of the model's classes (a run's `class_names`, its folder
+    names): kept as `class_names`, naming the per-class accuracies (`conditional_accuracy_by_class`) and
+    the per-class line of `format_table`. Without names, `result` as it is."""
     if not class_names:
-        return {}
-    named = {"class_names": [str(name) for name in class_names]}
+        return result
+    per_class = result.get("conditional_accuracy_per_class")
+    if per_class is not None and len(per_class) != len(class_names):
+        raise ValueError(f"class_names must name the model's {len(per_class)} classes, got {len(class_names)}")
+    result["class_names"] = [str(name) for name in class_names]
     if per_class is not None:
-        named["conditional_accuracy_by_class"] = dict(zip(named["class_names"], per_class))
-    return named
+        result["conditional_accuracy_by_class"] = dict(zip(result["class_names"], per_class))
+    return result
 
 
 def _why_no_class_scores(evaluator) -> str:
