@@ -262,3 +262,25 @@ def test_evaluate_is_the_function_even_after_the_scoring_module_is_imported():
     from tfgen.eval import evaluate as function
 
     assert callable(function) and function.__name__ == "evaluate"
+
+
+def test_cli_eval_of_a_folder_run_names_its_classes_in_the_report_and_eval_json(tmp_path, capsys, monkeypatch):
+    """The wiring only (scores are tested above): the run's class names reach the table and eval.json."""
+    from tfgen.cli import main
+    from tfgen.eval import scoring
+
+    run, names = tmp_path / "run", ["flags", "food", "smileys_and_emotion"]
+    run.mkdir()
+    tfgen.get_model("cgan", "tiny", num_classes=3, seed=0).save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": "cgan", "preset": "tiny", "dataset": "folder:emoji",
+                                                 "class_names": names}))
+    scores = dict(fid=1.0, kid=0.1, kid_std=0.01, precision=0.5, recall=0.5)
+    fake = dict(model="cgan", dataset="folder:emoji", n_samples=30, n_real_test=30, evaluator_dataset="folder:emoji",
+                evaluator_accuracy=0.9, conditional=True, conditional_accuracy=0.5,
+                conditional_accuracy_per_class=[0.9, 0.19, 0.4], reference=dict(scores), **scores)
+    monkeypatch.setattr(scoring, "evaluate", lambda model, **kwargs: dict(fake))
+    assert main(["eval", str(run), "--n", "30"]) == 0
+    assert "conditional accuracy per class: flags:0.9 food:0.19 smileys_and_emotion:0.4" in capsys.readouterr().out
+    written = json.loads((run / "eval.json").read_text())
+    assert written["class_names"] == names
+    assert written["conditional_accuracy_by_class"] == {"flags": 0.9, "food": 0.19, "smileys_and_emotion": 0.4}
