@@ -51,3 +51,12 @@ def test_the_readme_python_snippet_trains_without_a_keras_warning():
     # A caller's own shuffle=True still hears from Keras that a dataset is not shuffled by fit.
     with pytest.warns(UserWarning, match="`shuffle=True` was passed, but will be ignored"):
         model.fit(data.load("mnist_bundled", "train", batch_size=64, seed=0, limit=128), shuffle=True, verbose=0)
+
+
+def test_numpy_arrays_of_0_255_pixels_are_refused_the_same_way():
+    model = tfgen.get_model("cvae", "tiny", seed=0)
+    model.default_compile()
+    x, y = np.full((8, 28, 28, 1), 200.0, np.float32), np.arange(8) % 10
+    with pytest.raises(ValueError, match=r"CVAE expects pixels in \[0, 1\], got values in \[200, 200\].*divide by 255"):
+        model.fit(x, y, batch_size=4, verbose=0)
+    assert np.isfinite(model.fit(x / 255, y, batch_size=4, verbose=0).history["loss"][-1])

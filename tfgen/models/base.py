@@ -198,7 +198,10 @@ class GenerativeModel(keras.Model):
         `InvalidArgumentError: Graph execution error` with the reason at the end of a long message
         (and under XLA, which drops assertions, not at all). `unpack` on the first batch of a
         `tf.data.Dataset` (or of NumPy arrays), eagerly, says it in one line before any step runs.
-        Reading that batch costs one batch of the input pipeline (a shuffle fills its buffer once).
+        Reading that batch costs one batch of the input pipeline (a shuffle fills its buffer once), and
+        is one more pass started over the dataset: one that reshuffles on every pass from a fixed seed
+        (`reshuffle_each_iteration=True`) trains in the order of its second pass, still the same on
+        every run with that seed. (`tfgen train`'s own batches are seeded per epoch, not per pass.)
 
         A dataset is taken in its own order: Keras ignores `shuffle` for one, and warns on every
         call that its default `shuffle=True` "will be ignored", so tfgen passes `shuffle=False`
