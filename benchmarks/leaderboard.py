@@ -133,11 +133,11 @@ def train_and_score(name, *, preset, dataset, seed, evaluator, n, ks, n_likeliho
 
 
 def save_sample_grid(model, path, seed, class_names=()) -> None:
-    """100 samples of `model` as a grid (one row per class for models that take labels)."""
+    """100 samples of `model` as a grid (a block of rows per class for models that take labels)."""
     from tfgen.plotting import class_row_labels, sample_for_grid, save_grid
 
     images, ncols = sample_for_grid(model, 100, seed=seed)
-    save_grid(images, path, ncols=ncols, row_labels=class_row_labels(model, None, list(class_names) or None))
+    save_grid(images, path, ncols=ncols, row_labels=class_row_labels(model, None, list(class_names) or None, n=100))
 
 
 def run(args) -> dict:

@@ -196,6 +196,7 @@ def main(argv=None):
     command = " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])])
     start = time.perf_counter()
     results = bench.run(models, presets, command=command, each=each, **settings)
+    results["flop_goal"] = bench.flop_goal(results)  # the project's goal, for its README table
     results["baselines"] = rows
     results["baseline_goals"] = baselines.GOALS
     results["wall_seconds"] = time.perf_counter() - start

@@ -4,8 +4,9 @@ One table per boundary, each row (call, error type, message):
 
 * `tfgen.data` — `load`, `load_arrays`, `idx:DIR` directories;
 * models — `tfgen.get_model` constructors, `sample`, calls on images;
-* `model.fit` — batches of the wrong shape, type or range, bad labels (value checks
-  run inside the compiled step: `InvalidArgumentError` carrying the message);
+* `model.fit` — batches of the wrong shape, type or range, bad labels (the first batch is
+  checked eagerly when `fit` starts; later ones inside the compiled step: `InvalidArgumentError`
+  carrying the message);
 * the command line — `main([...])` returns 2 and prints one line, no traceback.
 """
 
@@ -210,7 +211,7 @@ LABELS = np.arange(8, dtype=np.int32)
 InvalidArgument = tf.errors.InvalidArgumentError
 
 FIT_CASES = {
-    # Caught when `fit` traces the step, before any training.
+    # Caught when `fit` starts, by an eager check of the first batch, before any training.
     "image size": ("vae", _batches(np.zeros((8, 32, 32, 1), np.float32)), ValueError,
                    r"expects images of shape \(28, 28, 1\), got \(32, 32, 1\)"),
     "image channels": ("gan", _batches(np.zeros((8, 28, 28, 3), np.float32)), ValueError,
@@ -221,17 +222,19 @@ FIT_CASES = {
     "labels missing, conditional model": ("cvae", _batches(GOOD), ValueError,
                                           "CVAE is conditional: batches must be \\(images, labels\\)"),
     "string labels": ("cgan", _batches(GOOD, LABELS.astype(str)), ValueError,
-                      "labels must be integer class indices, got a string tensor"),
-    # Caught by checks inside the compiled step, at the first bad batch.
-    "NaN pixel": ("vae", _batches(np.where(GOOD > 0.999, np.nan, GOOD)), InvalidArgument,
-                  r"VAE expects pixels in \[0, 1\]"),
-    "Inf pixel": ("vae", _batches(np.where(GOOD > 0.999, np.inf, GOOD)), InvalidArgument, r"pixels in \[0, 1\]"),
-    "0-255 floats": ("vae", _batches(GOOD * 255), InvalidArgument, r"VAE expects pixels in \[0, 1\]"),
-    "[-1, 1] floats": ("gan", _batches(GOOD * 2 - 1), InvalidArgument, r"GAN expects pixels in \[0, 1\]"),
+                      "labels must be integer class indices, got"),
+    "NaN pixel": ("vae", _batches(np.where(GOOD > 0.9, np.nan, GOOD)), ValueError,
+                  r"VAE expects pixels in \[0, 1\], got values in .*, \d+ NaN"),
+    "Inf pixel": ("vae", _batches(np.where(GOOD > 0.9, np.inf, GOOD)), ValueError, r"\d+ infinite pixels"),
+    "0-255 floats": ("vae", _batches(GOOD * 255), ValueError,
+                     r"VAE expects pixels in \[0, 1\], .*0-255 pixels .*divide by 255"),
+    "[-1, 1] floats": ("gan", _batches(GOOD * 2 - 1), ValueError, r"\[-1, 1\] pixels: rescale with \(x \+ 1\) / 2"),
+    "labels negative": ("cvae", _batches(GOOD, LABELS - 3), ValueError, r"labels must be in \[0, 10\)"),
+    "labels not integers": ("cvae", _batches(GOOD, LABELS + 0.5), ValueError, "labels must be integer class indices"),
+    # Caught by checks inside the compiled step, at the first bad batch after a good first one.
+    "0-255 floats in a later batch": ("vae", _batches(np.concatenate([GOOD[:4], GOOD[4:] * 255])), InvalidArgument,
+                                      r"VAE expects pixels in \[0, 1\]"),
     "labels out of range": ("cvae", _batches(GOOD, LABELS + 5), InvalidArgument, "labels must be < num_classes=10"),
-    "labels negative": ("cvae", _batches(GOOD, LABELS - 3), InvalidArgument, "labels must be >= 0"),
-    "labels not integers": ("cvae", _batches(GOOD, LABELS + 0.5), InvalidArgument,
-                            "labels must be integer class indices"),
 }
 
 
@@ -313,8 +316,9 @@ CLI_CASES = {
                                          "--temperature: Diffusion has no such sampling option"),
     "sample labels out of range": (["sample", "{diffusion_run}", "--labels", "3,12", "--out", "x.png"],
                                    r"--labels [12] outside [0, 10)"),
-    "sample labels not integers": (["sample", "{diffusion_run}", "--labels", "3,b", "--out", "x.png"],
-                                   "--labels must be comma-separated integers or 'all', got '3,b'"),
+    "sample labels neither indices nor names": (["sample", "{diffusion_run}", "--labels", "3,b", "--out", "x.png"],
+                                                "--labels must be comma-separated class indices or 'all' (this run "
+                                                "records no class names), got 'b'"),
 }
 
 

@@ -299,3 +299,34 @@ def test_counting_flops_prints_no_tensorflow_v1_deprecation_line(capsys, caplog)
     assert count_step_flops(concrete)["by_op_type"].get("MatMul", 0) > 0
     printed = capsys.readouterr().err + caplog.text
     assert "designed for TensorFlow v1" not in printed
+
+
+def test_cli_bench_measures_the_users_own_data_at_its_shape_and_reports_measurements_only(tmp_path, capsys,
+                                                                                           monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    # The machine's peaks are measured by the fixtures above; here only the data and the models matter.
+    peak = lambda dtype, *_: {kind: {"gflops": 100.0, "dtype": dtype} for kind in ("matmul", "conv")}
+    monkeypatch.setattr(bench, "peaks", peak)
+    rng = np.random.default_rng(0)
+    for name in ("flags", "food"):
+        (tmp_path / "emoji" / name).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (20, 20, 3)).astype(np.uint8)).save(tmp_path / "emoji" / name / f"{i}.png")
+    args = ["bench", "--models", "cgan", "--presets", "tiny", "--quick", "--steps", "2", "--warmup", "1",
+            "--sample-n", "4", "--batch-size", "8", "--dataset", f"folder:{tmp_path / 'emoji'}", "--image-size", "16",
+            "--channels", "3",
+            "--out", str(tmp_path / "bench")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((tmp_path / "bench" / "throughput.json").read_text())
+    assert data["dataset"] == f"folder:{tmp_path / 'emoji'}" and data["data_options"] == {"image_size": [16, 16],
+                                                                                         "channels": 3}
+    assert "--batch-size 8 --dataset folder:" in data["command"] and "--image-size 16 --channels 3" in data["command"]
+    entry = data["models"]["cgan"]["tiny"]
+    assert entry["image_shape"] == [16, 16, 3] and entry["num_classes"] == 2 and entry["batch_size"] == 8
+    assert _positive(entry["train"]["images_per_second"]) and _positive(entry["sample"]["images_per_second"])
+    assert "(image_size (16, 16), channels 3)" in printed and "| `cgan` | tiny |" in printed
+    # Measurements only: the project's own goal for its presets is not a verdict on the user's setup.
+    assert "flop_goal" not in data and "Goal:" not in printed and "not met" not in printed and "≥ 60%" not in printed

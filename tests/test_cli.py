@@ -88,11 +88,64 @@ def test_sample_labels_all_draws_one_row_per_class_from_a_model_with_optional_la
         if class_conditional:
             assert main(args) == 0
             # 2 per class, one row each, and the line says why 20, not 25:
-            assert capsys.readouterr().out.strip() == (f"wrote 20 samples to {tmp_path / 'g.png'} (one row per class: "
+            assert capsys.readouterr().out.strip() == (f"wrote 20 samples to {tmp_path / 'g.png'} (a block per class: "
                                                        "--n 25 gives 2 images for each of 10 classes)")
         else:
             assert main(args) == 2
             assert "--labels needs a model that takes labels" in capsys.readouterr().err
+
+
+def test_labels_are_class_names_indices_or_all_and_an_unknown_name_is_one_line_naming_the_nearest():
+    from tfgen.cli import parse_labels
+
+    names = ["activities", "flags", "smileys_and_emotion"]
+    assert parse_labels("flags,smileys_and_emotion", 3, names) == [1, 2]
+    assert parse_labels("flags, 0,flags", 3, names) == [1, 0, 1]  # names and indices mix
+    assert parse_labels("2,0", 3) == [2, 0]  # a run without names (digits): indices
+    with pytest.raises(ValueError) as err:
+        parse_labels("flags,smilies", 3, names)
+    assert str(err.value) == ("--labels: no class 'smilies' (nearest: 'smileys_and_emotion'); the run's classes: "
+                              "activities, flags, smileys_and_emotion")
+    with pytest.raises(ValueError, match="this run records no class names"):
+        parse_labels("flags", 3)
+    with pytest.raises(ValueError, match=r"--labels \[3\] outside \[0, 3\)"):
+        parse_labels("3", 3, names)
+
+
+def test_sample_draws_the_named_classes_of_a_folder_run(tmp_path, capsys):
+    import tfgen
+
+    run, names = tmp_path / "run", ["flags", "food", "smileys_and_emotion"]
+    run.mkdir()
+    tfgen.get_model("cgan", "tiny", num_classes=3, seed=0).save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": "cgan", "preset": "tiny", "class_names": names}))
+    out = tmp_path / "g.png"
+    assert main(["sample", str(run), "--labels", "flags,smileys_and_emotion,flags", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 3 samples to {out}"
+    assert main(["sample", str(run), "--labels", "flag", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(nearest: 'flags')" in err and "food, smileys_and_emotion" in err
+    # --labels all: a block of rows per class, at most 10 columns, the class name on each block's first row
+    assert main(["sample", str(run), "--labels", "all", "--n", "75", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote 75 samples to {out}"
+    from PIL import Image
+
+    width, height = Image.open(out).size
+    assert height == 2 * (9 * 29 + 1) and width < 2 * (12 * 29)  # 3 rows of 28×28 images per class, 10 wide
+
+
+def test_verbose_auto_is_a_progress_bar_on_a_terminal_and_one_line_per_epoch_elsewhere(tmp_path):
+    from tfgen.cli import fit_verbosity
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    assert fit_verbosity("auto", Stream(True)) == 1 and fit_verbosity("auto", Stream(False)) == 2
+    assert fit_verbosity("0", Stream(True)) == 0 and fit_verbosity("1", Stream(False)) == 1
 
 
 def test_train_refuses_to_overwrite_a_run(vae_run, capsys):
@@ -124,6 +177,52 @@ def test_console_entry_point_exits_2_without_traceback(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "not a tfgen run" in result.stderr
+
+
+def test_piped_train_prints_one_line_per_epoch_and_no_tensorflow_log_line(tmp_path):
+    """Output to a file or pipe: Keras' `verbose=2` (one line per epoch), not a progress bar redrawn with escape
+    codes; and none of the C++ lines TensorFlow 2.21 prints before absl logging reads TF_CPP_MIN_LOG_LEVEL."""
+    import os
+    import re
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("TFGEN_TF_LOGS", None)
+    done = subprocess.run([sys.executable, "-m", "tfgen", "train", "vae", "--preset", "tiny", "--epochs", "2",
+                           "--limit", "128", "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout and "━" not in done.stdout
+    lines = done.stdout.splitlines()
+    for epoch in (1, 2):
+        after = lines[lines.index(f"Epoch {epoch}/2") + 1]
+        assert re.match(r"2/2 - \d+s - .*loss: ", after), after
+    assert not [line for line in done.stderr.splitlines() if re.match(r"[IWEF]\d{4} |WARNING: All log messages", line)
+                or re.search(r"cudart_stub|cuInit|oneDNN", line)], done.stderr
+
+
+def test_tracebacks_pass_the_log_filter(tmp_path):
+    """With TFGEN_DEBUG=1 an error's traceback reaches stderr whole, through the filter on descriptor 2."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TFGEN_DEBUG": "1"}
+    done = subprocess.run([sys.executable, "-m", "tfgen", "sample", str(tmp_path), "--out", "x.png"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):") or "\nTraceback" in done.stderr
+    assert done.stderr.rstrip().splitlines()[-1].endswith("not a tfgen run")
+
+
+def test_the_log_filter_drops_tensorflow_lines_only_and_keeps_partial_lines():
+    from tfgen.tflogs import LineFilter
+
+    written = []
+    filt = LineFilter(written.append)
+    filt.feed(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+              b"I0000 00:00:1796646479.186607    3956 port.cc:153] oneDNN custom operations are on.\nkeep 1\n"
+              b"E0000 00:00:1796646482.023187    3956 cuda_platform.cc:52] failed call to cuInit\nEpoch 1 of 2")
+    filt.flush()  # a prompt without a newline, after a quiet moment
+    filt.feed(b" (rest)\nW0000 00:00:1.0 1 x.cc:1] later\nIndexError: list index out of range\n")
+    assert b"".join(written) == b"keep 1\nEpoch 1 of 2 (rest)\nIndexError: list index out of range\n"
 
 
 def test_set_reads_booleans_as_python_json_and_shell_users_write_them():

@@ -268,3 +268,29 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("tfgen: error:") and "not found" in err and err.count("\n") == 1
 
+
+
+def test_export_of_a_folder_run_carries_its_class_names_and_the_command_prints_no_tensorflow_log_line(tmp_path):
+    import re
+
+    run, names = tmp_path / "run", ["flags", "food", "smileys_and_emotion"]
+    run.mkdir()
+    tfgen.get_model("cgan", "tiny", num_classes=3, seed=0).save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": "cgan", "preset": "tiny", "class_names": names}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("TFGEN_TF_LOGS", None)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    # The command imports TensorFlow, which prints its C++ start-up lines (oneDNN, cudart_stub, cuInit)
+    # before absl logging reads TF_CPP_MIN_LOG_LEVEL: tfgen's command line keeps them off stderr.
+    done = subprocess.run([sys.executable, "-m", "tfgen", "export", str(run)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    noise = [line for line in done.stderr.splitlines()
+             if re.match(r"[IWEF]\d{4} |WARNING: All log messages before absl", line)
+             or re.search(r"cudart_stub|cuInit|oneDNN", line)]
+    assert noise == [], noise
+    assert read_metadata(run / "saved_model")["class_names"] == names
+    settings = tf.saved_model.load(str(run / "saved_model")).settings()
+    assert [name.decode() for name in settings["class_names"].numpy()] == names
+    with pytest.raises(ExportError, match="class_names must name the model's 3 classes, got 2"):
+        export_model(tfgen.get_model("cgan", "tiny", num_classes=3), tmp_path / "x", class_names=names[:2])

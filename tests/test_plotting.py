@@ -196,3 +196,24 @@ def test_raster_frames_reveal_pixels_in_raster_order():
     # after 4 pixels: the whole first row and the first pixel of the second
     np.testing.assert_allclose(frames[1, 1, ..., 0], [[0.6, 0.7, 0.8], [0.9, -1, -1]])
     np.testing.assert_allclose(frames[:, 2], images)  # all 6 drawn
+
+
+def test_a_class_grid_is_at_most_ten_columns_with_one_block_of_rows_per_class_titled_on_its_first_row():
+    class Conditional:
+        num_classes, accepts_labels, conditional = 3, True, True
+
+        def sample(self, n, labels=None, seed=None):
+            return np.broadcast_to(np.asarray(labels, np.float32)[:, None, None, None] / 4, (n, 2, 2, 1))
+
+    images, ncols = plotting.sample_for_grid(Conditional(), 75, seed=0)  # 25 per class
+    assert ncols == 10 and len(images) == 3 * 30  # 3 rows of 10 per class, 5 blank tiles at each block's end
+    blocks = images.reshape(3, 30, 2, 2, 1)
+    for c in range(3):
+        np.testing.assert_array_equal(blocks[c, :25], c / 4)  # the class's own samples, in its own rows
+        np.testing.assert_array_equal(blocks[c, 25:], 1.0)  # blank (white, like the padding)
+    titles = plotting.class_row_labels(Conditional(), class_names=["flags", "food", "smileys"], n=75)
+    assert titles == ["flags", "", "", "food", "", "", "smileys", "", ""]
+    grid = plotting.render_grid(images, ncols, scale=1, row_labels=titles)
+    assert grid.shape[0] == 9 * 3 + 1  # nine rows of 2-pixel images and 1-pixel padding
+    images, ncols = plotting.sample_for_grid(Conditional(), 12, seed=0)  # 4 per class: one row each
+    assert ncols == 4 and len(images) == 12

@@ -51,7 +51,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     Fixed noise (an int seed) makes grids comparable across epochs: the same
     latent points, seen as the model learns. Grids of models that take labels
-    have one row per class, labelled with `class_names` (or the class index).
+    have a block of rows per class, labelled with `class_names` (or the class index).
     The last epoch (`fit`'s last, or one after which training stops, e.g. on a
     time budget) always gets its grid, so a run ends with a picture of its model.
 
@@ -78,7 +78,7 @@ class SampleGrid(keras.callbacks.Callback):
             taken = inspect.signature(self.model.sample).parameters
             options = {k: v for k, v in self.sample_options.items() if k in taken}
             images, ncols = sample_for_grid(self.model, self.n, seed=self.seed, **options)
-            row_labels = class_row_labels(self.model, class_names=self.class_names)
+            row_labels = class_row_labels(self.model, class_names=self.class_names, n=self.n)
             save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png", ncols=ncols, row_labels=row_labels)
             if self.log_dir is not None:
                 self._summarise(render_grid(images, ncols, row_labels=row_labels), epoch + 1)

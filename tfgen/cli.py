@@ -10,11 +10,15 @@
     tfgen train --resume RUN_DIR [--steps N | --epochs N] [--minutes M] [--export [DIR]]
     tfgen data SOURCE [--image-size N|HxW] [--channels C] [--out DIR]
     tfgen export RUN_DIR [--out DIR]
-    tfgen sample RUN_DIR [--n N] [--seed S] [--labels 3,3,7|all] [--steps K] [--temperature T] [--top-k K]
+    tfgen sample RUN_DIR [--n N] [--seed S] [--labels NAME,NAME|3,3,7|all] [--steps K] [--temperature T] [--top-k K]
                          [--out FILE.png|.jpg]
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
                 [--precision float32,mixed_bfloat16,mixed_float16]
+                [--dataset D] [--image-size N|HxW] [--channels 1|3] [--batch-size B]
+
+TensorFlow's C++ log lines (oneDNN, cudart_stub, cuInit, ...) are kept off stderr
+(`tfgen.tflogs`); `tfgen --tf-logs COMMAND ...` or TFGEN_TF_LOGS=1 shows them.
 
 Also `python -m tfgen`. Errors a user can cause print one line and exit with
 status 2 (set TFGEN_DEBUG=1 for the traceback); Ctrl-C or SIGTERM during training
@@ -30,13 +34,14 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import os
 import signal
 import sys
 from pathlib import Path
 
 from tfgen import __version__, catalog
-from tfgen import checks
+from tfgen import checks, tflogs
 from tfgen.checks import did_you_mean
 from tfgen.length import AUGMENTATIONS, check_length  # loads neither Keras nor TensorFlow
 from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neither Keras nor TensorFlow
@@ -46,13 +51,21 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (
 
 
 def main(argv=None) -> int:
-    # Before TensorFlow loads (no command imports it before this line): TF's C++ log
-    # level, unless the user chose one.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # a usage error (status 2, message printed) or --help (0)
         return stop.code or 0
+    # Before TensorFlow loads (no command imports it before this line). TensorFlow 2.21 prints
+    # some C++ log lines before it reads TF_CPP_MIN_LOG_LEVEL: those are filtered out of stderr.
+    show_tf_logs = tflogs.show_requested(args.tf_logs)
+    if not show_tf_logs:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tflogs.filtered_stderr(enabled=not show_tf_logs):
+        return run_command(args)
+
+
+def run_command(args) -> int:
+    """Run the parsed command; a user's error becomes one line on stderr and status 2."""
     try:
         return args.func(args) or 0
     except KeyboardInterrupt as err:  # from training: which checkpoint --resume continues from
@@ -77,6 +90,8 @@ class OneLineErrors(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(prog="tfgen", description="Generative models in Keras 3 / TensorFlow.")
     parser.add_argument("--version", action="version", version=f"tfgen {__version__}")
+    parser.add_argument("--tf-logs", action="store_true",
+                        help=f"show TensorFlow's C++ log lines (hidden by default; also {tflogs.ENV_SHOW}=1)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("list", help="registered models and their presets")
@@ -90,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of images (default 64); with one row per class (--labels all), images per class = "
                         "N // classes, at least 1")
     p.add_argument("--seed", type=int)
-    p.add_argument("--labels", help="models that take labels: comma-separated labels, or 'all' for one row per "
-                                    "class (the default for them)")
+    p.add_argument("--labels", help="models that take labels: comma-separated class names (the run's folder names) "
+                                    "or indices, e.g. flags,smileys_and_emotion or 3,3,7; or 'all' for a block of "
+                                    "rows per class (the default for them)")
     p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
     p.add_argument("--temperature", type=float,
                    help="autoregressive models: divide the logits by T (< 1 sharper, > 1 more diverse; default 1)")
@@ -121,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Inception-v3 pool features (needs Keras' inception_v3 ..._notop.h5 weights file)")
     p.set_defaults(func=cmd_eval)
 
-    p = commands.add_parser("bench", help="training/sampling throughput, FLOP/s against this machine's matmul peak")
+    p = commands.add_parser("bench", help="training/sampling throughput on your data and machine, FLOP/s against "
+                                          "this machine's matmul peak")
     p.add_argument("--models", help="comma-separated (default: every registered model)")
     p.add_argument("--presets", help="comma-separated (default: every preset; with --quick: default)")
     p.add_argument("--steps", type=int, help="timed training steps per model (default 20; --quick 5)")
@@ -130,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="few steps, default presets")
     p.add_argument("--precision", help=f"comma-separated dtype policies, each model measured under each, side by "
                                        f"side ({', '.join(POLICIES)}; default float32)")
+    p.add_argument("--dataset", default="mnist_bundled",
+                   help="the data to train on, as for `tfgen train` (e.g. folder:DIR): every model is built at its "
+                        "image shape and class count (default mnist_bundled)")
+    p.add_argument("--batch-size", type=int, help="every model's batch size (default: each model's, see `tfgen list`)")
+    p.add_argument("--image-size", type=_image_size, metavar="N|HxW", help="resize the images, as for `tfgen train`")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="1 (grey) or 3 (RGB), as for `tfgen train`")
     p.add_argument("--out", default="runs/bench", help="directory for throughput.json and throughput.md "
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
@@ -183,7 +206,8 @@ def add_train_parser(commands) -> None:
                         "16 bits, weights and losses in float32; auto (default): mixed_bfloat16 for the models "
                         "that train faster in it on a CPU or GPU that computes bfloat16 natively, else float32 "
                         "(the choice and why are printed and kept in config.json)")
-    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"), help="Keras fit verbosity")
+    p.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"),
+                   help="Keras fit verbosity (auto: a progress bar on a terminal, else one line per epoch)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic TensorFlow ops: the same seed gives the same weights, bit for bit")
     p.set_defaults(func=cmd_train)
@@ -242,7 +266,7 @@ def cmd_list(args) -> None:
 
 
 def cmd_train(args) -> None:
-    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    verbose = fit_verbosity(args.verbose)
     length = check_length(args.steps, args.epochs, args.minutes, prefix="--")  # before TensorFlow loads
     for flag in ("epoch_steps", "sample_every"):
         if getattr(args, flag) is not None:
@@ -281,6 +305,16 @@ def cmd_train(args) -> None:
             return
         path = export_run(out, args.export or None)
         print(f"SavedModel written to {path}/")
+
+
+def fit_verbosity(choice: str, stream=None) -> int:
+    """Keras `fit` verbosity for `--verbose`: "auto" is a progress bar (1) on a terminal, else one
+    line per epoch (2). Keras' own "auto" draws the bar into files and pipes too, where its
+    redrawn lines pile up as escape codes (some 30 KB an epoch for a tiny model)."""
+    if choice != "auto":
+        return int(choice)
+    stream = stream if stream is not None else sys.stdout
+    return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
 
 
 def _image_size(text: str):
@@ -350,7 +384,7 @@ def cmd_sample(args) -> None:
     import numpy as np
 
     from tfgen.checks import positive_int
-    from tfgen.plotting import class_row_labels, grid_format, sample_for_grid, save_grid
+    from tfgen.plotting import class_row_labels, grid_format, per_class_count, sample_for_grid, save_grid
 
     positive_int(args.n, "--n")
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / "sample.png"
@@ -358,6 +392,7 @@ def cmd_sample(args) -> None:
     from tfgen.runs import load_run
 
     model = load_run(args.run_dir)
+    class_names = _class_names(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
     model = with_sample_options(model, temperature=args.temperature, top_k=args.top_k)
@@ -366,11 +401,13 @@ def cmd_sample(args) -> None:
         if not model.accepts_labels:
             raise ValueError(f"--labels needs a model that takes labels; {type(model).__name__} does not")
         if args.labels != "all":
-            labels = np.array(parse_labels(args.labels, model.num_classes))
+            labels = np.array(parse_labels(args.labels, model.num_classes, class_names))
     n = args.n if labels is None else len(labels)
     images, ncols = sample_for_grid(model, n, seed=args.seed, labels=labels)
-    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, _class_names(args.run_dir)))
-    print(f"wrote {len(images)} samples to {out}{_per_class_note(model, labels, n, ncols)}")
+    save_grid(images, out, ncols=ncols, row_labels=class_row_labels(model, labels, class_names, n=n))
+    per_class = per_class_count(model, n) if labels is None else None
+    drawn = n if per_class is None else per_class * model.num_classes  # the grid's blank tiles not counted
+    print(f"wrote {drawn} samples to {out}{_per_class_note(model, per_class, n)}")
 
 
 def _class_names(run_dir):
@@ -383,11 +420,11 @@ def _class_names(run_dir):
         return None
 
 
-def _per_class_note(model, labels, n: int, per_class) -> str:
-    """Why a one-row-per-class grid has a different number of images than --n asked for."""
-    if labels is not None or per_class is None or per_class * model.num_classes == n:
+def _per_class_note(model, per_class, n: int) -> str:
+    """Why a grid with a block per class has a different number of images than --n asked for."""
+    if per_class is None or per_class * model.num_classes == n:
         return ""
-    return (f" (one row per class: --n {n} gives {per_class} image{'s' if per_class > 1 else ''} for each of "
+    return (f" (a block per class: --n {n} gives {per_class} image{'s' if per_class > 1 else ''} for each of "
             f"{model.num_classes} classes)")
 
 
@@ -415,7 +452,7 @@ def with_sample_options(model, **options):
 def cmd_eval(args) -> None:
     from pathlib import Path
 
-    from tfgen.eval.scoring import evaluate, format_table, reliability_warning
+    from tfgen.eval.scoring import evaluate, format_table, name_classes, reliability_warning
     from tfgen.io import write_json
     from tfgen.runs import EVAL_FILE, data_options, load_run, read_run_config
 
@@ -431,7 +468,9 @@ def cmd_eval(args) -> None:
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
-                      n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs)
+                      n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs,
+                      verbose=fit_verbosity("auto"))
+    name_classes(result, config.get("class_names"))  # a folder run's class names, in the table and eval.json
     result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
@@ -448,24 +487,62 @@ def cmd_bench(args) -> None:
     from tfgen import bench
 
     models, presets, settings = bench.options_from_args(args)
-    command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {getattr(args, name)}" for name in (
-        "models", "presets", "steps", "warmup", "sample_n", "precision", "out") if getattr(args, name) is not None)
+    given = {"image_size": args.image_size, "channels": args.channels}
+    command = "tfgen bench" + "".join(f" --{name.replace('_', '-')} {_flag_text(getattr(args, name))}" for name in (
+        "models", "presets", "steps", "warmup", "sample_n", "precision", "batch_size", "dataset", "image_size",
+        "channels", "out")
+        if getattr(args, name) is not None)
     results = bench.run(models, presets, command=command + (" --quick" if args.quick else ""),
+                        dataset=args.dataset, data_options={k: v for k, v in given.items() if v is not None},
+                        batch_size=args.batch_size,
                         **settings)
     json_path, md_path = bench.write_results(results, args.out)
     print(bench.render_markdown(results))
     print(f"wrote {json_path} and {md_path}")
 
 
-def parse_labels(text: str, num_classes: int) -> list[int]:
-    try:
-        labels = [int(t) for t in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--labels must be comma-separated integers or 'all', got {text!r}") from None
+def _flag_text(value) -> str:
+    """A parsed option as it was typed: (32, 32) → 32, (32, 48) → 32x48."""
+    if isinstance(value, tuple):
+        return str(value[0]) if len(set(value)) == 1 else "x".join(map(str, value))
+    return str(value)
+
+
+def parse_labels(text: str, num_classes: int, class_names=None) -> list[int]:
+    """The class indices of `--labels`: comma-separated class names (the run's `class_names`) or
+    indices, mixed freely; a name that is not a class is one line with the nearest name and the list."""
+    names = list(class_names or [])
+    labels = []
+    for item in (t.strip() for t in text.split(",")):
+        if item in names:
+            labels.append(names.index(item))
+            continue
+        try:
+            labels.append(int(item))
+        except ValueError:
+            if not names:
+                raise ValueError(f"--labels must be comma-separated class indices or 'all' (this run records no "
+                                 f"class names), got {item!r}") from None
+            raise ValueError(f"--labels: no class {item!r} (nearest: {nearest_name(item, names)!r}); the run's classes: "
+                             f"{', '.join(names)}") from None
     bad = [y for y in labels if not 0 <= y < num_classes]
     if bad:
         raise ValueError(f"--labels {bad} outside [0, {num_classes})")
     return labels
+
+
+def nearest_name(text: str, names) -> str:
+    """The name in `names` nearest to `text`: the longest shared beginning first, then difflib's similarity.
+
+    Always an answer: class names are long, and a typed one is usually their start, misspelt
+    ('smilies' for 'smileys_and_emotion', which difflib alone ranks below 'activities').
+    """
+    def shared_start(name: str) -> int:
+        a, b = text.lower(), name.lower()
+        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+    return max(names, key=lambda name: (shared_start(name),
+                                        difflib.SequenceMatcher(None, text.lower(), name.lower()).ratio()))
 
 
 def parse_overrides(model: str, items) -> dict:

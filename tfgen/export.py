@@ -8,6 +8,9 @@ and then, with TensorFlow only:
     m = tf.saved_model.load("runs/vae/saved_model")
     images = m.sample(tf.random.normal([16, int(m.settings()["latent_dim"])]))  # (16, 28, 28, 1) in [0, 1]
 
+A run trained on a folder of class subfolders also exports its class names:
+`m.settings()["class_names"]` (strings; label i is name i) and `class_names` in `metadata.json`.
+
 `model.export()` would export `call()` only, which for a generative model is the
 wrong function (a VAE's reconstruction, a GAN's discriminator). Each model
 family instead declares its generation functions in `export_endpoints()`
@@ -56,10 +59,11 @@ class ExportError(ValueError):
     """A model that cannot be exported, or a target that must not be overwritten."""
 
 
-def export_model(model, out, metadata: dict | None = None) -> Path:
+def export_model(model, out, metadata: dict | None = None, class_names=None) -> Path:
     """Write `model`'s endpoints as a SavedModel at `out` (replacing an earlier export atomically).
 
     `metadata` is merged into `metadata.json` (the run's name, preset, dataset, ...).
+    `class_names` (one per class: label i is `class_names[i]`) go into `settings()` and the metadata.
     Returns the export directory.
     """
     out = Path(out)
@@ -68,6 +72,11 @@ def export_model(model, out, metadata: dict | None = None) -> Path:
     settings = model_settings(model)
     if settings_fn is not None:
         settings.update({k: _plain(v) for k, v in settings_fn[0]().items()})
+    if class_names:
+        if len(class_names) != model.num_classes:
+            raise ExportError(f"class_names must name the model's {model.num_classes} classes, "
+                              f"got {len(class_names)}")
+        settings["class_names"] = [str(name) for name in class_names]  # a string tensor in settings()
     constants = {k: tf.constant(v) for k, v in settings.items()}
 
     archive = keras.export.ExportArchive()
@@ -84,6 +93,7 @@ def export_model(model, out, metadata: dict | None = None) -> Path:
         "class": type(model).__name__,
         "requires_labels": bool(model.conditional),
         "accepts_labels": bool(model.accepts_labels),
+        **({"class_names": settings["class_names"]} if "class_names" in settings else {}),
         **(metadata or {}),
         "config": model.get_config(),
         "endpoints": described,
@@ -108,12 +118,14 @@ def export_run(run, out=None) -> Path:
     trained with and `eval.json` from the run directory if there is one.
     """
     run = Path(run)
+    class_names = None
     if run.is_file() or run.suffix == ".keras":
         model, metadata = load_keras_file(run, error=ExportError), {"source": {"file": str(run)}}
         default_out = DEFAULT_ROOT / run.stem
     else:
         config = runs.read_run_config(run)
         model = runs.load_run(run)
+        class_names = config.get("class_names")  # a folder's subfolder names
         source = run / runs.MODEL_FILE
         metadata = {
             "preset": config.get("preset"),
@@ -133,7 +145,7 @@ def export_run(run, out=None) -> Path:
             except json.JSONDecodeError as err:
                 raise ExportError(f"cannot read {scores}: {err}") from None
         default_out = run / runs.EXPORT_DIR
-    return export_model(model, out if out is not None else default_out, metadata)
+    return export_model(model, out if out is not None else default_out, metadata, class_names=class_names)
 
 
 def model_settings(model) -> dict:

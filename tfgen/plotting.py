@@ -82,36 +82,62 @@ def save_grid(images, path, ncols: int | None = None, scale: int = 2, row_labels
         image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
+#: The widest a class-conditional grid gets: past this many images a class's block wraps onto more rows,
+#: so a grid of 25 images per class is a readable 10-column block per class, not a 25-wide strip.
+MAX_CLASS_COLUMNS = 10
+
+
+def per_class_count(model, n: int):
+    """Images per class in `sample_for_grid(model, n)`'s grid of class blocks (None for a model without labels)."""
+    from tfgen.layers.conditioning import takes_labels
+
+    return max(1, n // model.num_classes) if takes_labels(model) else None
+
+
+def class_blocks(images, num_classes: int, ncols: int) -> np.ndarray:
+    """`images` of `num_classes` equal runs (one per class) padded with blank (white) tiles so that
+    `tile(..., ncols)` starts each class on a new row: one block of rows per class."""
+    images = np.asarray(images, dtype=np.float32)
+    per_class = len(images) // num_classes
+    rows = -(-per_class // ncols)
+    blocks = np.ones((num_classes, rows * ncols, *images.shape[1:]), np.float32)
+    blocks[:, :per_class] = images.reshape(num_classes, per_class, *images.shape[1:])
+    return blocks.reshape(-1, *images.shape[1:])
+
+
 def sample_for_grid(model, n: int, seed: int | None = None, labels=None, **options):
     """Samples for a grid, and its column count.
 
     Models that take labels (conditional models, diffusion trained with class
-    conditioning) get one row per class (unless labels are given), so a grid
-    shows at a glance whether the model draws the digit it was asked for;
+    conditioning) get one block of rows per class (unless labels are given), so a
+    grid shows at a glance whether the model draws the class it was asked for;
     `n` is then rounded to a multiple of the number of classes (at least one
-    image per class). `class_row_labels` names those rows. `options` go to `model.sample`.
+    image per class), a block is at most `MAX_CLASS_COLUMNS` wide, and blank tiles
+    fill its last row. `class_row_labels` names the blocks. `options` go to `model.sample`.
     """
-    from tfgen.layers.conditioning import takes_labels
-
-    if labels is None and takes_labels(model):
-        per_class = max(1, n // model.num_classes)
+    per_class = per_class_count(model, n) if labels is None else None
+    if per_class is not None:
         labels = np.repeat(np.arange(model.num_classes), per_class)
-        return model.sample(len(labels), labels=labels, seed=seed, **options), per_class
+        ncols = min(per_class, MAX_CLASS_COLUMNS)
+        return class_blocks(model.sample(len(labels), labels=labels, seed=seed, **options), model.num_classes, ncols), ncols
     if labels is not None:
         return model.sample(len(labels), labels=labels, seed=seed, **options), None
     return model.sample(n, seed=seed, **options), None
 
 
-def class_row_labels(model, labels=None, class_names=None):
-    """Row labels for `sample_for_grid(model, ..., labels)`: the class of each row (its name from
-    `class_names` when given, else its index) when the grid has one row per class, else None."""
+def class_row_labels(model, labels=None, class_names=None, n: int | None = None):
+    """Row labels for `sample_for_grid(model, n, labels=labels)`: the class (its name from `class_names`
+    when given, else its index) on the first row of each class's block, "" on the block's other rows,
+    when the grid has a block per class; else None. Without `n`: one row per class."""
     from tfgen.layers.conditioning import takes_labels
 
     if labels is not None or not takes_labels(model):
         return None
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(f"class_names must name the model's {model.num_classes} classes, got {len(class_names)}")
-    return list(class_names) if class_names is not None else [str(c) for c in range(model.num_classes)]
+    names = list(class_names) if class_names is not None else [str(c) for c in range(model.num_classes)]
+    rows = 1 if n is None else -(-per_class_count(model, n) // MAX_CLASS_COLUMNS)
+    return [name if row == 0 else "" for name in names for row in range(rows)]
 
 
 # ---------------------------------------------------------------------------- notebooks

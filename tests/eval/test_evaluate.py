@@ -11,7 +11,7 @@ import pytest
 from eval_checks import NoiseModel
 
 import tfgen
-from tfgen.eval.scoring import evaluate, format_table
+from tfgen.eval.scoring import evaluate, format_table, name_classes
 
 QUALITY_KEYS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recall")
 
@@ -232,6 +232,14 @@ def test_a_labelled_colour_folder_gets_a_classifier_and_conditional_accuracy(mon
     assert result["conditional"] and result["conditional_accuracy"] > 0.9
     assert len(result["conditional_accuracy_per_class"]) == 2 and "class_scores" not in result
     _finite(result, QUALITY_KEYS)
+    # A run's class names (its folder names) name the per-class report, in the JSON and the table.
+    named = name_classes(dict(result), ["circles", "squares"])
+    assert named["class_names"] == ["circles", "squares"]
+    by_class = json.loads(json.dumps(named))["conditional_accuracy_by_class"]
+    assert by_class == dict(zip(["circles", "squares"], result["conditional_accuracy_per_class"]))
+    assert re.search(r"per class: circles:\S+ squares:\S+", format_table(named))
+    with pytest.raises(ValueError, match="class_names must name the model's 2 classes, got 3"):
+        name_classes(dict(result), ["a", "b", "c"])
 def test_table_columns_never_run_together():
     """A negative KID with its spread is wider than the old fixed 18-character cell: FID and KID ran
     together as `0.225-5.16e-04 ± 0.0065`."""
@@ -309,3 +317,25 @@ def test_progress_lines_say_how_far_and_how_long_by_the_clock_given():
     report(250)
     report(1000)
     assert stream.getvalue().splitlines() == ["sampling: 250/1000, 20 s, about 60 s left", "sampling: 1000/1000, 2 min"]
+
+
+def test_cli_eval_of_a_folder_run_names_its_classes_in_the_report_and_eval_json(tmp_path, capsys, monkeypatch):
+    """The wiring only (scores are tested above): the run's class names reach the table and eval.json."""
+    from tfgen.cli import main
+    from tfgen.eval import scoring
+
+    run, names = tmp_path / "run", ["flags", "food", "smileys_and_emotion"]
+    run.mkdir()
+    tfgen.get_model("cgan", "tiny", num_classes=3, seed=0).save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"model": "cgan", "preset": "tiny", "dataset": "folder:emoji",
+                                                 "class_names": names}))
+    scores = dict(fid=1.0, kid=0.1, kid_std=0.01, precision=0.5, recall=0.5)
+    fake = dict(model="cgan", dataset="folder:emoji", n_samples=30, n_real_test=30, evaluator_dataset="folder:emoji",
+                evaluator_accuracy=0.9, conditional=True, conditional_accuracy=0.5,
+                conditional_accuracy_per_class=[0.9, 0.19, 0.4], reference=dict(scores), **scores)
+    monkeypatch.setattr(scoring, "evaluate", lambda model, **kwargs: dict(fake))
+    assert main(["eval", str(run), "--n", "30"]) == 0
+    assert "conditional accuracy per class: flags:0.9 food:0.19 smileys_and_emotion:0.4" in capsys.readouterr().out
+    written = json.loads((run / "eval.json").read_text())
+    assert written["class_names"] == names
+    assert written["conditional_accuracy_by_class"] == {"flags": 0.9, "food": 0.19, "smileys_and_emotion": 0.4}

@@ -30,7 +30,8 @@ is in submodules, whose public names are re-exported here:
 * `tfgen.bench.memory` — `MemoryWatcher` and RSS readings;
 * `tfgen.bench.flops` — `count_step_flops` on a traced step (`step_function`);
 * `tfgen.bench.profile` — `profile_step`, `summarize_profile`;
-* `tfgen.bench.report` — the FLOP goal, `render_markdown`, `write_results`.
+* `tfgen.bench.report` — `render_markdown`, `write_results`, and the project's FLOP goal
+  (`flop_goal`: benchmarks/throughput.py's, not part of `run`'s measurements).
 """
 
 from __future__ import annotations
@@ -63,11 +64,19 @@ INPUT_WAIT_METHOD = ("1 − (median step time on one batch held in memory) / (me
 
 
 # ---------------------------------------------------------------------- data
-def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0):
-    """The batches `tfgen train` feeds (`tfgen.data.pipeline.training_batches`), enough for `steps` steps."""
+def training_pipeline(batch_size: int, steps: int, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0,
+                      data_options: dict | None = None):
+    """The batches `tfgen train` feeds (`tfgen.data.pipeline.training_batches`), enough for `steps` steps.
+
+    data_options: how `dataset` is read (`tfgen.data.load_examples`' image_size, channels, ...), as
+    `tfgen train --image-size/--channels` read it: the models are then built at that image shape.
+    """
     from tfgen.data.pipeline import training_batches
 
-    examples = tfdata.load_examples(dataset, "train")
+    examples = tfdata.load_examples(dataset, "train", **(data_options or {}))
+    if examples.info.num_examples < batch_size:  # full batches only, as `tfgen train` trains
+        raise ValueError(f"{dataset} has {examples.info.num_examples} training examples, fewer than one batch of "
+                         f"{batch_size}: use a smaller batch size")
     epochs = math.ceil(steps * batch_size / examples.info.num_examples) + 1
     return training_batches(examples, batch_size, seed, 0, epochs * (examples.info.num_examples // batch_size)), \
         examples.info
@@ -86,7 +95,8 @@ def pipeline_seconds_per_batch(dataset, batches: int) -> float:
 
 
 # ---------------------------------------------------------------------- timing
-def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: int, rounds: int = 2) -> dict:
+def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: int, rounds: int = 2,
+               data_options: dict | None = None) -> dict:
     """The share of a training step spent waiting for the input pipeline (see `INPUT_WAIT_METHOD`).
 
     The compiled step is timed fed by the training pipeline and fed one batch held in
@@ -96,11 +106,11 @@ def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: in
     per_round = max(2, steps // (2 * rounds))
     fed, in_memory = [], []
     for r in range(rounds):
-        pipeline, _ = training_pipeline(batch_size, per_round + 1, dataset, seed + 1 + r)
+        pipeline, _ = training_pipeline(batch_size, per_round + 1, dataset, seed + 1 + r, data_options)
         fed += time_fit(model, pipeline, per_round, 1)["steady_step_seconds"]
         in_memory += time_fit(model, held, per_round, 1)["steady_step_seconds"]
     fed_seconds, memory_seconds = statistics.median(fed), statistics.median(in_memory)
-    alone = pipeline_seconds_per_batch(training_pipeline(batch_size, steps + 1, dataset, seed)[0], steps)
+    alone = pipeline_seconds_per_batch(training_pipeline(batch_size, steps + 1, dataset, seed, data_options)[0], steps)
     return {
         "wait_fraction": max(0.0, 1.0 - memory_seconds / fed_seconds),
         "wait_fraction_signed": 1.0 - memory_seconds / fed_seconds,
@@ -111,20 +121,20 @@ def input_wait(model, batch, batch_size: int, steps: int, dataset: str, seed: in
 
 
 def _batch_from(dataset):
-    images, labels = next(iter(dataset))
-    return images, labels
+    return next(iter(dataset))
 
 
 # ---------------------------------------------------------------------- one model
 def measure(name: str, preset: str = "default", *, batch_size: int | None = None, steps: int = 20, warmup: int = 3,
             sample_n: int | None = None, sample_repeats: int = 3, dataset: str = tfdata.BUNDLED_NAME, seed: int = 0,
             profile: bool = False, peak_gflops: float | None = None, keep_model: bool = False,
-            precision: str = "float32") -> dict:
+            precision: str = "float32", data_options: dict | None = None) -> dict:
     """Measure one model and preset (see the module docstring); returns a JSON-ready dict.
 
     batch_size: default the family's `FIT_DEFAULTS` (what `tfgen train` uses).
     sample_n: images per `sample` call (default: batch_size).
     precision: the dtype policy the model is built under (`tfgen.precision`).
+    data_options: how `dataset` is read (see `training_pipeline`); the model is built at its image shape.
     keep_model: also return the model, a batch, the traced step and its FLOP count under "_model",
         "_batch", "_step_fn", "_flops" (not JSON).
     """
@@ -134,14 +144,15 @@ def measure(name: str, preset: str = "default", *, batch_size: int | None = None
     keras.utils.set_random_seed(seed)
     entry = {"model": name, "preset": preset, "batch_size": batch_size, "dataset": dataset}
     with MemoryWatcher() as memory:
-        pipeline, info = training_pipeline(batch_size, warmup + steps, dataset, seed)
+        pipeline, info = training_pipeline(batch_size, warmup + steps, dataset, seed, data_options)
         model = build_compiled(name, preset, precision, info, seed)
+        entry["image_shape"], entry["num_classes"] = list(info.image_shape), info.num_classes
         entry["parameters"] = int(model.count_params())
         fit = time_fit(model, pipeline, steps, warmup)
         entry["train"] = {**fit, "images_per_second": batch_size / fit["step_seconds"]}
 
         batch = _batch_from(pipeline)
-        entry["input"] = input_wait(model, batch, batch_size, steps, dataset, seed)
+        entry["input"] = input_wait(model, batch, batch_size, steps, dataset, seed, data_options=data_options)
 
         entry["sample"] = time_sampling(model, sample_n, seed, sample_repeats)
 
@@ -181,7 +192,8 @@ def plan(models=None, presets=None) -> list[tuple[str, str]]:
 def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n: int | None = None,
         sample_repeats: int = 3, matmul_repeats: int = 10, matmul_size: int = MATMUL_SIZE,
         precisions=("float32",), profile_presets=("default",), command: str = "",
-        dataset: str = tfdata.BUNDLED_NAME, log=print, each=None) -> dict:
+        dataset: str = tfdata.BUNDLED_NAME, data_options: dict | None = None, batch_size: int | None = None,
+        log=print, each=None) -> dict:
     """Measure every (model, preset) of `plan(models, presets)`; the results dict `render_markdown` takes.
 
     precisions: dtype policies to measure each model under (`float32`, `mixed_bfloat16`,
@@ -189,14 +201,24 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
         one other than float32, `entry["by_precision"]` holds every precision's, timed in
         alternating rounds (`tfgen.bench.precisions`), and `results["peaks"]` each compute
         dtype's matmul and convolution peaks.
+    batch_size: every model's (default: each family's `FIT_DEFAULTS`, what `tfgen train` uses).
+    dataset, data_options: the data the models train on and how it is read (`training_pipeline`):
+        each model is built at its image shape and class count. On data without labels the
+        models that need labels (cGAN, cVAE) are left out, with a line to `log`.
     each(name, preset, entry): called after each measurement (before the model is released),
     e.g. to measure a baseline of the same architecture while it is at hand.
+
+    The results hold measurements only; benchmarks/throughput.py adds the project's FLOP goal
+    (`flop_goal`) to its own results.
     """
     for arg, value in (("steps", steps), ("warmup", warmup), ("sample_repeats", sample_repeats),
-                       ("sample_n", sample_n or 1), ("matmul_repeats", matmul_repeats), ("matmul_size", matmul_size)):
+                       ("sample_n", sample_n or 1), ("matmul_repeats", matmul_repeats), ("matmul_size", matmul_size),
+                       ("batch_size", batch_size or 1)):
         positive_int(value, arg)
     precisions = check_policies(precisions)
     pairs = plan(models, presets)
+    data_options = dict(data_options or {})
+    pairs = _labelled_or_skipped(pairs, dataset, data_options, log)
     dtypes = peak_dtypes(precisions)
     before = {dtype: peaks(dtype, matmul_repeats, matmul_size) for dtype in dtypes}
     for dtype, peak in before.items():
@@ -204,7 +226,7 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
             f"3×3 conv {peak['conv']['gflops']:.1f} GFLOP/s")
     results = {
         "command": command, "date": datetime.datetime.now().isoformat(timespec="minutes"), "machine": machine(),
-        "dataset": dataset, "settings": {"steps": steps, "warmup": warmup, "sample_n": sample_n,
+        "dataset": dataset, "data_options": data_options, "settings": {"steps": steps, "warmup": warmup, "sample_n": sample_n,
                                          "sample_repeats": sample_repeats, "jit_compile": False,
                                          "precisions": precisions},
         "matmul": {"before": before["float32"]["matmul"]}, "methods": {
@@ -212,7 +234,8 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
         "models": {},
     }
     options = {"steps": steps, "warmup": warmup, "sample_n": sample_n, "sample_repeats": sample_repeats,
-               "dataset": dataset, "peak_gflops": before["float32"]["matmul"]["gflops"]}
+               "batch_size": batch_size,
+               "dataset": dataset, "data_options": data_options, "peak_gflops": before["float32"]["matmul"]["gflops"]}
     for name, preset in pairs:
         entry = _measure_pair(name, preset, precisions, options, profile=preset in (profile_presets or ()),
                               each=each, log=log)
@@ -221,8 +244,17 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
         gc.collect()
     after = {dtype: peaks(dtype, matmul_repeats, matmul_size) for dtype in dtypes}
     _set_references(results, before, after)
-    results["flop_goal"] = flop_goal(results)
     return results
+
+
+def _labelled_or_skipped(pairs, dataset: str, data_options: dict, log) -> list:
+    """`pairs` without the models that need labels when `dataset` has none (said in one `log` line)."""
+    if tfdata.load_examples(dataset, "train", **data_options).info.num_classes:
+        return pairs
+    needs_labels = sorted({name for name, _ in pairs if get_model_class(name).conditional})
+    if needs_labels:
+        log(f"{dataset} has no labels: {', '.join(needs_labels)} left out (they need labels)")
+    return [(name, preset) for name, preset in pairs if name not in needs_labels]
 
 
 def _measure_pair(name: str, preset: str, precisions: list[str], options: dict, *, profile: bool, each, log) -> dict:
@@ -233,7 +265,7 @@ def _measure_pair(name: str, preset: str, precisions: list[str], options: dict, 
                     **options)
     if compare:
         pipeline, info = training_pipeline(entry["batch_size"], 10 * (options["warmup"] + options["steps"]),
-                                           options["dataset"])
+                                           options["dataset"], data_options=options["data_options"])
         entry["by_precision"] = measure_precisions(
             entry, precisions, held_batches(pipeline), info, steps=options["steps"], warmup=options["warmup"],
             sample_repeats=options["sample_repeats"], profile=profile)
@@ -307,5 +339,5 @@ def options_from_args(args) -> tuple[list[str] | None, list[str] | None, dict]:
 __all__ = ["measure", "run", "plan", "matmul_peak", "conv_peak", "peaks", "measure_precisions",
            "held_batches", "alternating_step_seconds", "time_calls", "count_step_flops", "profile_step", "render_markdown",
            "write_results", "MemoryWatcher", "time_fit", "training_pipeline", "step_function", "quick_settings",
-           "split_names", "options_from_args",
+           "split_names", "options_from_args", "flop_goal",
            "_fmt"]  # benchmarks/throughput.py formats its baseline table with bench._fmt

@@ -33,8 +33,10 @@ def build_compiled(name: str, preset: str, precision: str, info, seed: int):
     """The model of (name, preset) built and compiled under the dtype policy `precision`, from `seed`."""
     keras.utils.set_random_seed(seed)
     with dtype_policy(precision):
-        model = get_model_class(name).from_preset(preset, image_shape=info.image_shape,
-                                                  num_classes=max(info.num_classes, 1), seed=seed)
+        cls = get_model_class(name)
+        unlabelled = cls.unlabelled_overrides() if info.num_classes == 0 else {}  # as `tfgen train` builds it
+        model = cls.from_preset(preset, image_shape=info.image_shape, num_classes=max(info.num_classes, 1),
+                                seed=seed, **unlabelled)
         model.default_compile(jit_compile=False)
     return model
 

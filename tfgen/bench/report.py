@@ -13,6 +13,8 @@ FLOP_GOAL = 0.60  # the `default` presets' training step, as a fraction of the m
 
 
 def flop_goal(results: dict) -> dict:
+    """The project's goal for its own `default` presets on its own data, met or not per model
+    (benchmarks/throughput.py; `tfgen bench` reports measurements only)."""
     rows = {}
     for name, presets in results["models"].items():
         entry = presets.get("default")
@@ -32,14 +34,21 @@ def _fmt(value, spec=".0f", missing="—"):
     return missing if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
 
+def _data_note(results: dict) -> str:
+    """How the dataset was read, when not as stored: " (image_size 32, channels 3)"."""
+    given = {k: v for k, v in (results.get("data_options") or {}).items() if v is not None}
+    return f" ({', '.join(f'{k} {v}' for k, v in given.items())})" if given else ""
+
+
 def render_markdown(results: dict, extra: str = "") -> str:
-    """The Markdown table of `run`'s results; `extra` (Markdown) is appended."""
+    """The Markdown table of `run`'s results; `extra` (Markdown) is appended. A verdict on the project's
+    FLOP goal is added only to results that carry one (`flop_goal`: benchmarks/throughput.py's)."""
     m, peak = results["machine"], results["matmul"]["before"]["gflops"]
     after = results["matmul"].get("after", {}).get("gflops")
     s = results["settings"]
     lines = [
         f"Measured with `{results['command']}` on {results['date']}, {m['cpus']} CPU cores ({m['cpu']}), "
-        f"TensorFlow {m['tensorflow']}, dataset `{results['dataset']}`, no XLA. Dense fp32 matmul "
+        f"TensorFlow {m['tensorflow']}, dataset `{results['dataset']}`{_data_note(results)}, no XLA. Dense fp32 matmul "
         f"({MATMUL_SIZE}×{MATMUL_SIZE}) on this machine in this run: {peak:.1f} GFLOP/s"
         + (f" before the models, {after:.1f} after; % of matmul is of the faster, {max(peak, after):.1f}"
            if after else "") + ".",

@@ -278,7 +278,7 @@ def get_evaluator(dataset: str = "mnist_bundled", directory=None, train_if_missi
         evaluator is of the images these produce.
     directory: the evaluator's own folder, instead of the shipped-then-cache lookup.
     train_if_missing: if False, a missing evaluator is a FileNotFoundError.
-    verbose: 1 prints a notice and Keras' progress bar when training; 0 is silent.
+    verbose: 1 prints a notice and Keras' progress bar when training (2: one line per epoch); 0 is silent.
     features: "evaluator" (the above) or "inception" (`tfgen.eval.inception.InceptionFeatures`
         with `inception_weights`, a file that must exist; no dataset is read).
     train_kwargs: passed to `train_evaluator` when training (epochs, augment, limit, ...).

@@ -347,6 +347,21 @@ def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, s
     }
 
 
+def name_classes(result: dict, class_names) -> dict:
+    """`result` (of `evaluate`) with the names of the model's classes (a run's `class_names`, its folder
+    names): kept as `class_names`, naming the per-class accuracies (`conditional_accuracy_by_class`) and
+    the per-class line of `format_table`. Without names, `result` as it is."""
+    if not class_names:
+        return result
+    per_class = result.get("conditional_accuracy_per_class")
+    if per_class is not None and len(per_class) != len(class_names):
+        raise ValueError(f"class_names must name the model's {len(per_class)} classes, got {len(class_names)}")
+    result["class_names"] = [str(name) for name in class_names]
+    if per_class is not None:
+        result["conditional_accuracy_by_class"] = dict(zip(result["class_names"], per_class))
+    return result
+
+
 def _why_no_class_scores(evaluator) -> str:
     if evaluator.kind == "inception":
         return "Inception features come without the dataset's classes (use the default evaluator for them)"
@@ -431,7 +446,8 @@ def format_table(result: dict) -> str:
                      f"{_fmt(result['noise_fid'])}")
     if result.get("conditional"):
         per = result.get("conditional_accuracy_per_class", [])
-        lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in enumerate(per)))
+        names = result.get("class_names") or [str(c) for c in range(len(per))]
+        lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in zip(names, per)))
     for row in result.get("likelihood", []):
         lines.append("")
         lines.append(f"likelihood on {row['n_images']} test images, data: {row['variant']}")

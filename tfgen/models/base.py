@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgen import checks
@@ -189,6 +190,34 @@ class GenerativeModel(keras.Model):
             else:  # ignored by the model
                 labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
         return images, labels
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' `fit`, after one eager check of the first batch.
+
+        A batch the model cannot train on (0-255 pixels from `keras.utils.image_dataset_from_directory`,
+        the wrong image size, one-hot labels) otherwise fails inside the first compiled step, as
+        `InvalidArgumentError: Graph execution error` with the reason at the end of a long message
+        (and under XLA, which drops assertions, not at all). `unpack` on the first batch of a
+        `tf.data.Dataset` (or of NumPy arrays), eagerly, says it in one line before any step runs.
+        Reading that batch costs one batch of the input pipeline (a shuffle fills its buffer once), and
+        is one more pass started over the dataset: one that reshuffles on every pass from a fixed seed
+        (`reshuffle_each_iteration=True`) trains in the order of its second pass, still the same on
+        every run with that seed. (`tfgen train`'s own batches are seeded per epoch, not per pass.)
+
+        A dataset is taken in its own order: Keras ignores `shuffle` for one, and warns on every
+        call that its default `shuffle=True` "will be ignored", so tfgen passes `shuffle=False`
+        unless the caller gives `shuffle`.
+        """
+        if isinstance(x, tf.data.Dataset):
+            first = next(iter(x.take(1)), None)
+            if first is not None:  # an empty dataset: Keras says so itself
+                self.unpack(first)
+            if len(args) < 6:  # `shuffle` is fit's 8th positional parameter (after x, y)
+                kwargs.setdefault("shuffle", False)
+        elif isinstance(x, np.ndarray) and len(x):
+            batch = kwargs.get("batch_size") or (args[0] if args and args[0] else 32)
+            self.unpack((x[:batch], None if y is None else np.asarray(y)[:batch]))
+        return super().fit(x, y, *args, **kwargs)
 
     def check_images(self, images):
         """`images` as a float32 tensor, after checking its shape against `image_shape`.
@@ -394,12 +423,22 @@ def check_pixel_range(images, owner="model"):
             seen = f"values in [{finite.min():.4g}, {finite.max():.4g}]" if finite.size else "no finite values"
             infinite = int(tf.size(images)) - finite.size - int(nans)
             raise ValueError(f"{owner} expects pixels in [0, 1], got {seen}, {int(nans)} NaN and {infinite} "
-                             f"infinite pixels (0-255 or [-1, 1] data? rescale to [0, 1])")
+                             f"infinite pixels: {_rescale_hint(finite)}")
         return images
     check = tf.debugging.Assert(in_range, [f"{owner} expects pixels in [0, 1]; got min, max, NaN count:",
                                            tf.reduce_min(images), tf.reduce_max(images), nans])
     with tf.control_dependencies([check]):
         return tf.identity(images)
+
+
+def _rescale_hint(finite) -> str:
+    """How to bring pixels seen in `finite` into [0, 1], for the error that refuses them."""
+    if finite.size and finite.min() >= 0 and finite.max() <= 255:
+        return ("0-255 pixels (keras.utils.image_dataset_from_directory gives those): divide by 255, e.g. "
+                "ds.map(lambda x, y: (x / 255, y)), or read the folder with tfgen.data.load('folder:DIR', 'train', ...)")
+    if finite.size and finite.min() >= -1 and finite.max() <= 1:
+        return "[-1, 1] pixels: rescale with (x + 1) / 2"
+    return "rescale them to [0, 1]"
 
 
 def check_image_shape(shape, expected, owner="model"):
