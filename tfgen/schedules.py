@@ -86,6 +86,32 @@ def sampling_timesteps(timesteps: int, steps: int) -> np.ndarray:
     return np.round(np.linspace(0, timesteps - 1, int(steps))).astype(np.int32)
 
 
+def log_snr_timesteps(alpha_bar: np.ndarray, steps: int) -> np.ndarray:
+    """`steps` distinct training timesteps, increasing, near-evenly spaced in λ_t = log(√ᾱ_t/√(1−ᾱ_t)).
+
+    The "logSNR" step spacing of Lu et al. 2022 ("DPM-Solver", §3.3 and their code's
+    `skip_type="logSNR"`, recommended there for low-resolution images): a multistep solver's
+    step ratio r = h_prev/h stays near 1. On the evenly spaced timesteps of
+    `sampling_timesteps` the last steps' λ-intervals grow fast (at 15 steps of the cosine schedule
+    the last is 4.5× the one before it), the second-order extrapolation is then far from its
+    centre, and with the exact denoiser of Gaussian data the spread came out 16–26% too large;
+    on this spacing within 4% (tests/models/test_dpm_solver.py). Each λ is rounded to the nearest timestep; where the
+    schedule's λ jumps by more than one interval between neighbouring timesteps (the clipped end
+    of the cosine schedule), the timesteps are moved apart so that there are exactly `steps`.
+    """
+    timesteps = len(alpha_bar)
+    steps = checks.int_between(steps, "steps", 1, timesteps, "the training timesteps")
+    if steps == 1:
+        return np.array([timesteps - 1], dtype=np.int32)
+    lam = 0.5 * (np.log(alpha_bar) - np.log1p(-alpha_bar))  # decreasing in t
+    targets = np.linspace(lam[-1], lam[0], steps)[::-1]  # increasing t
+    chosen = np.array([np.argmin(np.abs(lam - target)) for target in targets])
+    chosen[-1], chosen[0] = timesteps - 1, 0
+    for k in range(steps - 2, -1, -1):  # distinct from the top down ...
+        chosen[k] = min(chosen[k], chosen[k + 1] - 1)
+    return np.maximum(chosen, np.arange(steps)).astype(np.int32)  # ... and from the bottom up
+
+
 PREDICTIONS = ("epsilon", "v")
 #: What the graphs gather per timestep, computed from ᾱ in float64 and only then cast to float32:
 #: 1 − ᾱ_t computed in float32 from ᾱ_t ≈ 1 would keep only a few digits at small t.
@@ -134,8 +160,14 @@ class NoiseSchedule:
         """What the network's time input gets: the integer timestep itself."""
         return t
 
-    def sampling_grid(self, steps):
-        """The timesteps a sampler visits, increasing (`sampling_timesteps`); it walks them backwards."""
+    def sampling_grid(self, steps, spacing="time"):
+        """The timesteps a sampler visits, increasing; it walks them backwards.
+
+        spacing: "time", evenly spaced timesteps (`sampling_timesteps`, DDIM's sub-sequence), or
+        "log_snr", evenly spaced λ (`log_snr_timesteps`, for DPM-Solver++).
+        """
+        if spacing == "log_snr":
+            return log_snr_timesteps(self.alpha_bar, steps)
         return sampling_timesteps(self.timesteps, steps)
 
     def at(self, table: str, t):

@@ -146,6 +146,10 @@ class DenoisingModel(GenerativeModel):
         """The process the model learns to reverse (called once, in `__init__`, before the networks)."""
         raise NotImplementedError
 
+    def sampling_grid(self, name, steps):
+        """The times the sampler called `name` visits in `steps` steps (the process's grid)."""
+        return self.process.sampling_grid(steps)
+
     def make_sampler(self, name, eta):
         """The sampler called `name` (one of `SAMPLERS`); `eta` is a float32 scalar tensor, for those that take it."""
         raise NotImplementedError
@@ -276,7 +280,7 @@ class DenoisingModel(GenerativeModel):
         guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
         guided = labels is not None and guidance != 1.0
         labels = self.network_labels(labels, n)
-        grid = self.process.sampling_grid(steps)
+        grid = self.sampling_grid(sampler, steps)
         x0 = self._sampler(sampler, guided)(self.draw_seed(seed), labels, tf.constant(grid),
                                             tf.constant(eta, tf.float32), tf.constant(guidance, tf.float32))
         return self.to_images(x0)
@@ -292,7 +296,7 @@ class DenoisingModel(GenerativeModel):
         The sampler, step count and guidance are fixed here and reported by the `settings` endpoint.
         """
         sampler = self.SAMPLERS[0]
-        grid = tf.constant(self.process.sampling_grid(steps))
+        grid = tf.constant(self.sampling_grid(sampler, steps))
         noise = tf.TensorSpec([None, *self.sample_shape], tf.float32, name="noise")
 
         def run(noise, labels=None):
@@ -413,6 +417,10 @@ class Diffusion(DenoisingModel):
     def noise_schedule(self) -> schedules.NoiseSchedule:
         """The forward process and the DDIM step's arithmetic (`process`, by its diffusion name)."""
         return self.process
+
+    def sampling_grid(self, name, steps):
+        # DPM-Solver++ on timesteps evenly spaced in log-SNR (see `schedules.log_snr_timesteps`).
+        return self.process.sampling_grid(steps, "log_snr" if name == "dpm++" else "time")
 
     def make_sampler(self, name, eta):
         if name == "dpm++":
