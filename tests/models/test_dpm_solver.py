@@ -52,7 +52,7 @@ def test_dpm_solver_steps_are_the_hand_computation(steps):
     expected = hand_dpm_solver(alpha_bar, grid, np.asarray(x_start, np.float64), predict_x0)
     # The loop itself (not `sample`, whose `to_images` would clip the large x̂_0 of an ε-network at ᾱ ≈ 0).
     got = model.reverse_process(tf.constant([7, 0], tf.int64), model.network_labels(None, 2), tf.constant(grid),
-                                tf.constant(1.0), model.make_sampler("dpm++", tf.constant(0.0)))
+                                tf.constant(0.0), tf.constant(1.0), sampler="dpm++")
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 

@@ -302,8 +302,9 @@ class DenoisingModel(GenerativeModel):
         def run(noise, labels=None):
             guided = labels is not None and self.guidance != 1.0
             labels = self.network_labels(labels, tf.shape(noise)[0])
-            x0 = self.reverse_process(tf.zeros([2], tf.int64), labels, grid, tf.constant(self.guidance, tf.float32),
-                                      self.make_sampler(sampler, tf.constant(0.0)), guided=guided, x_start=noise)
+            x0 = self.reverse_process(tf.zeros([2], tf.int64), labels, grid, tf.constant(0.0),
+                                      tf.constant(self.guidance, tf.float32), guided=guided, x_start=noise,
+                                      sampler=sampler)
             return self.to_images(x0)
 
         settings = {"steps": int(steps), "guidance": self.guidance, **self.export_sampler_settings()}
@@ -336,20 +337,19 @@ class DenoisingModel(GenerativeModel):
             tf.TensorSpec([], tf.float32, name="eta"),
             tf.TensorSpec([], tf.float32, name="guidance"),
         ]
-
-        def run(seed, labels, grid, eta, guidance):
-            return self.reverse_process(seed, labels, grid, guidance, self.make_sampler(name, eta), guided=guided)
-
         # One compiled reverse process per sampler and value of `guided` (a second network pass or not).
-        return self.cached_function(("sampler", name, guided),
-                                    lambda: tf.function(run, input_signature=spec, autograph=False))
+        return self.cached_function(("sampler", name, guided), lambda: tf.function(
+            lambda *args: self.reverse_process(*args, guided=guided, sampler=name), input_signature=spec,
+            autograph=False))
 
-    def reverse_process(self, seed, labels, grid, guidance, sampler, guided=False, x_start=None):
-        """x_T ~ N(0, I), then `sampler`'s steps along `grid` (increasing) from last to first; returns x̂_0.
+    def reverse_process(self, seed, labels, grid, eta, guidance, guided=False, x_start=None, sampler=None):
+        """x_T ~ N(0, I), then the steps of the sampler called `sampler` (default: the first of `SAMPLERS`)
+        along `grid` (increasing) from last to first; returns x̂_0. `eta`: for the samplers that take it.
 
         Written with an explicit `tf.while_loop` (AutoGraph off) so that it is one graph
         whatever the number of steps, and can go into an exported SavedModel.
         """
+        sampler = self.make_sampler(sampler or self.SAMPLERS[0], eta)
         shape = tf.concat([tf.shape(labels), tf.constant(self.sample_shape, tf.int32)], 0)
         if x_start is None:  # given by an exported endpoint, which takes its noise as input
             x_start = tf.random.stateless_normal(shape, seed=seed)
