@@ -34,8 +34,10 @@ sampler object of `tfgen.samplers`; the model keeps the network, guidance and th
 β̃_t of q(x_{t−1} | x_t, x_0), i.e. Ho et al.'s DDPM sampler (σ² = β̃ choice) when
 every timestep is used: `sampler="ddpm"` means exactly that. `sampler="dpm++"` is
 DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2: a second-order multistep solver of the
-same process's ODE, deterministic like DDIM with η = 0), which needs fewer steps
-(10–20) for what DDIM does in 50 or more. The whole reverse
+same process's ODE, deterministic like DDIM with η = 0, on timesteps evenly spaced in
+log-SNR, `schedules.log_snr_timesteps`), which needs fewer steps: with the exact denoiser
+of Gaussian data it gets the data's spread within 4% at 15 steps, where DDIM loses a
+third of it (tests/models/test_dpm_solver.py). The whole reverse
 process is one `tf.while_loop` inside one compiled `tf.function` — not, as in the
 keras.io examples, a Python loop calling `predict` once per step (see
 benchmarks/diffusion_sampling.py for what that costs).
@@ -435,7 +437,8 @@ class Diffusion(DenoisingModel):
             unconditional model for that sample.
         sampler: "ddim" (η = `eta`; 0 is deterministic given the seed), "ddpm"
             (ancestral, η = 1; use steps=1000 for Ho et al.'s sampler; `eta` is ignored)
-            or "dpm++" (DPM-Solver++(2M), deterministic; 10–20 steps; `eta` is ignored).
+            or "dpm++" (DPM-Solver++(2M), deterministic, on timesteps evenly spaced in log-SNR;
+            10–20 steps; `eta` is ignored).
         guidance: classifier-free guidance scale (default: the model's `guidance`);
             1 disables it, used only when labels are given.
         seed: an int makes the draw reproducible; None draws from the model's generator.
