@@ -314,6 +314,8 @@ CLI_CASES = {
     "sample steps 0": (["sample", "{diffusion_run}", "--steps", "0", "--out", "x.png"], "--steps must be a positive"),
     "sample temperature for diffusion": (["sample", "{diffusion_run}", "--temperature", "0.8", "--out", "x.png"],
                                          "--temperature: Diffusion has no such sampling option"),
+    "sample unknown sampler": (["sample", "{diffusion_run}", "--sampler", "heun", "--out", "x.png"],
+                               "unknown sampler 'heun'"),
     "sample labels out of range": (["sample", "{diffusion_run}", "--labels", "3,12", "--out", "x.png"],
                                    r"--labels [12] outside [0, 10)"),
     "sample labels neither indices nor names": (["sample", "{diffusion_run}", "--labels", "3,b", "--out", "x.png"],

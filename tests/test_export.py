@@ -51,7 +51,7 @@ for name, case in cases.items():
             layer = keras.layers.TFSMLayer(case["path"], call_endpoint=endpoint)
             for i, value in enumerate(tf.nest.flatten(layer(args[0]))):
                 out[f"tfsm/{endpoint}/{i}"] = np.asarray(value)
-    if name == "diffusion" and "labels" in case["sample_inputs"]:
+    if name in ("diffusion", "flow") and "labels" in case["sample_inputs"]:
         minus_one = np.full(len(inputs["sample/0"]), -1, np.int32)
         out["unconditional/0"] = loaded.sample(inputs["sample/0"], minus_one).numpy()
     serving = loaded.signatures["serving_default"]
@@ -113,7 +113,7 @@ def exported(tmp_path_factory):
         labels = inputs[f"sample/{sample_inputs.index('labels')}"] if "labels" in sample_inputs else None
         # The export's `sample` must give the model's own seeded samples: the same function, not a lookalike.
         outputs["sample/0"] = np.asarray(model.sample(N, labels=labels, seed=SEED))
-        if name == "diffusion" and labels is not None:  # label -1: the unconditional model
+        if name in ("diffusion", "flow") and labels is not None:  # label -1: the unconditional model
             outputs["unconditional/0"] = np.asarray(model.sample(N, seed=SEED))
         np.savez(root / f"{name}-inputs.npz", **inputs)
         cases[name] = {
@@ -196,9 +196,11 @@ def test_metadata_describes_the_export(exported):
         assert settings["accepts_labels"] == model.accepts_labels and settings["requires_labels"] == model.conditional
         assert settings["accepts_labels"] or not settings["requires_labels"]
         assert settings.get("conditional", settings["requires_labels"]) == settings["requires_labels"]
-    if "diffusion" in expected:
-        settings = expected["diffusion"][1]["settings"]
-        assert settings["steps"] == 50 and settings["guidance"] == expected["diffusion"][0].guidance
+    for name, sampler in (("diffusion", "ddim"), ("flow", "euler")):
+        if name in expected:
+            settings = expected[name][1]["settings"]
+            assert settings["steps"] == 50 and settings["guidance"] == expected[name][0].guidance
+            assert settings["sampler"] == sampler
 
 
 def test_exported_labels_out_of_range_fail_inside_the_graph(exported):

@@ -10,8 +10,8 @@
     tfgen train --resume RUN_DIR [--steps N | --epochs N] [--minutes M] [--export [DIR]]
     tfgen data SOURCE [--image-size N|HxW] [--channels C] [--out DIR]
     tfgen export RUN_DIR [--out DIR]
-    tfgen sample RUN_DIR [--n N] [--seed S] [--labels NAME,NAME|3,3,7|all] [--steps K] [--temperature T] [--top-k K]
-                         [--out FILE.png|.jpg]
+    tfgen sample RUN_DIR [--n N] [--seed S] [--labels NAME,NAME|3,3,7|all] [--steps K] [--sampler NAME]
+                         [--temperature T] [--top-k K] [--out FILE.png|.jpg]
     tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
                 [--precision float32,mixed_bfloat16,mixed_float16]
@@ -108,7 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="models that take labels: comma-separated class names (the run's folder names) "
                                     "or indices, e.g. flags,smileys_and_emotion or 3,3,7; or 'all' for a block of "
                                     "rows per class (the default for them)")
-    p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion): number of sampling steps")
+    p.add_argument("--steps", type=int, help="models that sample iteratively (diffusion, flow): number of sampling "
+                                             "steps")
+    p.add_argument("--sampler", help="models that sample iteratively: diffusion ddim (default), ddpm or dpm++ "
+                                     "(DPM-Solver++(2M), 10-20 steps); flow euler (default) or heun")
     p.add_argument("--temperature", type=float,
                    help="autoregressive models: divide the logits by T (< 1 sharper, > 1 more diverse; default 1)")
     p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels "
@@ -395,7 +398,7 @@ def cmd_sample(args) -> None:
     class_names = _class_names(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
-    model = with_sample_options(model, temperature=args.temperature, top_k=args.top_k)
+    model = with_sample_options(model, sampler=args.sampler, temperature=args.temperature, top_k=args.top_k)
     labels = None
     if args.labels is not None:
         if not model.accepts_labels:

@@ -112,10 +112,10 @@ def check_channel_mults(channel_mults) -> tuple[int, ...]:
     return checks.positive_ints(channel_mults, "channel_mults", " (one per U-Net resolution)")
 
 
-def _conditioning_inputs(base_channels: int, emb_dim: int, num_labels: int):
+def _conditioning_inputs(base_channels: int, emb_dim: int, num_labels: int, time_dtype="int32"):
     """([t, label if num_labels] Keras inputs, their embedding (B, emb_dim)): the time step's
     sinusoidal embedding through a two-layer MLP, plus a learned label embedding."""
-    t_in = keras.Input((), dtype="int32", name="t")
+    t_in = keras.Input((), dtype=time_dtype, name="t")
     inputs = [t_in]
     emb = SinusoidalEmbedding(base_channels, name="t_sinusoid")(t_in)
     emb = layers.Dense(emb_dim, activation="silu", name="t_mlp1")(emb)
@@ -136,6 +136,7 @@ def build_unet(
     attention=True,
     groups=8,
     dropout=0.0,
+    time_dtype="int32",
     name="unet",
 ):
     """Inputs [x_t (B, H, W, C), t (B,) int, label (B,) int if num_labels]; output (B, H, W, C) float32.
@@ -145,7 +146,8 @@ def build_unet(
     multiplier per resolution from the full one inward, fitted to that depth by
     `resolution.level_widths` (the innermost repeated, or dropped): (1, 2, 4) is
     (1, 2, 4, 4) at 32×32. `num_labels` > 0 adds a label embedding of that many
-    classes (include the null class).
+    classes (include the null class). `time_dtype`: int32 for diffusion's integer timesteps,
+    float32 for a continuous time (flow matching feeds 1000·t).
     """
     check_image_size(image_shape, "the U-Net")
     height, width, channels = image_shape
@@ -154,7 +156,7 @@ def build_unet(
     emb_dim = 4 * base_channels
 
     x_in = keras.Input(image_shape, name="x_t")
-    inputs, emb = _conditioning_inputs(base_channels, emb_dim, num_labels)
+    inputs, emb = _conditioning_inputs(base_channels, emb_dim, num_labels, time_dtype)
     inputs.insert(0, x_in)
 
     h = layers.Conv2D(base_channels, 3, padding="same", name="stem")(x_in)

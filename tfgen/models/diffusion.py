@@ -23,8 +23,8 @@ remains the constructor's default, as in Ho et al.
 
 Sampling runs the reverse process with DDIM (Song et al. 2021, "Denoising Diffusion
 Implicit Models", eq. 12) on a sub-sequence of `steps` timesteps (the arithmetic of
-the forward process and of this step is `tfgen.schedules.NoiseSchedule`; the model
-keeps the network, guidance and the loop):
+the forward process and of this step is `tfgen.schedules.NoiseSchedule`, the step a
+sampler object of `tfgen.samplers`; the model keeps the network, guidance and the loop):
 
     x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t                    (clipped to [−1, 1], ε̂ recomputed)
     σ_t = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev)
@@ -32,7 +32,12 @@ keeps the network, guidance and the loop):
 
 η = 0 is deterministic DDIM; η = 1 is ancestral sampling with the posterior variance
 β̃_t of q(x_{t−1} | x_t, x_0), i.e. Ho et al.'s DDPM sampler (σ² = β̃ choice) when
-every timestep is used: `sampler="ddpm"` means exactly that. The whole reverse
+every timestep is used: `sampler="ddpm"` means exactly that. `sampler="dpm++"` is
+DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2: a second-order multistep solver of the
+same process's ODE, deterministic like DDIM with η = 0, on timesteps evenly spaced in
+log-SNR, `schedules.log_snr_timesteps`), which needs fewer steps: with the exact denoiser
+of Gaussian data it gets the data's spread within 4% at 15 steps, where DDIM loses a
+third of it (tests/models/test_dpm_solver.py). The whole reverse
 process is one `tf.while_loop` inside one compiled `tf.function` — not, as in the
 keras.io examples, a Python loop calling `predict` once per step (see
 benchmarks/diffusion_sampling.py for what that costs).
@@ -48,6 +53,10 @@ Sampling uses an exponential moving average (EMA) of the weights (Ho et al. 2020
 App. B; decay 0.9999 there, with warm-up here for short runs). The EMA network is a
 second sub-model, `ema_network`, updated at the end of every `train_step`, so a
 `.keras` file saves it with the model.
+
+Everything but the process is `DenoisingModel`, which the `flow` family
+(`tfgen.models.flow`) shares: a family is its process (`build_process`) and its samplers
+(`SAMPLERS`, `make_sampler`).
 """
 
 from __future__ import annotations
@@ -55,20 +64,28 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfgen import checks, schedules
+from tfgen import checks, samplers, schedules
 from tfgen.layers import conditioning
 from tfgen.layers.unet import build_unet, check_channel_mults
 from tfgen.models.base import GenerativeModel
 from tfgen.registry import register_model
 
-SAMPLERS = ("ddim", "ddpm")
+SAMPLERS = ("ddim", "ddpm", "dpm++")
 #: Seed of the fixed noise used by `test_step` and `call`: validation losses are comparable across epochs.
 VALIDATION_SEED = (20200619, 0)
 
 
-@register_model("diffusion")
-class Diffusion(GenerativeModel):
-    """DDPM-trained U-Net, DDIM/DDPM sampling in one compiled loop, optional classifier-free guidance.
+class DenoisingModel(GenerativeModel):
+    """What diffusion and flow matching share: a U-Net (`tfgen.layers.unet`) trained to undo a
+    process that noises the data, its EMA copy, optional class labels with label dropout and
+    classifier-free guidance, and a sampler that walks the process back in one compiled loop.
+
+    A subclass is its process and its samplers: `build_process()` returns the process object
+    (`schedules.NoiseSchedule`, `schedules.FlowPath`: training times, noising, the target,
+    the network's time input, the sampling grid), `SAMPLERS` names the samplers and
+    `make_sampler` builds one (`tfgen.samplers`). The space the process runs in is four
+    hooks (`sample_shape`, `to_model_space`, `to_images`, `clip_denoised`), so a family
+    that runs it on latents overrides those.
 
     Labels are optional: `conditional` is False (batches may be images only, and then
     train the unconditional model), but with `class_conditional=True` the model
@@ -83,32 +100,11 @@ class Diffusion(GenerativeModel):
     """
 
     halving_networks = True
-
-    PRESETS = {
-        # Chosen for 2 CPU cores and runs of minutes: 16/32/64 channels at 28/14/7 (0.6M parameters;
-        # 16/32/64/64 at 32/16/8/4 for 32×32, 0.95M), attention at the lowest resolution;
-        # v-prediction (see the module docstring); a high learning rate (with gradient clipping)
-        # and a short EMA horizon (~100 steps) because such runs are a few hundred steps long.
-        "default": dict(
-            base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention=True,
-            schedule="cosine", prediction="v", learning_rate=2e-3, ema_decay=0.99,
-        ),
-        # A wider network for machines with a GPU (Ho et al.'s layout at 28×28, scaled down).
-        "large": dict(
-            base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True, dropout=0.1,
-            schedule="cosine", prediction="v", learning_rate=2e-4, ema_decay=0.9995,
-        ),
-        "tiny": dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, ema_decay=0.9),
-    }
-    # Measured on the bundled digits (`default`, 133 steps per epoch): most samples recognisable
-    # after 6 epochs, few after 4. About 1 s per step on 2 CPU cores; `--jit-compile on` saves a quarter.
-    FIT_DEFAULTS = {"steps": 1320, "batch_size": 64}  # 10 passes over the 8,499 bundled digits
+    #: The samplers `sample` takes; the first is the exported endpoint's.
+    SAMPLERS: tuple[str, ...] = ()
 
     def __init__(
         self,
-        timesteps=1000,
-        schedule="cosine",
-        prediction="epsilon",
         base_channels=16,
         channel_mults=(1, 2, 4),
         num_res_blocks=1,
@@ -124,9 +120,6 @@ class Diffusion(GenerativeModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.timesteps = checks.int_at_least(timesteps, "timesteps", 2)
-        self.schedule = checks.one_of(schedule, schedules.SCHEDULES, "noise schedule")
-        self.prediction = checks.one_of(prediction, schedules.PREDICTIONS, "prediction")
         self.base_channels = checks.positive_int(base_channels, "base_channels")
         self.channel_mults = check_channel_mults(channel_mults)
         self.num_res_blocks = checks.positive_int(num_res_blocks, "num_res_blocks")
@@ -140,8 +133,8 @@ class Diffusion(GenerativeModel):
         self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
         self.grad_clip_norm = checks.number_at_least(grad_clip_norm, "grad_clip_norm", 0)
 
-        # The forward process and the reverse step's arithmetic; the model keeps the network.
-        self.noise_schedule = schedules.NoiseSchedule.named(schedule, self.timesteps, prediction)
+        # The process noising the data, and its arithmetic; the model keeps the network.
+        self.process = self.build_process()
         #: The label fed for "no label": the extra embedding row learned through label dropout.
         self.null_label = self.num_classes
         self.network = self.build_network("network")
@@ -150,6 +143,18 @@ class Diffusion(GenerativeModel):
         for ema_weight, weight in zip(self.ema_network.weights, self.network.weights):
             ema_weight.assign(weight)
         self.declare_metrics("loss")
+
+    def build_process(self):
+        """The process the model learns to reverse (called once, in `__init__`, before the networks)."""
+        raise NotImplementedError
+
+    def sampling_grid(self, name, steps):
+        """The times the sampler called `name` visits in `steps` steps (the process's grid)."""
+        return self.process.sampling_grid(steps)
+
+    def make_sampler(self, name, eta):
+        """The sampler called `name` (one of `SAMPLERS`); `eta` is a float32 scalar tensor, for those that take it."""
+        raise NotImplementedError
 
     @property
     def accepts_labels(self) -> bool:
@@ -184,7 +189,7 @@ class Diffusion(GenerativeModel):
         return build_unet(
             self.sample_shape, num_labels=self.num_classes + 1, base_channels=self.base_channels,
             channel_mults=self.channel_mults, num_res_blocks=self.num_res_blocks, attention=self.attention,
-            groups=self.norm_groups, dropout=self.dropout, name=name,
+            groups=self.norm_groups, dropout=self.dropout, time_dtype=self.process.time_dtype.name, name=name,
         )
 
     def compile(self, *args, **kwargs):
@@ -207,18 +212,18 @@ class Diffusion(GenerativeModel):
         return labels
 
     def denoising_loss(self, network, images, labels, t, noise, training=False):
-        """Mean squared error of the network's prediction of ε (or v) at timesteps t."""
+        """Mean squared error of the network's prediction of the process's target (ε, v, …) at times t."""
         x0 = self.to_model_space(images)
-        x_t = self.noise_schedule.add_noise(x0, noise, t)
-        prediction = network([x_t, t, labels], training=training)
-        target = self.noise_schedule.prediction_target(x0, noise, t)
+        x_t = self.process.add_noise(x0, noise, t)
+        prediction = network([x_t, self.process.network_time(t), labels], training=training)
+        target = self.process.prediction_target(x0, noise, t)
         return tf.reduce_mean(tf.square(target - tf.cast(prediction, tf.float32)))
 
     def train_step(self, data):
         images, labels = self.unpack(data)
         batch = tf.shape(images)[0]
-        # Timesteps, noise and label dropout come from the model's seed generator: new every step.
-        t = tf.random.stateless_uniform([batch], self.draw_seed(), maxval=self.timesteps, dtype=tf.int32)
+        # Times, noise and label dropout come from the model's seed generator: new every step.
+        t = self.process.draw_times(batch, self.draw_seed())
         noise = self.normal(tf.concat([[batch], self.sample_shape], 0))
         labels = self._labels_or_null(labels, batch)
         if self.class_conditional and self.label_dropout > 0:
@@ -251,76 +256,68 @@ class Diffusion(GenerativeModel):
         tf.distribute.get_replica_context().merge_call(update)
 
     def _validation_inputs(self, images):
-        """Fixed timesteps (evenly spread over [0, T) across the batch) and fixed noise."""
+        """Fixed times (`process.validation_times`) and fixed noise."""
         batch = tf.shape(images)[0]
-        t = (tf.range(batch) * self.timesteps + self.timesteps // 2) // batch
         noise = tf.random.stateless_normal(tf.concat([[batch], self.sample_shape], 0), seed=VALIDATION_SEED)
-        return t, noise
+        return self.process.validation_times(batch), noise
 
     def test_step(self, data):
-        """The EMA network's denoising loss at fixed timesteps and noise (the network that samples)."""
+        """The EMA network's denoising loss at fixed times and noise (the network that samples)."""
         images, labels = self.unpack(data)
         t, noise = self._validation_inputs(images)
         labels = self._labels_or_null(labels, tf.shape(images)[0])
         return self.track({"loss": self.denoising_loss(self.ema_network, images, labels, t, noise)})
 
     def call(self, inputs, training=False):
-        """The EMA network's prediction (ε or v) for the batch noised as in `test_step`: deterministic."""
+        """The EMA network's prediction for the batch noised as in `test_step`: deterministic."""
         images, labels = self.unpack(inputs)
         t, noise = self._validation_inputs(images)
-        x_t = self.noise_schedule.add_noise(self.to_model_space(images), noise, t)
+        x_t = self.process.add_noise(self.to_model_space(images), noise, t)
         labels = self._labels_or_null(labels, tf.shape(images)[0])
-        return self.ema_network([x_t, t, labels], training=training)
+        return self.ema_network([x_t, self.process.network_time(t), labels], training=training)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n, labels=None, steps=50, sampler="ddim", eta=0.0, guidance=None, seed=None):
-        """Draw `n` images in [0, 1] with `steps` reverse steps of the EMA network.
-
-        labels: None samples the unconditional model; an int, list, array or tensor of
-            class ids samples those classes (an int repeats for all n), −1 the
-            unconditional model for that sample.
-        sampler: "ddim" (η = `eta`; 0 is deterministic given the seed) or "ddpm"
-            (ancestral, η = 1; use steps=1000 for Ho et al.'s sampler; `eta` is ignored).
-        guidance: classifier-free guidance scale (default: the model's `guidance`);
-            1 disables it, used only when labels are given.
-        seed: an int makes the draw reproducible; None draws from the model's generator.
-        """
-        n = checks.positive_int(n, "n")
-        checks.one_of(sampler, SAMPLERS, "sampler")
-        eta = 1.0 if sampler == "ddpm" else checks.number_at_least(eta, "eta", 0)
+    def draw(self, n, labels, steps, sampler, guidance, seed, eta=0.0):
+        """`sample`'s work once its family has checked its own options: `steps` steps of `sampler`."""
         guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
         guided = labels is not None and guidance != 1.0
         labels = self.network_labels(labels, n)
-        timesteps = schedules.sampling_timesteps(self.timesteps, steps)
-        x0 = self._sampler(guided)(self.draw_seed(seed), labels, tf.constant(timesteps),
-                                   tf.constant(eta, tf.float32), tf.constant(guidance, tf.float32))
+        grid = self.sampling_grid(sampler, steps)
+        x0 = self._sampler(sampler, guided)(self.draw_seed(seed), labels, tf.constant(grid),
+                                            tf.constant(eta, tf.float32), tf.constant(guidance, tf.float32))
         return self.to_images(x0)
 
     def export_endpoints(self, steps=50):
-        """SavedModel endpoints (see `tfgen.export`): deterministic DDIM (η = 0) with `steps` steps.
+        """SavedModel endpoints (see `tfgen.export`): the first of `SAMPLERS` (deterministic) with `steps` steps.
 
         `sample(noise, labels)` (`sample(noise)` when not class-conditional), with the
-        model's `guidance`; label −1 draws from the unconditional model ε(x, ∅) (with the
-        null label in both halves of the guided batch, guidance leaves ε(x, ∅) unchanged).
-        `noise` is x_T, shape (B, *sample_shape) — (B, H, W, C) for pixel diffusion: the endpoint returns what
+        model's `guidance`; label −1 draws from the unconditional model (with the null
+        label in both halves of the guided batch, guidance leaves its prediction unchanged).
+        `noise` is x_T, shape (B, *sample_shape) — (B, H, W, C) for pixels: the endpoint returns what
         `sample(n, labels, steps=steps, seed=s)` does when x_T = stateless_normal(shape, seed=[s, 0]).
-        The step count and guidance are fixed here and reported by the `settings` endpoint.
+        The sampler, step count and guidance are fixed here and reported by the `settings` endpoint.
         """
-        timesteps = tf.constant(schedules.sampling_timesteps(self.timesteps, steps))
+        sampler = self.SAMPLERS[0]
+        grid = tf.constant(self.sampling_grid(sampler, steps))
         noise = tf.TensorSpec([None, *self.sample_shape], tf.float32, name="noise")
 
         def run(noise, labels=None):
             guided = labels is not None and self.guidance != 1.0
             labels = self.network_labels(labels, tf.shape(noise)[0])
-            x0 = self.reverse_process(tf.zeros([2], tf.int64), labels, timesteps, tf.constant(0.0),
-                                      tf.constant(self.guidance, tf.float32), guided=guided, x_start=noise)
+            x0 = self.reverse_process(tf.zeros([2], tf.int64), labels, grid, tf.constant(0.0),
+                                      tf.constant(self.guidance, tf.float32), guided=guided, x_start=noise,
+                                      sampler=sampler)
             return self.to_images(x0)
 
-        settings = {"steps": int(steps), "guidance": self.guidance, "eta": 0.0, "sampler": "ddim"}
+        settings = {"steps": int(steps), "guidance": self.guidance, **self.export_sampler_settings()}
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.class_conditional else []
         if labels:
             settings["unconditional_label"] = -1
         return {"sample": (run, [noise, *labels]), "settings": (lambda: settings, [])}
+
+    def export_sampler_settings(self) -> dict:
+        """How the exported `sample` samples, for its `settings` endpoint."""
+        return {"sampler": self.SAMPLERS[0]}
 
     def network_labels(self, labels, n):
         """User-given labels (None, or class ids with −1 for "unconditional") → the network's (n,) int32
@@ -328,51 +325,128 @@ class Diffusion(GenerativeModel):
         if labels is None:
             return tf.fill([n], self.null_label)
         if not self.class_conditional:
-            raise ValueError("this diffusion model was built with class_conditional=False: sample with labels=None")
+            raise ValueError(f"this {self.registry_name} model was built with class_conditional=False: "
+                             f"sample with labels=None")
         labels = conditioning.as_labels(labels, self.num_classes, None if tf.is_tensor(n) else n,
                                         allow_unconditional=True)
         return tf.where(labels < 0, self.null_label, labels)
 
-    def _sampler(self, guided):
+    def _sampler(self, name, guided):
         spec = [
             tf.TensorSpec([2], tf.int64, name="seed"),
             tf.TensorSpec([None], tf.int32, name="labels"),
-            tf.TensorSpec([None], tf.int32, name="timesteps"),
+            tf.TensorSpec([None], self.process.time_dtype, name="grid"),
             tf.TensorSpec([], tf.float32, name="eta"),
             tf.TensorSpec([], tf.float32, name="guidance"),
         ]
-        # One compiled reverse process per value of `guided` (a second network pass or not).
-        return self.cached_function(("sampler", guided), lambda: tf.function(
-            lambda *args: self.reverse_process(*args, guided=guided), input_signature=spec, autograph=False))
+        # One compiled reverse process per sampler and value of `guided` (a second network pass or not).
+        return self.cached_function(("sampler", name, guided), lambda: tf.function(
+            lambda *args: self.reverse_process(*args, guided=guided, sampler=name), input_signature=spec,
+            autograph=False))
 
-    def reverse_process(self, seed, labels, timesteps, eta, guidance, guided=False, x_start=None):
-        """x_T ~ N(0, I), then DDIM updates along `timesteps` (increasing) from last to first; returns x̂_0.
+    def reverse_process(self, seed, labels, grid, eta, guidance, guided=False, x_start=None, sampler=None):
+        """x_T ~ N(0, I), then the steps of the sampler called `sampler` (default: the first of `SAMPLERS`)
+        along `grid` (increasing) from last to first; returns x̂_0. `eta`: for the samplers that take it.
 
         Written with an explicit `tf.while_loop` (AutoGraph off) so that it is one graph
         whatever the number of steps, and can go into an exported SavedModel.
         """
+        sampler = self.make_sampler(sampler or self.SAMPLERS[0], eta)
         shape = tf.concat([tf.shape(labels), tf.constant(self.sample_shape, tf.int32)], 0)
         if x_start is None:  # given by an exported endpoint, which takes its noise as input
             x_start = tf.random.stateless_normal(shape, seed=seed)
         null = tf.fill(tf.shape(labels), self.null_label)
 
         def predict(x, t):
-            t = tf.fill(tf.shape(labels), t)
+            t = tf.fill(tf.shape(labels), self.process.network_time(t))
             if not guided:
-                return self.ema_network([x, t, labels], training=False)
+                return tf.cast(self.ema_network([x, t, labels], training=False), tf.float32)
             # Conditional and unconditional predictions in one batch of 2n.
             both = self.ema_network([tf.concat([x, x], 0), tf.concat([t, t], 0), tf.concat([labels, null], 0)],
                                     training=False)
             conditional, unconditional = tf.split(both, 2, axis=0)
-            return unconditional + guidance * (conditional - unconditional)
+            return tf.cast(unconditional + guidance * (conditional - unconditional), tf.float32)
 
-        def step(i, x):
-            prev_t = tf.where(i > 0, timesteps[tf.maximum(i - 1, 0)], -1)  # −1: the last step returns x̂_0
-            z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
-            model_output = tf.cast(predict(x, timesteps[i]), tf.float32)
-            return i - 1, self.noise_schedule.step(model_output, timesteps[i], prev_t, x, eta, z,
-                                                   clip=self.clip_denoised)
+        def step(i, x, state):
+            z = None
+            if sampler.stochastic:
+                z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
+            x, state = sampler.step(predict, grid, i, x, state, z)
+            return i - 1, x, state
 
-        last = tf.shape(timesteps)[0] - 1
-        _, x = tf.while_loop(lambda i, x: i >= 0, step, (last, x_start))
+        last = tf.shape(grid)[0] - 1
+        _, x, _ = tf.while_loop(lambda i, x, state: i >= 0, step, (last, x_start, sampler.initial_state(x_start)))
         return x
+
+
+@register_model("diffusion")
+class Diffusion(DenoisingModel):
+    """DDPM-trained U-Net, DDIM/DDPM/DPM-Solver++ sampling in one compiled loop, optional
+    classifier-free guidance (everything but the process: `DenoisingModel`)."""
+
+    SAMPLERS = SAMPLERS
+
+    PRESETS = {
+        # Chosen for 2 CPU cores and runs of minutes: 16/32/64 channels at 28/14/7 (0.6M parameters;
+        # 16/32/64/64 at 32/16/8/4 for 32×32, 0.95M), attention at the lowest resolution;
+        # v-prediction (see the module docstring); a high learning rate (with gradient clipping)
+        # and a short EMA horizon (~100 steps) because such runs are a few hundred steps long.
+        "default": dict(
+            base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention=True,
+            schedule="cosine", prediction="v", learning_rate=2e-3, ema_decay=0.99,
+        ),
+        # A wider network for machines with a GPU (Ho et al.'s layout at 28×28, scaled down).
+        "large": dict(
+            base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True, dropout=0.1,
+            schedule="cosine", prediction="v", learning_rate=2e-4, ema_decay=0.9995,
+        ),
+        "tiny": dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, ema_decay=0.9),
+    }
+    # Measured on the bundled digits (`default`, 133 steps per epoch): most samples recognisable
+    # after 6 epochs, few after 4. About 1 s per step on 2 CPU cores; `--jit-compile on` saves a quarter.
+    FIT_DEFAULTS = {"steps": 1320, "batch_size": 64}  # 10 passes over the 8,499 bundled digits
+
+    def __init__(self, timesteps=1000, schedule="cosine", prediction="epsilon", **kwargs):
+        self.timesteps = checks.int_at_least(timesteps, "timesteps", 2)
+        self.schedule = checks.one_of(schedule, schedules.SCHEDULES, "noise schedule")
+        self.prediction = checks.one_of(prediction, schedules.PREDICTIONS, "prediction")
+        super().__init__(**kwargs)
+
+    def build_process(self):
+        return schedules.NoiseSchedule.named(self.schedule, self.timesteps, self.prediction)
+
+    @property
+    def noise_schedule(self) -> schedules.NoiseSchedule:
+        """The forward process and the DDIM step's arithmetic (`process`, by its diffusion name)."""
+        return self.process
+
+    def sampling_grid(self, name, steps):
+        # DPM-Solver++ on timesteps evenly spaced in log-SNR (see `schedules.log_snr_timesteps`).
+        return self.process.sampling_grid(steps, "log_snr" if name == "dpm++" else "time")
+
+    def make_sampler(self, name, eta):
+        if name == "dpm++":
+            return samplers.DPMSolverPP(self.process, clip=self.clip_denoised)
+        return samplers.DDIM(self.process, eta, clip=self.clip_denoised)
+
+    def sample(self, n, labels=None, steps=50, sampler="ddim", eta=0.0, guidance=None, seed=None):
+        """Draw `n` images in [0, 1] with `steps` reverse steps of the EMA network.
+
+        labels: None samples the unconditional model; an int, list, array or tensor of
+            class ids samples those classes (an int repeats for all n), −1 the
+            unconditional model for that sample.
+        sampler: "ddim" (η = `eta`; 0 is deterministic given the seed), "ddpm"
+            (ancestral, η = 1; use steps=1000 for Ho et al.'s sampler; `eta` is ignored)
+            or "dpm++" (DPM-Solver++(2M), deterministic, on timesteps evenly spaced in log-SNR;
+            10–20 steps; `eta` is ignored).
+        guidance: classifier-free guidance scale (default: the model's `guidance`);
+            1 disables it, used only when labels are given.
+        seed: an int makes the draw reproducible; None draws from the model's generator.
+        """
+        n = checks.positive_int(n, "n")
+        checks.one_of(sampler, SAMPLERS, "sampler")
+        eta = 1.0 if sampler == "ddpm" else 0.0 if sampler == "dpm++" else checks.number_at_least(eta, "eta", 0)
+        return self.draw(n, labels, steps, sampler, guidance, seed, eta)
+
+    def export_sampler_settings(self) -> dict:
+        return {"eta": 0.0, "sampler": "ddim"}
