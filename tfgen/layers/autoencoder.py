@@ -9,8 +9,9 @@ found the best trade between the cost of the diffusion model and what the autoen
 
 Both are built from the U-Net's residual blocks (GroupNorm → SiLU → conv, twice, plus the
 skip; `tfgen.layers.unet.residual_block` without a time embedding), as Rombach et al. build
-their autoencoder from the blocks of their diffusion U-Net: one block per resolution, a
-stride-2 convolution down, nearest-neighbour upsampling and a convolution up. Their mid-level
+their autoencoder from the blocks of their diffusion U-Net: a stride-2 convolution down,
+nearest-neighbour upsampling and a convolution up, one block per resolution in the decoder
+and at the half and quarter resolutions in the encoder (see `build_encoder`). Their mid-level
 attention is left out: at 8×8 or 16×16 latents the convolutions already see most of the image,
 and the encoder runs in every step of the latent stage, so its cost counts against the point
 of diffusing latents (see `tfgen.models.latent_diffusion`).
@@ -53,7 +54,11 @@ def build_encoder(image_shape, latent_channels=4, channels=(32, 64, 64), groups=
     images = keras.Input(image_shape, name="images")
     h = layers.Rescaling(2.0, offset=-1.0, name=f"{name}_centre")(images)  # [0, 1] → [−1, 1]
     h = layers.Conv2D(channels[0], 3, padding="same", name=f"{name}_stem")(h)
-    for level, width in enumerate(channels):
+    # No residual block at the full resolution: the encoder runs in every step of the latent
+    # stage, and there a block of two convolutions over H×W costs as much as the U-Net's whole
+    # step on the latents (measured at 64×64); the stride-2 convolution learns the first halving.
+    h = layers.Conv2D(channels[0], 3, strides=2, padding="same", name=f"{name}_down0")(h)
+    for level, width in enumerate(channels[1:], 1):
         h = residual_block(h, None, width, groups, name=f"{name}_block{level}")
         if level < len(channels) - 1:
             h = layers.Conv2D(width, 3, strides=2, padding="same", name=f"{name}_down{level}")(h)
