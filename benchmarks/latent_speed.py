@@ -11,7 +11,7 @@ the machine's load falls on both; each figure is the median over rounds.
 * sampling: `model.sample(n, steps)` (DDIM, compiled loop; latent: the loop on latents, then
   one decoder pass).
 
-    python benchmarks/latent_speed.py --size 64 --batch-size 16 --steps 5 --rounds 3 --sample-steps 20
+    python benchmarks/latent_speed.py --size 64 --batch-size 64 --steps 3 --rounds 3 --sample-n 16 --sample-steps 20
 
 Prints a table and writes benchmarks/results/latent_speed.json.
 """
@@ -41,10 +41,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch size (both families' FIT_DEFAULTS)")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per round")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sample-n", type=int, default=16, help="images per sample call")
     parser.add_argument("--sample-steps", type=int, default=20, help="DDIM steps per sample call")
     parser.add_argument("--latent", action="append", default=[], metavar="JSON",
                         help="latent_diffusion hyperparameters over the default preset, e.g. '{\"base_channels\": 32}'; "
@@ -71,7 +72,7 @@ def main(argv=None):
         time_fit(model, batches, steps=0, warmup=args.warmup)  # traces the step
     sampled = [k for k in models if k != "latent_diffusion_autoencoder_stage"]
     for name in sampled:
-        models[name].sample(args.batch_size, steps=args.sample_steps, seed=0)  # traces the sampler
+        models[name].sample(args.sample_n, steps=args.sample_steps, seed=0)  # traces the sampler
 
     train, sample = {k: [] for k in models}, {k: [] for k in sampled}
     for r in range(args.rounds):
@@ -80,13 +81,13 @@ def main(argv=None):
             train[name].append(args.batch_size / seconds)
             if name in sample:
                 start = time.perf_counter()
-                np.asarray(model.sample(args.batch_size, steps=args.sample_steps, seed=r))
-                sample[name].append(args.batch_size / (time.perf_counter() - start))
+                np.asarray(model.sample(args.sample_n, steps=args.sample_steps, seed=r))
+                sample[name].append(args.sample_n / (time.perf_counter() - start))
         print(f"round {r + 1}/{args.rounds} done (load {load_average()})", flush=True)
 
     result = {
         "image_shape": list(shape), "batch_size": args.batch_size, "timed_steps_per_round": args.steps,
-        "rounds": args.rounds, "sample_steps": args.sample_steps, "machine": machine(),
+        "rounds": args.rounds, "sample_n": args.sample_n, "sample_steps": args.sample_steps, "machine": machine(),
         "parameters": {k: int(m.count_params()) for k, m in models.items() if k in sampled},
         "train_images_per_second": {k: statistics.median(v) for k, v in train.items()},
         "sample_images_per_second": {k: statistics.median(v) for k, v in sample.items()},
