@@ -50,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--latent", action="append", default=[], metavar="JSON",
                         help="latent_diffusion hyperparameters over the default preset, e.g. '{\"base_channels\": 32}'; "
                              "repeat to compare variants in the same rounds (default: the preset as it is)")
+    parser.add_argument("--no-train", action="store_true", help="time sampling only")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
@@ -67,9 +68,12 @@ def main(argv=None):
         if i == 0:
             models["latent_diffusion_autoencoder_stage"] = tfgen.get_model(
                 "latent_diffusion", "default", seed=0, image_shape=shape, **{**overrides, "autoencoder_steps": 10**9})
+    if args.no_train:
+        models.pop("latent_diffusion_autoencoder_stage")
     for model in models.values():
         model.default_compile()
-        time_fit(model, batches, steps=0, warmup=args.warmup)  # traces the step
+        if not args.no_train:
+            time_fit(model, batches, steps=0, warmup=args.warmup)  # traces the step
     sampled = [k for k in models if k != "latent_diffusion_autoencoder_stage"]
     for name in sampled:
         models[name].sample(args.sample_n, steps=args.sample_steps, seed=0)  # traces the sampler
@@ -77,8 +81,9 @@ def main(argv=None):
     train, sample = {k: [] for k in models}, {k: [] for k in sampled}
     for r in range(args.rounds):
         for name, model in models.items():
-            seconds = time_fit(model, batches, steps=args.steps, warmup=0)["step_seconds"]
-            train[name].append(args.batch_size / seconds)
+            if not args.no_train:
+                seconds = time_fit(model, batches, steps=args.steps, warmup=0)["step_seconds"]
+                train[name].append(args.batch_size / seconds)
             if name in sample:
                 start = time.perf_counter()
                 np.asarray(model.sample(args.sample_n, steps=args.sample_steps, seed=r))
@@ -89,21 +94,22 @@ def main(argv=None):
         "image_shape": list(shape), "batch_size": args.batch_size, "timed_steps_per_round": args.steps,
         "rounds": args.rounds, "sample_n": args.sample_n, "sample_steps": args.sample_steps, "machine": machine(),
         "parameters": {k: int(m.count_params()) for k, m in models.items() if k in sampled},
-        "train_images_per_second": {k: statistics.median(v) for k, v in train.items()},
+        "train_images_per_second": {k: statistics.median(v) for k, v in train.items() if v},
         "sample_images_per_second": {k: statistics.median(v) for k, v in sample.items()},
         "rounds_train": train, "rounds_sample": sample,
     }
     latent = [k for k in sampled if k != "diffusion"]
-    result["train_speedup"] = {k: result["train_images_per_second"][k] / result["train_images_per_second"]["diffusion"]
-                               for k in latent}
+    trained = result["train_images_per_second"]
+    result["train_speedup"] = {k: trained[k] / trained["diffusion"] for k in latent if trained}
     result["sample_speedup"] = {k: result["sample_images_per_second"][k] /
                                 result["sample_images_per_second"]["diffusion"] for k in latent}
     for k in models:
-        s = result["sample_images_per_second"].get(k)
-        print(f"{k:60s} train {result['train_images_per_second'][k]:8.1f} img/s"
+        t, s = trained.get(k), result["sample_images_per_second"].get(k)
+        print(f"{k:60s}" + (f" train {t:8.1f} img/s" if t else "")
               + (f"   sample ({args.sample_steps} steps) {s:8.1f} img/s" if s else ""))
     for k in latent:
-        print(f"{k} / diffusion: training {result['train_speedup'][k]:.1f}×, sampling {result['sample_speedup'][k]:.1f}×")
+        print(f"{k} / diffusion: sampling {result['sample_speedup'][k]:.1f}×"
+              + (f", training {result['train_speedup'][k]:.1f}×" if trained else ""))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
 

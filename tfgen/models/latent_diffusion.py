@@ -273,9 +273,10 @@ class LatentDiffusion(LatentMixin, Diffusion):
     PRESETS = {
         # For 32×32 colour on 2 CPU cores, runs of minutes: an autoencoder of 16/32/64 channels at
         # 32/16/8 and a U-Net of 32/64 channels at the 8×8 latents (64/4 with attention), v-prediction
-        # and the short EMA horizon of pixel diffusion's default. Narrower than the brief's "wider than
-        # pixel diffusion's" would allow at 8×8 because the same preset runs at 64×64 (16×16 latents),
-        # where its speed over pixel diffusion is the point (benchmarks/latent_speed.py; the README).
+        # and the short EMA horizon of pixel diffusion's default. Narrower than 8×8 latents could afford,
+        # because the same preset runs at 64×64 (16×16 latents), where its speed over pixel diffusion
+        # is the point, and a 64-channel U-Net there cost about as much as the encoder and pixel
+        # diffusion's first levels together (benchmarks/latent_speed.py).
         "default": dict(
             latent_channels=4, autoencoder_channels=(16, 32, 64), kl_weight=1e-6, autoencoder_steps=500,
             autoencoder_learning_rate=1e-3, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
