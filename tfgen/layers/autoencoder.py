@@ -2,9 +2,9 @@
 Image Synthesis with Latent Diffusion Models", §3.1 and App. G).
 
 The encoder maps an image (H, W, C) to the mean and log-variance of a Gaussian posterior
-q(z | x) over latents (H/4, W/4, `latent_channels`): their f = 4 ("LDM-4"), the factor they
-found the best trade between the cost of the diffusion model and what the autoencoder loses
-(§4.1). The decoder maps a latent back to the image. 32×32×3 → 8×8×4, 64×64×3 → 16×16×4,
+q(z | x) over latents (H/4, W/4, `latent_channels`): their f = 4 ("LDM-4"), the smallest of
+the factors (4 to 16) they found to balance the diffusion model's cost against what the
+autoencoder loses (§4.1). The decoder maps a latent back to the image. 32×32×3 → 8×8×4, 64×64×3 → 16×16×4,
 28×28×1 → 7×7×4, 48×48 → 12×12.
 
 Both are built from the U-Net's residual blocks (GroupNorm → SiLU → conv, twice, plus the

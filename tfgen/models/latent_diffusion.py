@@ -15,7 +15,7 @@ its own variables:
    `recon_loss`, `kl_loss`). Each step also updates running means of the latents' first
    two moments (over the last ~100 steps), from which the scale factor follows:
 2. the steps after train the denoiser on the encoder's latents times `latent_scale` = 1/std
-   of the latents (Rombach et al.'s scale factor, §4.3.2 and App. G: diffusion's
+   of the latents (Rombach et al.'s scale factor, their §4.3.2: diffusion's
    schedules assume unit-variance data), with the process's own loss (`loss`). The
    autoencoder is frozen: its optimiser no longer runs and the process's optimiser only ever
    sees the denoiser's variables, as in the paper (the decoder is never fine-tuned).
