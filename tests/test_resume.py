@@ -55,8 +55,9 @@ def test_keras_round_trip_keeps_what_training_needs_and_continues_identically(na
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{name}: {a.path}")
     # Every optimiser: step counts and moments (both of a GAN's optimisers).
     assert optimizers(loaded).keys() == optimizers(model).keys() and optimizers(model)
+    # One step: every optimiser stepped once, but a two-stage model (latent_diffusion) steps only its stage's.
+    assert max(int(opt.iterations) for opt in optimizers(model).values()) == 1
     for key, opt in optimizers(model).items():
-        assert int(opt.iterations) == 1, key
         restored = optimizers(loaded)[key]
         assert len(restored.variables) == len(opt.variables) > 1, key
         for a, b in zip(opt.variables, restored.variables):
@@ -69,8 +70,8 @@ def test_keras_round_trip_keeps_what_training_needs_and_continues_identically(na
     batch = random_batches.skip(1).take(1)
     model.fit(batch, verbose=0)
     loaded.fit(batch, verbose=0)
-    for key, opt in optimizers(loaded).items():
-        assert int(opt.iterations) == 2, key
+    steps = {key: int(opt.iterations) for key, opt in optimizers(loaded).items()}
+    assert steps == {key: int(opt.iterations) for key, opt in optimizers(model).items()} and max(steps.values()) == 2
     for a, b in zip(model.weights, loaded.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=f"{name}: {a.path} after one more step")
 

@@ -114,14 +114,24 @@ def _class_sources() -> dict[str, _ClassSource]:
 
 
 def _lineage(cls: _ClassSource, classes: dict) -> list[_ClassSource]:
-    """`cls` and its base classes defined in tfgen/models, nearest first (the first such base of each)."""
-    chain = [cls]
-    while chain[-1].node.name != _BASE_CLASS:
-        parents = [classes[b] for b in chain[-1].bases() if b in classes]  # mixins live outside models/
-        if not parents:
-            break
-        chain.append(parents[0])
-    return chain
+    """`cls` and its base classes defined in tfgen/models, nearest first, in Python's method
+    resolution order: every base, each once, a shared base after all that derive from it
+    (`LatentDiffusion(LatentMixin, Diffusion)`: LatentMixin, Diffusion, GenerativeModel).
+
+    A depth-first walk, left base first, keeping each class's last visit: Python's C3 order
+    for the hierarchies here (classes outside tfgen/models are not followed).
+    """
+    visits = []
+
+    def visit(klass):
+        visits.append(klass)
+        if klass.node.name != _BASE_CLASS:
+            for base in klass.bases():
+                if base in classes:
+                    visit(classes[base])
+
+    visit(cls)
+    return [k for i, k in enumerate(visits) if all(later is not k for later in visits[i + 1:])]
 
 
 def _inherited(chain, name):

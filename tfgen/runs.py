@@ -184,9 +184,8 @@ def progress(net, state: dict, epoch_steps: int) -> tuple[int, int]:
 
     epoch = state["epoch"]
     step = state.get("step", epoch * epoch_steps)
-    optimizer = getattr(net, "optimizer", None)
-    if optimizer is not None:
-        iterations = int(tf.convert_to_tensor(optimizer.iterations.value))  # also a MirroredVariable
+    if getattr(net, "optimizer", None) is not None:
+        iterations = int(tf.convert_to_tensor(net.training_steps))  # from variables, mirrored ones too
         if 0 < iterations - step <= epoch_steps:
             return epoch + 1, iterations
     return epoch, step

@@ -34,3 +34,14 @@ def test_widths_keep_the_listed_outer_levels_and_repeat_or_drop_the_innermost():
     assert level_widths((1, 2, 4), 2) == (1, 2)
     with pytest.raises(ValueError, match="at least one width"):
         level_widths((), 2)
+
+
+@pytest.mark.parametrize("size, usable", [((7, 7), True), ((8, 8), True), ((4, 6), True), ((12, 16), True),
+                                          ((16, 16), True), ((3, 3), False), ((9, 9), False), ((10, 20), False)])
+def test_a_u_net_on_latents_also_takes_sizes_already_4_to_8_pixels_a_side(size, usable):
+    # min_halvings=0: one resolution when the input is already small (the 7×7 latents of 28×28 images).
+    assert (size_error((*size, 4), min_halvings=0) is None) == usable
+    if not usable:
+        with pytest.raises(ValueError, match=r"power of two, 1 or more \(e\.g\. 7, 8, 12, 16, 12×16\)$"):
+            check_image_size((*size, 4), "the U-Net", min_halvings=0)
+    assert (size_error((*size, 4)) is None) == (usable and min(size) >= 8)  # images still need a halving

@@ -19,6 +19,10 @@ above 8 pixels a side (30 → 15, 36 → 9) would give networks whose dense laye
 attention grow with the image instead, so it is refused (`check_image_size`): a
 usable size is 4 to 8 times a power of two (2 or more), the same power for both sides.
 
+A U-Net may also run on an input that is already 4 to 8 pixels a side (power 1, no
+halving: one resolution, the attention over all of it): the 7×7 latents of 28×28
+images in latent diffusion (`min_halvings=0` below). The families' images keep the rule above.
+
 Each network lists one width per level; `level_widths` fits that list to the depth
 an image needs. This module imports nothing heavy: the command line can check a
 size before importing TensorFlow.
@@ -46,19 +50,23 @@ def lowest_resolution(height: int, width: int) -> tuple[int, int]:
     return height // 2**levels, width // 2**levels
 
 
-def size_error(image_shape) -> str | None:
-    """Why the convolutional families cannot use `image_shape` (H, W, C), or None if they can."""
+def size_error(image_shape, min_halvings: int = 1) -> str | None:
+    """Why the convolutional families cannot use `image_shape` (H, W, C), or None if they can.
+
+    `min_halvings` 0 also accepts sizes already 4 to 8 pixels a side (a U-Net on latents).
+    """
     height, width = image_shape[:2]
     low_h, low_w = lowest_resolution(height, width)
-    if halvings(height, width) and max(low_h, low_w) <= MAX_SIDE:
+    if halvings(height, width) >= min_halvings and MIN_SIDE <= min(low_h, low_w) and max(low_h, low_w) <= MAX_SIDE:
         return None
+    examples = "28, 32, 48, 64, 48×64" if min_halvings else "7, 8, 12, 16, 12×16"
     return (f"cannot use {height}×{width} images: its networks halve them down to 4–8 pixels, so each side must "
-            f"be 4 to 8 times the same power of two, 2 or more (e.g. 28, 32, 48, 64, 48×64)")
+            f"be 4 to 8 times the same power of two, {2**min_halvings} or more (e.g. {examples})")
 
 
-def check_image_size(image_shape, owner: str) -> None:
+def check_image_size(image_shape, owner: str, min_halvings: int = 1) -> None:
     """A one-line ValueError naming `owner` (e.g. "VAE") if it cannot use `image_shape` (see `size_error`)."""
-    error = size_error(image_shape)
+    error = size_error(image_shape, min_halvings)
     if error:
         raise ValueError(f"{owner} {error}")
 

@@ -86,12 +86,17 @@ def _norm_silu(x, groups, name):
 
 
 def residual_block(x, embedding, channels, groups=8, dropout=0.0, name="res"):
-    """GroupNorm-SiLU-conv, + projected embedding, GroupNorm-SiLU-dropout-conv, + skip."""
+    """GroupNorm-SiLU-conv, + projected embedding, GroupNorm-SiLU-dropout-conv, + skip.
+
+    `embedding` None: no conditioning (the blocks of the latent-diffusion autoencoder,
+    `tfgen.layers.autoencoder`, as Rombach et al.'s ResnetBlock without a time embedding).
+    """
     skip = x if x.shape[-1] == channels else layers.Conv2D(channels, 1, name=f"{name}_skip")(x)
     h = _norm_silu(x, groups, f"{name}_norm1")
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
-    e = layers.Dense(channels, name=f"{name}_emb")(layers.Activation("silu")(embedding))
-    h = layers.Add()([h, layers.Reshape((1, 1, channels))(e)])
+    if embedding is not None:
+        e = layers.Dense(channels, name=f"{name}_emb")(layers.Activation("silu")(embedding))
+        h = layers.Add()([h, layers.Reshape((1, 1, channels))(e)])
     h = _norm_silu(h, groups, f"{name}_norm2")
     if dropout:
         h = layers.Dropout(dropout)(h)
@@ -149,7 +154,7 @@ def build_unet(
     classes (include the null class). `time_dtype`: int32 for diffusion's integer timesteps,
     float32 for a continuous time (flow matching feeds 1000·t).
     """
-    check_image_size(image_shape, "the U-Net")
+    check_image_size(image_shape, "the U-Net", min_halvings=0)
     height, width, channels = image_shape
     levels = halvings(height, width) + 1
     channel_mults = level_widths(check_channel_mults(channel_mults), levels)

@@ -283,6 +283,15 @@ class GenerativeModel(keras.Model):
             grads = _overflow_on_every_replica_if_on_one(grads)
         optimizer.apply(grads, variables)
 
+    @property
+    def training_steps(self):
+        """Optimiser steps trained so far (a scalar tensor): what `--steps` counts and resume checks.
+
+        `optimizer.iterations` for most families (a GAN gives Keras its generator's optimiser);
+        a family that trains in stages with an optimiser each (latent diffusion) adds them up.
+        """
+        return self.optimizer.iterations.value
+
     # ------------------------------------------------------------------ randomness
     def draw_seed(self, seed=None):
         """A stateless-RNG seed: fixed for an int `seed`, else the next from the model's generator.

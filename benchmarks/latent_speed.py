@@ -1,0 +1,118 @@
+"""Latent vs pixel diffusion at one image size: training and sampling images/s, side by side.
+
+Both families' `default` presets (untrained: speed does not depend on the weights), one
+process, the same batch of random images and the same batch size, a few warm-up steps,
+then alternating rounds (diffusion, latent_diffusion, diffusion, …) so that a change in
+the machine's load falls on both; each figure is the median over rounds.
+
+* training: `fit` steps of the latent stage (`autoencoder_steps=0`: the encoder's forward
+  pass plus the U-Net's step on latents, what most of a run's steps are) and, for
+  reference, of the autoencoder stage;
+* sampling: `model.sample(n, steps)` (DDIM, compiled loop; latent: the loop on latents, then
+  one decoder pass).
+
+    python benchmarks/latent_speed.py --size 64 --batch-size 64 --steps 3 --rounds 3 --sample-n 16 --sample-steps 20
+
+Prints a table and writes benchmarks/results/latent_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfgen  # noqa: E402
+from tfgen.bench.hardware import load_average, machine  # noqa: E402
+from tfgen.bench.timing import time_fit  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latent_speed.json"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64, help="training batch size (both families' FIT_DEFAULTS)")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps per round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sample-n", type=int, default=16, help="images per sample call")
+    parser.add_argument("--sample-steps", type=int, default=20, help="DDIM steps per sample call")
+    parser.add_argument("--latent", action="append", default=[], metavar="JSON",
+                        help="latent_diffusion hyperparameters over the default preset, e.g. '{\"base_channels\": 32}'; "
+                             "repeat to compare variants in the same rounds (default: the preset as it is)")
+    parser.add_argument("--no-train", action="store_true", help="time sampling only")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args(argv)
+
+    shape = (args.size, args.size, args.channels)
+    rng = np.random.default_rng(0)
+    images = rng.random((args.batch_size, *shape), dtype=np.float32)
+    labels = rng.integers(0, 10, args.batch_size).astype(np.int32)
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(args.batch_size).repeat()
+    variants = [json.loads(v) for v in args.latent] or [{}]
+    models = {"diffusion": tfgen.get_model("diffusion", "default", seed=0, image_shape=shape)}
+    for i, overrides in enumerate(variants):
+        suffix = f" {json.dumps(overrides)}" if overrides else ""
+        models[f"latent_diffusion{suffix}"] = tfgen.get_model("latent_diffusion", "default", seed=0,
+                                                              image_shape=shape, **{**overrides, "autoencoder_steps": 0})
+        if i == 0:
+            models["latent_diffusion_autoencoder_stage"] = tfgen.get_model(
+                "latent_diffusion", "default", seed=0, image_shape=shape, **{**overrides, "autoencoder_steps": 10**9})
+    if args.no_train:
+        models.pop("latent_diffusion_autoencoder_stage")
+    for model in models.values():
+        model.default_compile()
+        if not args.no_train:
+            time_fit(model, batches, steps=0, warmup=args.warmup)  # traces the step
+    sampled = [k for k in models if k != "latent_diffusion_autoencoder_stage"]
+    for name in sampled:
+        models[name].sample(args.sample_n, steps=args.sample_steps, seed=0)  # traces the sampler
+
+    train, sample = {k: [] for k in models}, {k: [] for k in sampled}
+    for r in range(args.rounds):
+        for name, model in models.items():
+            if not args.no_train:
+                seconds = time_fit(model, batches, steps=args.steps, warmup=0)["step_seconds"]
+                train[name].append(args.batch_size / seconds)
+            if name in sample:
+                start = time.perf_counter()
+                np.asarray(model.sample(args.sample_n, steps=args.sample_steps, seed=r))
+                sample[name].append(args.sample_n / (time.perf_counter() - start))
+        print(f"round {r + 1}/{args.rounds} done (load {load_average()})", flush=True)
+
+    result = {
+        "image_shape": list(shape), "batch_size": args.batch_size, "timed_steps_per_round": args.steps,
+        "rounds": args.rounds, "sample_n": args.sample_n, "sample_steps": args.sample_steps, "machine": machine(),
+        "parameters": {k: int(m.count_params()) for k, m in models.items() if k in sampled},
+        "train_images_per_second": {k: statistics.median(v) for k, v in train.items() if v},
+        "sample_images_per_second": {k: statistics.median(v) for k, v in sample.items()},
+        "rounds_train": train, "rounds_sample": sample,
+    }
+    latent = [k for k in sampled if k != "diffusion"]
+    trained = result["train_images_per_second"]
+    result["train_speedup"] = {k: trained[k] / trained["diffusion"] for k in latent if trained}
+    result["sample_speedup"] = {k: result["sample_images_per_second"][k] /
+                                result["sample_images_per_second"]["diffusion"] for k in latent}
+    for k in models:
+        t, s = trained.get(k), result["sample_images_per_second"].get(k)
+        print(f"{k:60s}" + (f" train {t:8.1f} img/s" if t else "")
+              + (f"   sample ({args.sample_steps} steps) {s:8.1f} img/s" if s else ""))
+    for k in latent:
+        print(f"{k} / diffusion: sampling {result['sample_speedup'][k]:.1f}×"
+              + (f", training {result['train_speedup'][k]:.1f}×" if trained else ""))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
