@@ -114,6 +114,12 @@ def test_minutes_stops_at_the_first_step_boundary_past_the_budget_and_writes_a_f
     assert iterations(run / "model.keras") == 11
 
 
+def test_a_run_on_a_time_budget_alone_numbers_its_epochs_without_a_total(tmp_path, fake_clock, capsys):
+    train("vae", minutes=0.1, out=tmp_path / "run", verbose=2, **TINY_RUN)
+    out = capsys.readouterr().out
+    assert "Epoch 1\n" in out and "Epoch 2\n" in out and "Epoch 1/" not in out
+
+
 def test_a_time_budget_with_fewer_steps_than_it_holds_stops_at_the_steps(tmp_path, fake_clock):
     run = train("vae", steps=5, minutes=10, out=tmp_path / "run", verbose=0, **TINY_RUN)
     assert iterations(run / "model.keras") == 5

@@ -444,3 +444,23 @@ class EpochSeed(keras.callbacks.Callback):
         for i, state in enumerate(states):
             stream = (self.seed * 1_000_003 + epoch * 7_919 + i + 1) % 2**31
             state.assign(keras.ops.convert_to_tensor([stream, 0], dtype=state.dtype))
+
+
+class OpenEndedProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress logger, with `Epoch 3` instead of `Epoch 3/1000000000` when the run has no epoch count.
+
+    A run on a time budget alone (`--minutes`) is given an epoch count it will never reach (its
+    budget callback stops it); Keras would print that number at every epoch.
+    """
+
+    def __init__(self, open_ended: bool):
+        super().__init__()
+        self.open_ended = open_ended
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.open_ended:
+            return super().on_epoch_begin(epoch, logs)
+        self._reset_progbar()
+        self._maybe_init_progbar()
+        if self.verbose:
+            print(f"Epoch {epoch + 1}", flush=True)

@@ -49,8 +49,9 @@ import tensorflow as tf
 from tfgen import data as tfdata
 from tfgen import length as run_length
 from tfgen import runs
-from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError, SampleGrid, StepBudget,
-                             StopOnInterrupt, TerminateOnNonFinite, Throughput, TimeBudget, TimeEstimate)
+from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError, OpenEndedProgbar,
+                             SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite, Throughput, TimeBudget,
+                             TimeEstimate)
 from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import steps_per_pass, training_batches
 from tfgen.data.summary import steps_per_epoch
@@ -394,6 +395,7 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
     ]
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
+        callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
     train_ds = training_batches(data["examples"], config["batch_size"], seed, first_step, total,
                                 augment=config.get("augment"))
     resume_hint = f"continue with: tfgen train --resume {out}"
