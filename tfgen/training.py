@@ -138,7 +138,7 @@ def _build_model(model_cls, config: dict, info, overrides: dict | None):
     """The run's model, shaped by the data, built and compiled under the run's strategy and precision."""
     unlabelled = model_cls.unlabelled_overrides() if info.num_classes == 0 else {}
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],
-                 **unlabelled, **(overrides or {})}
+                 **unlabelled, **model_cls.small_data_overrides(info.num_examples), **(overrides or {})}
     tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
     with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
         net = model_cls.from_preset(config["preset"], **overrides)

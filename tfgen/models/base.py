@@ -153,6 +153,16 @@ class GenerativeModel(keras.Model):
         """
         return {}
 
+    @classmethod
+    def small_data_overrides(cls, num_examples: int) -> dict:
+        """Hyperparameters that `tfgen.train` sets, unless the user did, for a training set of `num_examples` images.
+
+        {} by default; a family with a remedy for small data sets (the GANs' differentiable
+        augmentation, against a discriminator that memorises a few thousand images) turns it on
+        below the size at which it was found to help.
+        """
+        return {}
+
     @property
     def accepts_labels(self) -> bool:
         """Whether the model takes class labels (`sample(n, labels=...)`, labels in batches).
