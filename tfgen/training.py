@@ -32,12 +32,13 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgen import data as tfdata
 from tfgen import runs
-from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError, SampleGrid,
-                             StopOnInterrupt, TerminateOnNonFinite, Throughput)
+from tfgen.callbacks import (AtomicCheckpoint, ClassDiversity, EpochCSVLogger, EpochSeed, NonFiniteLossError,
+                             SampleGrid, StopOnInterrupt, TerminateOnNonFinite, Throughput)
 from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
@@ -249,6 +250,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
         AtomicCheckpoint(out / runs.CHECKPOINT_DIR),
         interrupt := StopOnInterrupt(),
     ]
+    if net.monitors_class_diversity:  # before the loggers, which write the values it adds
+        images, labels = _examples_per_class(data["examples"], DIVERSITY_EXAMPLES)
+        callbacks.insert(1, ClassDiversity(images, labels, n=DIVERSITY_EXAMPLES, seed=seed + 2,
+                                           class_names=config.get("class_names")))
     train_ds = training_batches(data["examples"], config["batch_size"], seed, initial_epoch, epochs)
     resume_hint = f"continue with: tfgen train --resume {out}"
     try:
@@ -265,6 +270,17 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, verbose):
                                   f"{_checkpoint_note(out)}; {resume_hint}", interrupt.signum)
     save_model(net, out / runs.MODEL_FILE)
     return out
+
+
+#: Real images per class, and samples per class, of the class-diversity monitor (`ClassDiversity`).
+DIVERSITY_EXAMPLES = 32
+
+
+def _examples_per_class(examples, n: int):
+    """The first `n` training images of every class (fewer for a class that has fewer), and their labels."""
+    labels = examples.labels.numpy()
+    indices = [i for c in range(max(examples.info.num_classes, 1)) for i in np.flatnonzero(labels == c)[:n]]
+    return examples.lookup(tf.constant(indices, tf.int64))
 
 
 def _checkpoint_note(out: Path) -> str:

@@ -150,3 +150,16 @@ def test_small_data_options_train_round_trip_and_sample_the_averaged_generator(d
     np.testing.assert_allclose(model.sample(3, labels=4, seed=5), averaged, atol=1e-6)
     # interpolate draws with the same generator as sample: its ends are sample's images.
     np.testing.assert_allclose(model.interpolate(4, 6, steps=3, n=3, seed=5)[:, 0], averaged, atol=1e-5)
+
+
+def test_training_logs_each_class_sample_diversity(tmp_path):
+    import csv
+
+    from tfgen.training import train
+
+    run = train("cgan", "tiny", dataset="mnist_bundled", epochs=1, batch_size=32, limit=64, verbose=0,
+                out=tmp_path / "run")
+    row = next(csv.DictReader(open(run / "history.csv")))
+    values = [float(row[f"diversity_{c}"]) for c in range(10)]
+    assert float(row["diversity_min"]) == pytest.approx(np.nanmin(values))
+    assert all(v >= 0 for v in values if np.isfinite(v))

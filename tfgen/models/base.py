@@ -39,6 +39,9 @@ class GenerativeModel(keras.Model):
     FIT_DEFAULTS = {"epochs": 5, "batch_size": 64}
     #: Conditional models need labels in every training batch (and `sample` draws them when not given).
     conditional = False
+    #: Whether `tfgen.train` logs each class's sample diversity (`tfgen.callbacks.ClassDiversity`): conditional
+    #: GANs, whose classes can collapse one by one.
+    monitors_class_diversity = False
     #: Set by `@register_model`.
     registry_name = None
     #: Whether the networks halve the resolution level by level, their depth following the image

@@ -100,11 +100,11 @@ class GAN(GenerativeModel):
         self.r1_every = checks.positive_int(r1_every, "r1_every")
         self.spectral_norm = bool(spectral_norm)
         self.generator = self.build_generator()
-        if self.ema_decay:
+        self.discriminator = self.build_discriminator()
+        if self.ema_decay:  # built after D: G's and D's initial weights are those of the same seed without EMA
             self.ema_generator = self.build_generator(name="ema_generator")
             self.ema_generator.trainable = False
             ema.copy_weights(self.ema_generator, self.generator)
-        self.discriminator = self.build_discriminator()
         if self.spectral_norm:
             self.discriminator = spectrally_normalized(self.discriminator, keep=self.unnormalised_layers)
         self.d_optimizer = None
