@@ -17,12 +17,19 @@ def largest_singular_value(kernel):
     return np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]), compute_uv=False)[0]
 
 
-@pytest.mark.parametrize("layer, shape", [(keras.layers.Dense(5), (4, 7)),
-                                          (keras.layers.Conv2D(6, 3, padding="same"), (2, 8, 8, 3))])
-def test_the_largest_singular_value_is_one_after_the_power_iterations(layer, shape):
+@pytest.fixture(params=["dense", "conv"])
+def wrapped(request):
+    """(the wrapper, its layer, an input batch), built."""
+    layer, shape = {"dense": (keras.layers.Dense(5), (4, 7)),
+                    "conv": (keras.layers.Conv2D(6, 3, padding="same"), (2, 8, 8, 3))}[request.param]
     wrapper = SpectralNorm(layer)
     x = tf.random.stateless_normal(shape, seed=[0, 1])
     wrapper(x)
+    return wrapper, layer, x
+
+
+def test_the_largest_singular_value_is_one_after_the_power_iterations(wrapped):
+    wrapper, layer, x = wrapped
     layer.kernel.assign(layer.kernel * 10.0)  # far from norm 1
     assert largest_singular_value(layer.kernel.numpy()) > 3
     for _ in range(30):  # one iteration per training call, as in training
@@ -30,12 +37,8 @@ def test_the_largest_singular_value_is_one_after_the_power_iterations(layer, sha
     assert largest_singular_value(effective_kernel(wrapper)) == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("layer, shape", [(keras.layers.Dense(5), (4, 7)),
-                                          (keras.layers.Conv2D(6, 3, padding="same"), (2, 8, 8, 3))])
-def test_output_is_the_layer_with_the_normalised_kernel(layer, shape):
-    wrapper = SpectralNorm(layer)
-    x = tf.random.stateless_normal(shape, seed=[0, 1])
-    wrapper(x)
+def test_output_is_the_layer_with_the_normalised_kernel(wrapped):
+    wrapper, layer, x = wrapped
     layer.bias.assign(tf.random.stateless_normal(layer.bias.shape, seed=[0, 2]))
     got = wrapper(x).numpy()
     reference = layer.__class__.from_config(layer.get_config())
