@@ -136,7 +136,11 @@ def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
 
 
 def _build_model(model_cls, config: dict, info, overrides: dict | None):
-    """The run's model, shaped by the data, built and compiled under the run's strategy and precision."""
+    """The run's model, shaped by the data, built and compiled under the run's strategy and precision.
+
+    The data also set what the family asks for data without labels (`unlabelled_overrides`) and for
+    a small training set (`small_data_overrides`); the user's `overrides` win over both.
+    """
     unlabelled = model_cls.unlabelled_overrides() if info.num_classes == 0 else {}
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],
                  **unlabelled, **model_cls.small_data_overrides(info.num_examples), **(overrides or {})}

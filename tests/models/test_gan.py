@@ -192,6 +192,8 @@ def test_spectral_norm_wraps_every_conv_and_dense_layer_of_d_only():
     linear = [l for l in model.discriminator.layers if hasattr(l, "kernel") or isinstance(l, SpectralNorm)]
     assert linear and all(isinstance(l, SpectralNorm) for l in linear)
     assert not any(isinstance(l, SpectralNorm) for l in model.generator.layers)
+    # The model holds the normalised D only (the plain one it was copied from is not saved with it).
+    assert len(model.weights) == len(model.generator.weights) + len(model.discriminator.weights)
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])

@@ -50,7 +50,8 @@ class CGAN(GAN):
         # DCGAN networks at half the GAN's default width: a quarter of the generator's
         # cost per image, and on 8.5k digits the class is learned long before
         # capacity limits quality. Dropout 0.3 in D (the TensorFlow DCGAN tutorial's).
-        "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32),
+        # The average of G's weights as in the GAN's `default` preset.
+        "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32, ema_decay=0.999),
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4, embed_dim=4),
     }
     # Not the GAN's batch 16: the label makes the task easier, and at batch 32 the leaderboard's
