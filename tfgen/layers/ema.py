@@ -28,14 +28,17 @@ def warmup_decay(decay, step):
     return tf.minimum(tf.cast(decay, tf.float32), (1.0 + step) / (10.0 + step))
 
 
-def update_ema(average, network, decay, step) -> None:
+def update_ema(average, network, decay, step, trainable_only=False) -> None:
     """average ← d·average + (1 − d)·network for every weight, d = `warmup_decay(decay, step)`.
 
     `step`: the number of optimiser updates done (the optimiser's `iterations`). Call it inside
     a training step, in replica context under `tf.distribute` or outside any strategy.
+    `trainable_only`: average the network's trainable weights only, leaving statistics such as
+    batch norm's moving mean and variance to the caller (an average of the trained network's
+    statistics is not the statistics of the averaged network).
     """
     d = warmup_decay(decay, step)
-    pairs = [(a.value, w.value) for a, w in zip(average.weights, network.weights)]
+    pairs = [(a.value, w.value) for a, w in zip(average.weights, network.weights) if w.trainable or not trainable_only]
 
     def update(strategy):
         # In cross-replica context: each replica's copy is updated from its own (identical)
