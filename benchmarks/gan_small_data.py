@@ -24,6 +24,7 @@ CONFIGURATIONS = {
     "plain": {},
     "diffaugment": {"diff_augment": "color,translation,cutout"},
     "ema": {"ema_decay": 0.999},
+    "ema0.99": {"ema_decay": 0.99},
     "diffaugment+ema": {"diff_augment": "color,translation,cutout", "ema_decay": 0.999},
     "diffaugment+ema+sn": {"diff_augment": "color,translation,cutout", "ema_decay": 0.999, "spectral_norm": True},
     "diffaugment+ema+r1": {"diff_augment": "color,translation,cutout", "ema_decay": 0.999, "r1_gamma": 0.01},
