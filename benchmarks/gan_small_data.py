@@ -75,6 +75,7 @@ def main(argv=None):
 
     options = {"image_size": args.image_size} if args.image_size else {}
     data = load_arrays(args.dataset, "train", **options)
+    args.examples = min(args.examples, len(data[0]))
     x_test = load_arrays(args.dataset, "test", **options)[0]
     evaluator = get_evaluator(args.dataset, data_kwargs=options, verbose=0)
     real_features = evaluator.features(x_test)

@@ -53,7 +53,7 @@ FORMER_NAMES = {"document": "mlp"}
 #: the data; before that, augmenting D's view slows G down. In this project's runs of a few
 #: thousand steps D had not begun to memorise even 200 images (its accuracy on reals 0.76 after
 #: 3,000 steps = 240 epochs), and DiffAugment raised the FID 1.3–2.4× at every size measured: the first
-#: 200, 500 and 2,000 bundled digits and the 1,906-image emoji folder (benchmarks/results/
+#: 200, 500 and 2,000 bundled digits and the emoji folder, 1,715 training images (benchmarks/results/
 #: gan_small_data*.md). So it is on only in the few-shot range, below the smallest size measured.
 SMALL_DATA_EXAMPLES = 200
 
