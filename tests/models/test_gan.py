@@ -234,3 +234,19 @@ def test_small_training_sets_get_diffaugment_unless_the_user_says_otherwise(tmp_
 
     assert config("small")["diff_augment"] == "color,translation,cutout"
     assert config("off", diff_augment="")["diff_augment"] == ""
+
+
+def test_resume_continues_the_averaged_generator_from_the_checkpoint(tmp_path):
+    import keras
+
+    from tfgen.training import resume, train
+
+    run = dict(preset="tiny", dataset="mnist_bundled", batch_size=32, limit=64, verbose=0,
+               overrides={"ema_decay": 0.9})
+    whole = train("gan", epochs=2, out=tmp_path / "whole", **run)
+    cut = train("gan", epochs=1, out=tmp_path / "cut", **run)
+    resume(cut, epochs=2)
+    a, b = (keras.saving.load_model(r / "model.keras") for r in (whole, cut))
+    assert int(b.g_optimizer.iterations) == 4
+    for x, y in zip(a.ema_generator.weights, b.ema_generator.weights):
+        np.testing.assert_allclose(x.numpy(), y.numpy(), atol=1e-5, err_msg=x.path)
