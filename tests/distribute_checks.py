@@ -52,6 +52,8 @@ GLOBAL_BATCH = 8
 LEARNING_RATE = 0.01
 #: Models whose mirrored step is compared as a compiled graph; the others' run eagerly (see the module doc).
 COMPILED = ("diffusion",)
+#: The GAN's small-data options that change what a step does under a strategy (DiffAugment only draws noise).
+REGULARISED_GAN = {"spectral_norm": True, "ema_decay": 0.9, "r1_gamma": 1.0, "r1_every": 1}
 
 
 def main(argv):
@@ -94,6 +96,9 @@ def mirrored_checks(names):
     for name in names or tfgen.list_models():
         result["models"][name] = compare_one_step(name, strategy, compiled=name in COMPILED)
     result["models"]["gan_mixed_float16"] = compare_one_step("gan", strategy, precision="mixed_float16")
+    # Spectral normalisation's `u` written in replica context, the generator EMA's merge_call and the
+    # lazy R1 penalty's second-order pass inside a tf.cond, compiled.
+    result["models"]["gan_regularised"] = compare_one_step("gan", strategy, compiled=True, **REGULARISED_GAN)
     with without_replica_division():
         result["broken"] = {"vae_without_per_replica_division": compare_one_step("vae", strategy)}
     result["one_replica_overflows"] = one_replica_overflows(strategy)
@@ -158,10 +163,11 @@ def replica_noise(strategy):
     return {"first": first, "second": second, "seeded": seeded}
 
 
-def compare_one_step(name, strategy, precision="float32", compiled=False):
+def compare_one_step(name, strategy, precision="float32", compiled=False, **overrides):
     """Weights after one SGD step on one device and under `strategy`, same weights and global batch before.
 
-    compiled: the mirrored step as a traced graph (what `fit` runs), else eagerly.
+    compiled: the mirrored step as a traced graph (what `fit` runs), else eagerly. overrides: hyperparameters
+    of the tiny preset.
     """
     import keras
     import numpy as np
@@ -177,7 +183,7 @@ def compare_one_step(name, strategy, precision="float32", compiled=False):
 
     def build(scope, **compile_args):
         with scope, dtype_policy(precision):
-            model = tfgen.get_model(name, "tiny", seed=0)
+            model = tfgen.get_model(name, "tiny", seed=0, **overrides)
             if hasattr(model, "d_optimizer"):
                 model.compile(d_optimizer=keras.optimizers.SGD(LEARNING_RATE),
                               g_optimizer=keras.optimizers.SGD(LEARNING_RATE), **compile_args)

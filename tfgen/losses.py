@@ -61,3 +61,23 @@ def generator_loss(fake_logits):
     return tf.reduce_mean(
         tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits)
     )
+
+
+def discriminator_accuracies(real_logits, fake_logits):
+    """{"d_real_accuracy", "d_fake_accuracy"}: the fractions of real images D calls real (logit > 0)
+    and of fakes it calls fake (logit < 0). Health signals, not losses: both near 1 for long, D
+    has won and G's gradient fades (or D memorised a small data set)."""
+    real = tf.reduce_mean(tf.cast(tf.cast(real_logits, tf.float32) > 0.0, tf.float32))
+    fake = tf.reduce_mean(tf.cast(tf.cast(fake_logits, tf.float32) < 0.0, tf.float32))
+    return {"d_real_accuracy": real, "d_fake_accuracy": fake}
+
+
+def r1_penalty(gradients, gamma):
+    """R1 = γ/2 · E‖∇ₓ D(x)‖² from D's input gradients on real images x (Mescheder, Geiger & Nowozin
+    2018, "Which Training Methods for GANs do actually Converge?", eq. 9): a batch mean of each
+    example's squared gradient norm. It penalises D for a slope on the data, which makes
+    simultaneous gradient descent converge locally where the unregularised GAN oscillates.
+    """
+    gradients = tf.cast(gradients, tf.float32)
+    squared_norms = tf.reduce_sum(tf.reshape(tf.square(gradients), [tf.shape(gradients)[0], -1]), axis=1)
+    return 0.5 * gamma * tf.reduce_mean(squared_norms)

@@ -44,14 +44,15 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgen import data as tfdata
 from tfgen import length as run_length
 from tfgen import runs
-from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError, OpenEndedProgbar,
-                             SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite, Throughput, TimeBudget,
-                             TimeEstimate)
+from tfgen.callbacks import (AtomicCheckpoint, ClassDiversity, EpochCSVLogger, EpochSeed, NonFiniteLossError,
+                             OpenEndedProgbar, SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite,
+                             Throughput, TimeBudget, TimeEstimate)
 from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import steps_per_pass, training_batches
 from tfgen.data.summary import steps_per_epoch
@@ -178,10 +179,14 @@ def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
 
 
 def _build_model(model_cls, config: dict, info, overrides: dict | None):
-    """The run's model, shaped by the data, built and compiled under the run's strategy and precision."""
+    """The run's model, shaped by the data, built and compiled under the run's strategy and precision.
+
+    The data also set what the family asks for data without labels (`unlabelled_overrides`) and for
+    a small training set (`small_data_overrides`); the user's `overrides` win over both.
+    """
     unlabelled = model_cls.unlabelled_overrides() if info.num_classes == 0 else {}
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],
-                 **unlabelled, **(overrides or {})}
+                 **unlabelled, **model_cls.small_data_overrides(info.num_examples), **(overrides or {})}
     tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
     with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
         net = model_cls.from_preset(config["preset"], **overrides)
@@ -393,6 +398,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
         AtomicCheckpoint(out / runs.CHECKPOINT_DIR, first_step=first_step),
         interrupt := StopOnInterrupt(),
     ]
+    if net.monitors_class_diversity:  # before the loggers, which write the values it adds
+        images, labels = _examples_per_class(data["examples"], DIVERSITY_EXAMPLES)
+        callbacks.insert(1, ClassDiversity(images, labels, n=DIVERSITY_EXAMPLES, seed=seed + 2,
+                                           class_names=config.get("class_names")))
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
@@ -414,6 +423,17 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
                                   f"{_checkpoint_note(out)}; {resume_hint}", interrupt.signum)
     save_model(net, out / runs.MODEL_FILE)
     return out
+
+
+#: Real images per class, and samples per class, of the class-diversity monitor (`ClassDiversity`).
+DIVERSITY_EXAMPLES = 32
+
+
+def _examples_per_class(examples, n: int):
+    """The first `n` training images of every class (fewer for a class that has fewer), and their labels."""
+    labels = examples.labels.numpy()
+    indices = [i for c in range(max(examples.info.num_classes, 1)) for i in np.flatnonzero(labels == c)[:n]]
+    return examples.lookup(tf.constant(indices, tf.int64))
 
 
 def _checkpoint_note(out: Path) -> str:

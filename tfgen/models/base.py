@@ -41,6 +41,9 @@ class GenerativeModel(keras.Model):
     FIT_DEFAULTS = {"steps": 660, "batch_size": 64}
     #: Conditional models need labels in every training batch (and `sample` draws them when not given).
     conditional = False
+    #: Whether `tfgen.train` logs each class's sample diversity (`tfgen.callbacks.ClassDiversity`): conditional
+    #: GANs, whose classes can collapse one by one.
+    monitors_class_diversity = False
     #: Set by `@register_model`.
     registry_name = None
     #: Whether the networks halve the resolution level by level, their depth following the image
@@ -152,6 +155,16 @@ class GenerativeModel(keras.Model):
 
         {} by default; a family whose labels are optional (class-conditional diffusion) turns
         its conditioning off, so that a one-class label embedding is not learned for nothing.
+        """
+        return {}
+
+    @classmethod
+    def small_data_overrides(cls, num_examples: int) -> dict:
+        """Hyperparameters that `tfgen.train` sets, unless the user did, for a training set of `num_examples` images.
+
+        {} by default; a family with a remedy for small data sets (the GANs' differentiable
+        augmentation, against a discriminator that memorises a few thousand images) turns it on
+        below the size at which it was found to help.
         """
         return {}
 

@@ -32,6 +32,8 @@ from tfgen.models.gan import GAN
 from tfgen.registry import register_model
 
 D_CONDITIONINGS = ("projection", "concat")
+#: The name of the concat discriminator's label-map layer.
+LABEL_MAP = "label_map"
 
 
 @register_model("cgan")
@@ -39,6 +41,7 @@ class CGAN(GAN):
     """Class-conditional GAN: `sample(n, labels)` draws digits of the requested classes."""
 
     conditional = True
+    monitors_class_diversity = True
 
     PRESETS = {
         # The documents' GAN (MLP generator and discriminator, noise dim 100; formerly
@@ -47,7 +50,8 @@ class CGAN(GAN):
         # DCGAN networks at half the GAN's default width: a quarter of the generator's
         # cost per image, and on 8.5k digits the class is learned long before
         # capacity limits quality. Dropout 0.3 in D (the TensorFlow DCGAN tutorial's).
-        "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32),
+        # The average of G's weights as in the GAN's `default` preset.
+        "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32, ema_decay=0.999),
         "tiny": dict(architecture="dcgan", latent_dim=8, width=4, embed_dim=4),
     }
     # Not the GAN's batch 16: the label makes the task easier, and at batch 32 the leaderboard's
@@ -62,13 +66,17 @@ class CGAN(GAN):
         super().__init__(**kwargs)
 
     # ------------------------------------------------------------------ networks
-    def build_generator(self):
-        """G(z, y) = body(z, embed(y)); `body` is its own sub-model so that `interpolate`
-        can feed it embeddings that belong to no single class."""
+    #: The concat discriminator's per-class map is an input channel of D, not a map of its input:
+    #: spectral normalisation would only rescale it.
+    unnormalised_layers = (LABEL_MAP,)
+
+    def build_generator(self, name="generator"):
+        """G(z, y) = body(z, embed(y)); `body` (`<name>_body`) is its own sub-model so that
+        `interpolate` can feed it embeddings that belong to no single class."""
         noise = keras.Input((self.latent_dim,), name="noise")
         label_vector = keras.Input((self.embed_dim,), name="label_vector")
         h = layers.Concatenate(name="noise_and_label")([noise, label_vector])
-        body = keras.Model([noise, label_vector], self.generator_trunk(h), name="generator_body")
+        body = keras.Model([noise, label_vector], self.generator_trunk(h), name=f"{name}_body")
 
         labels = conditioning.label_input()
         # Initial norm ≈ 1, a one-hot vector's (Mirza & Osindero feed G a one-hot). Louder,
@@ -76,7 +84,7 @@ class CGAN(GAN):
         # (within-class spread 0.43 of the data's vs 0.75 here, 5 epochs); much
         # quieter (Keras' ±0.05), it learns the class later.
         embedded = conditioning.embed_labels(labels, self.num_classes, self.embed_dim, stddev=self.embed_dim**-0.5)
-        return keras.Model([noise, labels], body([noise, embedded]), name="generator")
+        return keras.Model([noise, labels], body([noise, embedded]), name=name)
 
     def build_discriminator(self):
         images = keras.Input(self.image_shape, name="images")
@@ -84,15 +92,15 @@ class CGAN(GAN):
         if self.d_conditioning == "projection":
             logit = conditioning.projection_logit(self.discriminator_trunk(images), labels, self.num_classes)
         else:
-            label_map = conditioning.label_channel(labels, self.num_classes, self.image_shape)
+            label_map = conditioning.label_channel(labels, self.num_classes, self.image_shape, name=LABEL_MAP)
             x = layers.Concatenate(name="image_and_label")([images, label_map])
             logit = layers.Dense(1, dtype="float32", name="logit")(self.discriminator_trunk(x))
         return keras.Model([images, labels], logit, name="discriminator")
 
     # ------------------------------------------------------------------ the model
-    def generate(self, noise, labels=None, training=False):
+    def generate(self, noise, labels=None, training=False, averaged=False):
         labels = conditioning.as_labels(labels, self.num_classes)
-        return self.generator([noise, labels], training=training)
+        return (self.sampling_generator if averaged else self.generator)([noise, labels], training=training)
 
     def discriminate(self, images, labels=None, training=False):
         labels = conditioning.as_labels(labels, self.num_classes)
@@ -106,16 +114,17 @@ class CGAN(GAN):
         alone, before G draws anything digit-like; D then penalises a fake of the
         wrong class early. The extra pass scores the real batch only (D is cheap).
         """
-        loss, fake_logits = super().discriminator_loss(real, fake, labels, training)
+        loss, real_logits, fake_logits = super().discriminator_loss(real, fake, labels, training)
         if self.mismatch_weight and self.num_classes > 1:
             # A uniformly drawn *other* class: shift by 1 … num_classes − 1.
             shift = tf.random.stateless_uniform(
                 tf.shape(labels), seed=self.draw_seed(), minval=1, maxval=self.num_classes, dtype=tf.int32
             )
-            logits = self.discriminate(real, (labels + shift) % self.num_classes, training=training)
+            logits = self.discriminate(self.augment(real, training), (labels + shift) % self.num_classes,
+                                       training=training)
             # BCE(0, logit) = softplus(logit): "fake" is the target for a mismatched pair.
             loss += self.mismatch_weight * tf.reduce_mean(tf.nn.softplus(tf.cast(logits, tf.float32)))
-        return loss, fake_logits
+        return loss, real_logits, fake_logits
 
     def sample(self, n, labels=None, seed=None):
         """`n` images in [0, 1] of the given classes: an int, a sequence/tensor of `n` ints,
@@ -129,14 +138,15 @@ class CGAN(GAN):
 
         The label embedding is interpolated linearly, (1 − t)·e(a) + t·e(b) for t in
         [0, 1]; each of the `n` rows keeps one noise vector (one "style") throughout.
-        Returns (n, steps, H, W, C) in [0, 1].
+        Returns (n, steps, H, W, C) in [0, 1], drawn by `sampling_generator` as `sample` is.
         """
         n, steps = checks.positive_int(n, "n"), checks.positive_int(steps, "steps")
         ends = conditioning.as_labels([label_a, label_b], self.num_classes, name="label_a, label_b")
-        table = self.generator.get_layer("label_embedding")
+        generator = self.sampling_generator
+        table = generator.get_layer("label_embedding")
         e_a, e_b = tf.unstack(tf.cast(table(ends), "float32"))
         t = tf.linspace(0.0, 1.0, steps)[:, None]
         vectors = tf.tile((1.0 - t) * e_a + t * e_b, [n, 1])  # row-major: sample i, step j
         noise = tf.repeat(self.normal([n, self.latent_dim], seed=seed), steps, axis=0)
-        images = self.generator.get_layer("generator_body")([noise, vectors], training=False)
+        images = generator.get_layer(f"{generator.name}_body")([noise, vectors], training=False)
         return tf.reshape((tf.cast(images, tf.float32) + 1.0) / 2.0, [n, steps, *self.image_shape])

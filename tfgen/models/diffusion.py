@@ -65,7 +65,7 @@ import keras
 import tensorflow as tf
 
 from tfgen import checks, samplers, schedules
-from tfgen.layers import conditioning
+from tfgen.layers import conditioning, ema
 from tfgen.layers.unet import build_unet, check_channel_mults
 from tfgen.models.base import GenerativeModel
 from tfgen.registry import register_model
@@ -140,8 +140,7 @@ class DenoisingModel(GenerativeModel):
         self.network = self.build_network("network")
         self.ema_network = self.build_network("ema_network")
         self.ema_network.trainable = False
-        for ema_weight, weight in zip(self.ema_network.weights, self.network.weights):
-            ema_weight.assign(weight)
+        ema.copy_weights(self.ema_network, self.network)
         self.declare_metrics("loss")
 
     def build_process(self):
@@ -237,23 +236,8 @@ class DenoisingModel(GenerativeModel):
         return self.track({"loss": loss})
 
     def update_ema(self):
-        """ema ← d·ema + (1 − d)·weights, with d = min(ema_decay, (1 + n)/(10 + n)) after n steps.
-
-        The warm-up (as in `tf.train.ExponentialMovingAverage(num_updates=...)`) lets the
-        EMA follow the fast early changes, so short runs sample from trained weights.
-        """
-        step = tf.cast(self.optimizer.iterations, tf.float32)
-        decay = tf.minimum(self.ema_decay, (1.0 + step) / (10.0 + step))
-        pairs = [(e.value, w.value) for e, w in zip(self.ema_network.weights, self.network.weights)]
-
-        def update(strategy):
-            # In cross-replica context: each replica's copy is updated from its own (identical)
-            # weights. A plain assign in replica context fails for mirrored variables.
-            for ema_weight, weight in pairs:
-                strategy.extended.update(ema_weight, lambda e, w: e.assign(decay * e + (1.0 - decay) * w),
-                                         args=(weight,), group=False)
-
-        tf.distribute.get_replica_context().merge_call(update)
+        """The EMA network's update after every step (`tfgen.layers.ema.update_ema`: with warm-up)."""
+        ema.update_ema(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
 
     def _validation_inputs(self, images):
         """Fixed times (`process.validation_times`) and fixed noise."""
