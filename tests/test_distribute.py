@@ -105,7 +105,9 @@ def test_one_mirrored_step_gives_the_weights_of_one_single_device_step(mirrored,
     every weight after one SGD step agrees to float rounding (a 2× gradient would differ by the
     whole update, see the next test), and so do the reported losses."""
     check = mirrored["models"][case]
-    assert check["largest_update"] > 1e-3, f"{case}: the step changed nothing"
+    # (5e-4: flow's first step moves a weight by 1e-3 only: its target ε − x_0 is less correlated with
+    # the noisy input than diffusion's ε, so the zero-initialised output layer's first gradient is smaller.)
+    assert check["largest_update"] > 5e-4, f"{case}: the step changed nothing"
     assert check["largest_difference"] <= 1e-3 * check["largest_update"], check
     for name, (single, replicated) in check["losses"].items():
         assert replicated == pytest.approx(single, rel=1e-5), name
