@@ -124,3 +124,57 @@ def test_bad_folders_are_one_line_errors_with_status_2_and_skip_corrupt_counts_t
         assert not (tmp_path / "r").exists()
     with pytest.warns(Warning, match="1 .*skipped|skipped 1"):
         assert tfgen(*base, "--dataset", f"folder:{broken}", "--skip-corrupt", "--out", tmp_path / "r") == 0
+
+
+def test_the_whole_loop_from_the_command_line_names_classes_and_prints_no_tensorflow_log_line(tmp_path, monkeypatch):
+    """train → sample by class name → eval → export → resume from another directory, each command its own
+    process (TensorFlow's C++ start-up lines come when a process imports it): what was read is summarised,
+    real.png written, class names reach eval.json and the SavedModel, and no command prints a C++ log line."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tfgen.eval import get_evaluator
+
+    work = tmp_path / "work"
+    make_folder(work / "pics", per_class=30)
+    env = {**os.environ, "TFGEN_HOME": str(tmp_path / "home")}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    env.pop("TFGEN_TF_LOGS", None)
+    monkeypatch.setenv("TFGEN_HOME", env["TFGEN_HOME"])
+    # A small evaluator for this folder as the run reads it, cached where `tfgen eval` looks (training
+    # the default one would take a minute; eval's own training is tested in tests/eval).
+    get_evaluator(f"folder:{work / 'pics'}", data_kwargs={"image_size": (16, 16)}, epochs=2, batch_size=16,
+                  width=8, feature_dim=16, verbose=0)
+
+    def tfgen_process(*args, cwd):
+        done = subprocess.run([sys.executable, "-m", "tfgen", *map(str, args)], cwd=cwd, env=env,
+                              capture_output=True, text=True, timeout=600)
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        assert not re.findall(r"(?m)^[IWEF][0-9]{4} ", output), output
+        return output
+
+    out = tfgen_process("train", "cgan", "--preset", "tiny", "--dataset", "folder:pics", "--image-size", "16",
+                        "--steps", "6", "--batch-size", "8", "--out", "run", cwd=work)
+    assert "images: 81 read" not in out and "classes: 3: blue 30, green 30, red 30" in out, out
+    run = work / "run"
+    assert (run / "samples" / "real.png").exists()
+
+    tfgen_process("sample", run, "--labels", "red,blue", "--n", "2", "--out", tmp_path / "named.png", cwd=tmp_path)
+    assert (tmp_path / "named.png").exists()
+
+    tfgen_process("eval", run, "--n", "30", cwd=tmp_path)
+    scores = json.loads((run / "eval.json").read_text())
+    assert scores["class_names"] == sorted(COLOURS)
+    assert set(scores["conditional_accuracy_by_class"]) == set(COLOURS)
+
+    tfgen_process("export", run, cwd=tmp_path)
+    metadata = json.loads((run / "saved_model" / "metadata.json").read_text())
+    assert json.dumps(sorted(COLOURS)) in json.dumps(metadata)
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    tfgen_process("train", "--resume", run, "--steps", "8", cwd=elsewhere)  # the folder path was stored absolute
+    assert json.loads((run / "checkpoints" / "state.json").read_text())["step"] == 8

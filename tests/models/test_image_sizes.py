@@ -62,7 +62,10 @@ def test_every_network_goes_down_to_the_lowest_resolution_of_the_size(shape, low
 def test_the_28x28_networks_are_unchanged():
     """The MNIST networks (and the results measured with them) keep their layers at 28×28."""
     expected = {"vae": 1696097, "cvae": 1704609, "gan": 351970, "cgan": 484002, "diffusion": 1181986, "flow": 1181986}
-    assert {name: tfgen.get_model(name, "default").count_params() for name in expected} == expected
+    # The GANs' averaged generator is a copy of the generator, not a layer more in the networks trained.
+    trained = {name: tfgen.get_model(name, "default", **({"ema_decay": 0.0} if name in ("gan", "cgan") else {}))
+               for name in expected}
+    assert {name: model.count_params() for name, model in trained.items()} == expected
 
 
 @pytest.mark.parametrize("name", FAMILIES)
