@@ -206,8 +206,8 @@ def test_a_class_grid_is_at_most_ten_columns_with_one_block_of_rows_per_class_ti
             return np.broadcast_to(np.asarray(labels, np.float32)[:, None, None, None] / 4, (n, 2, 2, 1))
 
     images, ncols = plotting.sample_for_grid(Conditional(), 75, seed=0)  # 25 per class
-    assert ncols == 10 and len(images) == 3 * 30  # 3 rows of 10 per class, 5 blank tiles at each block's end
-    blocks = images.reshape(3, 30, 2, 2, 1)
+    assert ncols == 9 and len(images) == 3 * 27  # 3 rows of 9 per class, 2 blank tiles at each block's end
+    blocks = images.reshape(3, 27, 2, 2, 1)
     for c in range(3):
         np.testing.assert_array_equal(blocks[c, :25], c / 4)  # the class's own samples, in its own rows
         np.testing.assert_array_equal(blocks[c, 25:], 1.0)  # blank (white, like the padding)

@@ -118,7 +118,8 @@ def sample_for_grid(model, n: int, seed: int | None = None, labels=None, **optio
     per_class = per_class_count(model, n) if labels is None else None
     if per_class is not None:
         labels = np.repeat(np.arange(model.num_classes), per_class)
-        ncols = min(per_class, MAX_CLASS_COLUMNS)
+        # As few rows as `MAX_CLASS_COLUMNS` allows, filled evenly: 11 a class as 2 rows of 6, not 10 and 1.
+        ncols = -(-per_class // -(-per_class // MAX_CLASS_COLUMNS))
         return class_blocks(model.sample(len(labels), labels=labels, seed=seed, **options), model.num_classes, ncols), ncols
     if labels is not None:
         return model.sample(len(labels), labels=labels, seed=seed, **options), None
