@@ -53,6 +53,15 @@ def check_augment(augment, prefix: str = ""):
     return None if augment is None else one_of(augment, AUGMENTATIONS, f"{prefix}augment value")
 
 
+def steps_per_pass(num_examples: int, batch_size: int) -> int:
+    """Full batches in one pass over `num_examples` (the remainder is dropped: every step sees a full batch);
+    a one-line error when not even one batch fits."""
+    if batch_size > num_examples:
+        raise ValueError(f"batch_size {batch_size} is larger than the {num_examples} training examples "
+                         f"(choose --batch-size {max(1, num_examples // 2)} or smaller, or add images)")
+    return num_examples // batch_size
+
+
 def total_steps(length: dict, steps_per_pass: int, default_steps: int | None) -> int | None:
     """The optimiser steps a run trains to: `length["steps"]`, or its epochs in steps; with neither, None
     under a time budget (it alone ends the run), else `default_steps` (the family's `FIT_DEFAULTS`)."""

@@ -54,8 +54,7 @@ from tfgen.callbacks import (AtomicCheckpoint, ClassDiversity, EpochCSVLogger, E
                              OpenEndedProgbar, SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite,
                              Throughput, TimeBudget, TimeEstimate)
 from tfgen.checks import int_at_least, positive_int
-from tfgen.data.pipeline import steps_per_pass, training_batches
-from tfgen.data.summary import steps_per_epoch
+from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json
 from tfgen.precision import dtype_policy, jit_compile_setting, resolve_precision
@@ -359,7 +358,7 @@ def _announce_plan(config: dict, info, verbose, first_step: int = 0) -> None:
 def plan_lines(config: dict, info, first_step: int = 0) -> list[str]:
     """The plan of a run (config.json's settings, `tfgen.data` info of its training split) in words."""
     n, batch, total = info.num_examples, config["batch_size"], config["total_steps"]
-    per_pass = steps_per_pass(n, batch)
+    per_pass = run_length.steps_per_pass(n, batch)
     classes = f"{info.num_classes} classes" if info.num_classes else "no labels"
     flips = ", randomly flipped left-right" if config.get("augment") == "flip" else ""
     lines = [f"plan: {n:,} training images ({classes}{flips}), batch {batch}"]
@@ -461,7 +460,7 @@ def _load_data(config: dict) -> dict:
     batch_size, seed = config["batch_size"], config["seed"]
     examples = tfdata.load_examples(config["dataset"], "train", **kwargs)
     # Full batches only: exact images/second, and no batch-norm step on a 1-image remainder.
-    per_pass = steps_per_epoch(batch_size, examples.info.num_examples)  # one pass; an error if no batch fits
+    per_pass = run_length.steps_per_pass(examples.info.num_examples, batch_size)  # an error if no batch fits
     test = tfdata.load_examples(config["dataset"], "test", **kwargs)
     return {"examples": examples, "info": examples.info, "steps_per_pass": per_pass, "test": test.batches(batch_size),
             "test_examples": test}

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfgen.length import check_augment
-
-
-def steps_per_pass(num_examples: int, batch_size: int) -> int:
-    """Full batches in one pass over `num_examples` (the remainder is dropped: every step sees a full batch)."""
-    return num_examples // batch_size
+from tfgen.length import check_augment, steps_per_pass
 
 
 def training_batches(examples, batch_size: int, seed: int, first_step: int = 0, steps: int | None = None,
@@ -34,8 +29,6 @@ def training_batches(examples, batch_size: int, seed: int, first_step: int = 0, 
     the coins of step t drawn from the stateless seed (seed, t).
     """
     per_pass = steps_per_pass(examples.info.num_examples, batch_size)
-    if per_pass == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the {examples.info.num_examples} training examples")
     check_augment(augment)
     n = examples.info.num_examples
 

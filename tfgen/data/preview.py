@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tfgen.plotting import MAX_CLASS_COLUMNS as MAX_COLUMNS  # as wide as the sample grids' class blocks
+
 FILE_NAME = "real.png"
-#: At most this many columns, and about this many images in all.
-MAX_COLUMNS, TOTAL = 10, 100
+#: About this many images in all.
+TOTAL = 100
 
 
 def class_blocks(labels, class_names=(), max_columns: int = MAX_COLUMNS, total: int = TOTAL):

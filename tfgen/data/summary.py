@@ -24,6 +24,7 @@ import numpy as np
 
 from tfgen.data import folder as folder_data
 from tfgen.data.split import DEFAULT_HOLDOUT, holdout_indices
+from tfgen.length import steps_per_pass
 
 #: Names listed per kind of skipped file; the rest are counted.
 _NAMED = 5
@@ -144,14 +145,6 @@ def _notes(found) -> tuple:
     return tuple(notes)
 
 
-def steps_per_epoch(batch_size: int, train_examples: int) -> int:
-    """Full batches per epoch; a one-line error when not even one batch fits in the training split."""
-    if batch_size > train_examples:
-        raise ValueError(f"batch_size {batch_size} is larger than the {train_examples} training examples "
-                         f"(choose --batch-size {max(1, train_examples // 2)} or smaller, or add images)")
-    return train_examples // batch_size
-
-
 def check_source(spec: str) -> None:
     """A dataset path that is missing or lacks its prefix, answered without TensorFlow (the loaders' own errors)."""
     from tfgen.data import IDX_PREFIX, _refuse_bare_path
@@ -179,5 +172,5 @@ def check_folder(spec: str, batch_size: int, needs_labels: str | None = None, **
     summary = folder_summary(spec, **options)
     if needs_labels:
         require_labels(DatasetInfo(spec, summary.image_shape, len(summary.class_names), summary.train), needs_labels)
-    steps_per_epoch(batch_size, summary.train)
+    steps_per_pass(summary.train, batch_size)
     return summary
