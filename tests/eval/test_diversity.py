@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgen.callbacks import ClassDiversity
+from tfgen.health import ClassDiversity
 from tfgen.eval.diversity import class_diversity, mean_pairwise_distance, random_features, real_diversities
 
 

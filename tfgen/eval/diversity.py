@@ -51,12 +51,15 @@ def real_diversities(features: keras.Model, images, labels, num_classes: int) ->
                      np.sum(labels == c) > 1 else np.nan for c in range(num_classes)])
 
 
-def class_diversity(model, features: keras.Model, real: np.ndarray, n: int = 32, seed: int = 0) -> np.ndarray:
+def class_diversity(model, features: keras.Model, real: np.ndarray, n: int = 32, seed: int = 0,
+                    labelled: bool = True) -> np.ndarray:
     """diversity(c) for every class c: `n` samples of c from `model` (seeded) against `real`
-    (`real_diversities` of the same features). NaN where the real images give no reference."""
+    (`real_diversities` of the same features). NaN where the real images give no reference.
+    `labelled=False`: one value, of `n` samples drawn without labels, against `real`'s one entry."""
     n = checks.int_at_least(n, "n", 2)
     ratios = []
     for c, reference in enumerate(real):
-        samples = np.asarray(model.sample(n, labels=np.full(n, c, np.int32), seed=seed + c), np.float32)
+        labels = {"labels": np.full(n, c, np.int32)} if labelled else {}
+        samples = np.asarray(model.sample(n, seed=seed + c, **labels), np.float32)
         ratios.append(mean_pairwise_distance(features.predict_on_batch(samples)) / reference)
     return np.array(ratios)
