@@ -441,16 +441,12 @@ def evaluation_figures(model, data: HealthData, samples=None, sample_labels=None
 def sample_diversity(image_shape, samples, sample_labels, real_images, real_labels, num_classes: int) -> dict:
     """{"diversity": overall, and with labels "diversity_per_class", "diversity_min"}: samples' mean pairwise
     distance over the real images' in `tfgen.eval.diversity`'s fixed random features."""
-    from tfgen.eval.diversity import mean_pairwise_distance, random_features
+    from tfgen.eval.diversity import features_of, mean_pairwise_distance, random_features
 
     features = random_features(image_shape)
 
     def spread(images):
-        if len(images) < 2:
-            return float("nan")
-        # A plain call, not `predict_on_batch`: each class's count is another shape, a retrace for `predict`.
-        return mean_pairwise_distance(_batches(lambda x: features(x, training=False), np.asarray(images, np.float32),
-                                               size=256))
+        return mean_pairwise_distance(features_of(features, images))
 
     out = {"diversity": _ratio(spread(samples), spread(real_images))}
     if sample_labels is not None:

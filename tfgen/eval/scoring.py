@@ -369,16 +369,17 @@ def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, s
 
 def name_classes(result: dict, class_names) -> dict:
     """`result` (of `evaluate`) with the names of the model's classes (a run's `class_names`, its folder
-    names): kept as `class_names`, naming the per-class accuracies (`conditional_accuracy_by_class`) and
-    the per-class line of `format_table`. Without names, `result` as it is."""
+    names): kept as `class_names`, naming the per-class accuracies (`conditional_accuracy_by_class`; recall
+    and diversity likewise) and the per-class lines of `format_table`. Without names, `result` as it is."""
     if not class_names:
         return result
     per_class = result.get("conditional_accuracy_per_class")
     if per_class is not None and len(per_class) != len(class_names):
         raise ValueError(f"class_names must name the model's {len(per_class)} classes, got {len(class_names)}")
     result["class_names"] = [str(name) for name in class_names]
-    if per_class is not None:
-        result["conditional_accuracy_by_class"] = dict(zip(result["class_names"], per_class))
+    for what in ("conditional_accuracy", "recall", "diversity"):
+        if result.get(f"{what}_per_class") is not None:
+            result[f"{what}_by_class"] = dict(zip(result["class_names"], result[f"{what}_per_class"]))
     return result
 
 
