@@ -308,47 +308,6 @@ class SampleScore(keras.callbacks.Callback):
             logs.update(values)
 
 
-class ClassDiversity(keras.callbacks.Callback):
-    """Add each class's sample diversity (`tfgen.eval.diversity`) to the epoch logs; warn about collapsed classes.
-
-    Logs `diversity_<class index>` for every class and `diversity_min`, the samples' mean
-    pairwise distance over the real images' (≈ 1 healthy, near 0 one image per class), in a
-    fixed random feature space. When a class falls below `threshold`, prints one line to
-    stderr naming every such class. `images`, `labels`: real images of the classes (a few
-    dozen per class suffice). Place it before CSVLogger and TensorBoard. Samples use a fixed
-    seed (no draw from the model's own random stream), so successive values differ by the model.
-    """
-
-    def __init__(self, images, labels, n: int = 32, seed: int = 4321, threshold: float = 0.5, class_names=None,
-                 stream=None):
-        super().__init__()
-        self.images, self.labels = images, labels
-        self.n, self.seed, self.threshold = positive_int(n, "n"), seed, positive_number(threshold, "threshold")
-        self.class_names, self.stream = class_names, stream
-        self._features = self._real = None
-
-    def on_train_begin(self, logs=None):
-        from tfgen.eval.diversity import random_features, real_diversities
-
-        if self._real is None:
-            self._features = random_features(self.model.image_shape)
-            self._real = real_diversities(self._features, self.images, self.labels, self.model.num_classes)
-
-    def on_epoch_end(self, epoch, logs=None):
-        from tfgen.eval.diversity import class_diversity
-
-        ratios = class_diversity(self.model, self._features, self._real, self.n, self.seed)
-        if logs is not None:
-            logs.update({f"diversity_{c}": float(r) for c, r in enumerate(ratios)})
-            logs["diversity_min"] = float(np.nanmin(ratios)) if np.isfinite(ratios).any() else float("nan")
-        low = [c for c, r in enumerate(ratios) if r < self.threshold]
-        if low:
-            names = ", ".join(f"{c} ({self.class_names[c]})" if self.class_names else str(c) for c in low)
-            values = ", ".join(f"{ratios[c]:.2f}" for c in low)
-            print(f"warning: epoch {epoch + 1}: samples of class {names} vary {values}× as much as the real images "
-                  f"(below {self.threshold}): mode collapse?", file=self.stream or sys.stderr, flush=True)
-
-
 class TimeBudget(keras.callbacks.Callback):
     """Stop training once `seconds` of wall-clock time have passed since `fit` began.
 

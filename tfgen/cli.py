@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="export directory (default RUN_DIR/saved_model; for a .keras file, saved_models/<name>)")
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods")
+    p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods, health")
     p.add_argument("run_dir")
     p.add_argument("--n", type=int, help="number of samples (default: as many as the test split has images, "
                                          "200 to 2000: more would not make FID more exact)")

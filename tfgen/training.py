@@ -44,18 +44,18 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfgen import data as tfdata
 from tfgen import length as run_length
 from tfgen import runs
-from tfgen.callbacks import (AtomicCheckpoint, ClassDiversity, EpochCSVLogger, EpochSeed, NonFiniteLossError,
+from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError,
                              OpenEndedProgbar, SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite,
                              Throughput, TimeBudget, TimeEstimate)
 from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
+from tfgen.health import training_monitor
 from tfgen.io import save_model, write_json
 from tfgen.precision import dtype_policy, jit_compile_setting, resolve_precision
 from tfgen.registry import get_model_class
@@ -397,10 +397,11 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
         AtomicCheckpoint(out / runs.CHECKPOINT_DIR, first_step=first_step),
         interrupt := StopOnInterrupt(),
     ]
-    if net.monitors_class_diversity:  # before the loggers, which write the values it adds
-        images, labels = _examples_per_class(data["examples"], DIVERSITY_EXAMPLES)
-        callbacks.insert(1, ClassDiversity(images, labels, n=DIVERSITY_EXAMPLES, seed=seed + 2,
-                                           class_names=config.get("class_names")))
+    health = training_monitor(net, data["examples"], data["test_examples"], seed=seed + 2,
+                              class_names=config.get("class_names"), log_dir=out / runs.LOGS_DIR,
+                              history=out / runs.HISTORY_FILE)
+    if health is not None:  # before the loggers, which write the figures it adds
+        callbacks.insert(1, health)
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
@@ -422,17 +423,6 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
                                   f"{_checkpoint_note(out)}; {resume_hint}", interrupt.signum)
     save_model(net, out / runs.MODEL_FILE)
     return out
-
-
-#: Real images per class, and samples per class, of the class-diversity monitor (`ClassDiversity`).
-DIVERSITY_EXAMPLES = 32
-
-
-def _examples_per_class(examples, n: int):
-    """The first `n` training images of every class (fewer for a class that has fewer), and their labels."""
-    labels = examples.labels.numpy()
-    indices = [i for c in range(max(examples.info.num_classes, 1)) for i in np.flatnonzero(labels == c)[:n]]
-    return examples.lookup(tf.constant(indices, tf.int64))
 
 
 def _checkpoint_note(out: Path) -> str:

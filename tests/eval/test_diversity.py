@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfgen.callbacks import ClassDiversity
+from tfgen.health import ClassDiversity
 from tfgen.eval.diversity import class_diversity, mean_pairwise_distance, random_features, real_diversities
 
 
@@ -20,10 +20,12 @@ class FakeGenerator:
         self.images, self.labels, self.collapsed = images, labels, collapsed
 
     def sample(self, n, labels=None, seed=None):
-        of_class = self.images[self.labels == labels[0]]
-        if self.collapsed:
-            return np.repeat(of_class[:1], n, axis=0)
-        return of_class[np.random.default_rng(seed).integers(0, len(of_class), n)]
+        rng = np.random.default_rng(seed)
+        out = []
+        for label in labels:
+            of_class = self.images[self.labels == label]
+            out.append(of_class[0] if self.collapsed else of_class[rng.integers(len(of_class))])
+        return np.stack(out)
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ def test_evaluate_tiny_vae_returns_every_key(evaluator, random_batches):
     json.dumps(result)  # JSON-ready
     table = format_table(result)
     assert "not Inception FID" in table and "real (train vs test)" in table and "binarised" in table
+    assert {"active_units", "kl_per_dim"} <= set(result["health"]) and "health: active_units" in table
 
 
 def test_reference_row_is_far_better_than_noise(evaluator):
@@ -74,6 +75,10 @@ def test_real_digits_as_a_conditional_model_reach_the_reference(evaluator, digit
     assert ref["conditional_accuracy"] == pytest.approx(evaluator.accuracy, abs=1e-3)
     assert len(result["conditional_accuracy_per_class"]) == 10
     assert min(result["conditional_accuracy_per_class"]) >= 0.8
+    # real digits of every class: each class covered, and as varied as the test images of the class
+    assert len(result["recall_per_class"]) == 10 and min(result["recall_per_class"]) > 0.5
+    assert 0.8 < result["diversity_min"] <= max(result["diversity_per_class"]) < 1.2
+    assert "recall per class: 0:" in format_table(result) and "diversity per class: 0:" in format_table(result)
     # the same distribution as the reference row: same-order distances
     assert result["fid"] < 3 * ref["fid"] + 1
     assert abs(result["kid"] - ref["kid"]) < 5 * (result["kid_std"] + ref["kid_std"])

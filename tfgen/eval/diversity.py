@@ -44,19 +44,28 @@ def mean_pairwise_distance(features) -> float:
     return float(distances[np.triu_indices(len(f), 1)].mean())
 
 
+def features_of(features: keras.Model, images, batch_size: int = 256) -> np.ndarray:
+    """`features` of `images` (NumPy), in batches. A plain call: `predict_on_batch` would retrace for every
+    new count of images (each class's)."""
+    images = np.asarray(images, np.float32)
+    out = [np.asarray(features(images[i:i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, *features.output_shape[1:]), np.float32)
+
+
 def real_diversities(features: keras.Model, images, labels, num_classes: int) -> np.ndarray:
     """The real images' mean pairwise distance per class (NaN for a class with fewer than 2 images)."""
-    images, labels = np.asarray(images, np.float32), np.asarray(labels)
-    return np.array([mean_pairwise_distance(features.predict_on_batch(images[labels == c])) if
-                     np.sum(labels == c) > 1 else np.nan for c in range(num_classes)])
+    feats, labels = features_of(features, images), np.asarray(labels)
+    return np.array([mean_pairwise_distance(feats[labels == c]) for c in range(num_classes)])
 
 
-def class_diversity(model, features: keras.Model, real: np.ndarray, n: int = 32, seed: int = 0) -> np.ndarray:
+def class_diversity(model, features: keras.Model, real: np.ndarray, n: int = 32, seed: int = 0,
+                    labelled: bool = True) -> np.ndarray:
     """diversity(c) for every class c: `n` samples of c from `model` (seeded) against `real`
-    (`real_diversities` of the same features). NaN where the real images give no reference."""
+    (`real_diversities` of the same features). NaN where the real images give no reference.
+    `labelled=False`: one value, of `n` samples drawn without labels, against `real`'s one entry.
+    All classes' samples come from one `sample` call and one feature pass (cheap enough for every epoch)."""
     n = checks.int_at_least(n, "n", 2)
-    ratios = []
-    for c, reference in enumerate(real):
-        samples = np.asarray(model.sample(n, labels=np.full(n, c, np.int32), seed=seed + c), np.float32)
-        ratios.append(mean_pairwise_distance(features.predict_on_batch(samples)) / reference)
-    return np.array(ratios)
+    classes = len(real)
+    labels = {"labels": np.repeat(np.arange(classes, dtype=np.int32), n)} if labelled else {}
+    feats = features_of(features, model.sample(classes * n, seed=seed, **labels))
+    return np.array([mean_pairwise_distance(feats[c * n:(c + 1) * n]) / reference for c, reference in enumerate(real)])

@@ -599,3 +599,17 @@ def conditional_accuracy(
         "per_class": per_class,
         "support": [int(s) for s in support],
     }
+
+
+def recall_per_class(real_features: ArrayLike, real_labels: ArrayLike, fake_features: ArrayLike,
+                     fake_labels: ArrayLike, num_classes: int, k: int = 3) -> list:
+    """`precision_recall`'s recall within each class c: the real images of c covered by the samples
+    requested as c. A class collapsed to a few images keeps its precision but loses its recall,
+    which the recall over all classes can hide. NaN for a class with k or fewer of either."""
+    real_labels, fake_labels = np.asarray(real_labels), np.asarray(fake_labels)
+    real, fake = np.asarray(real_features), np.asarray(fake_features)
+    out = []
+    for c in range(num_classes):
+        r, f = real[real_labels == c], fake[fake_labels == c]
+        out.append(precision_recall(r, f, k)[1] if min(len(r), len(f)) > k else float("nan"))
+    return out

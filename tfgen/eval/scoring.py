@@ -186,15 +186,20 @@ class RealData:
         return cls._cache[key]
 
 
-def sample_scores(images, evaluator, real_features, requested_labels=None, num_classes=None, **kw) -> dict:
-    """Scores of generated `images` against `real_features` (evaluator features of real data)."""
+def sample_scores(images, evaluator, real_features, requested_labels=None, num_classes=None, real_labels=None,
+                  **kw) -> dict:
+    """Scores of generated `images` against `real_features` (evaluator features of real data); with
+    `real_labels` (of `real_features`) too, the recall of each class (`recall_per_class`)."""
     feats, probs = evaluator.features_and_probabilities(images)
     scores = score_features(feats, probs, real_features, **kw)
     if requested_labels is not None and probs is not None:
-        acc = metrics.conditional_accuracy(np.argmax(probs, axis=1), requested_labels,
-                                           num_classes or evaluator.num_classes)
+        classes = num_classes or evaluator.num_classes
+        acc = metrics.conditional_accuracy(np.argmax(probs, axis=1), requested_labels, classes)
         scores["conditional_accuracy"] = acc["overall"]
         scores["conditional_accuracy_per_class"] = acc["per_class"]
+        if real_labels is not None:
+            scores["recall_per_class"] = metrics.recall_per_class(real_features, real_labels, feats,
+                                                                  requested_labels, classes)
     return scores
 
 
@@ -269,7 +274,7 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: 
     result = {
         **_description(model, dataset, data_kwargs, evaluator, real, conditional, n, seed),
         **sample_scores(images, evaluator, real.test_features, requested if conditional else None,
-                        model.num_classes if conditional else None, **kw),
+                        model.num_classes if conditional else None, real.test_labels if conditional else None, **kw),
         "reference": reference_scores(real, conditional, **kw),
         "sample_seconds": time.perf_counter() - t,
         "noise_fid": noise_fid(evaluator, real, n, seed),
@@ -279,8 +284,23 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: 
         result["class_scores"] = CLASS_SCORES_NOTE.format(why=_why_no_class_scores(evaluator))
     if likelihood:
         result.update(likelihood_scores(model, real, n_likelihood, ks, seed))
+    result.update(health_scores(model, dataset, data_kwargs, images, requested, seed))
     result["seconds"] = time.perf_counter() - start
     return result
+
+
+def health_scores(model, dataset, data_kwargs, samples, requested_labels, seed: int = 0) -> dict:
+    """The run's health figures (`tfgen.health.evaluation_figures`): the family's, on fixed train and test
+    images, and the diversity of `samples` against the test images (per class for labelled samples)."""
+    from tfgen.eval.datasets import dataset_arrays
+    from tfgen.health import HealthData, evaluation_figures
+
+    data = dataset_arrays(dataset, data_kwargs)
+    labelled = data.labelled and requested_labels is not None
+    fixed = HealthData.from_arrays(data.x_train, data.y_train if data.labelled else None, data.x_test,
+                                   data.y_test if data.labelled else None, model.num_classes if labelled else 1, seed)
+    return evaluation_figures(model, fixed, samples, requested_labels if labelled else None,
+                              (data.x_test, data.y_test if labelled else np.zeros(len(data.x_test), np.int32)))
 
 
 def noise_fid(evaluator, real: RealData, n: int, seed: int = 0) -> float:
@@ -349,16 +369,17 @@ def _description(model, dataset, data_kwargs, evaluator, real, conditional, n, s
 
 def name_classes(result: dict, class_names) -> dict:
     """`result` (of `evaluate`) with the names of the model's classes (a run's `class_names`, its folder
-    names): kept as `class_names`, naming the per-class accuracies (`conditional_accuracy_by_class`) and
-    the per-class line of `format_table`. Without names, `result` as it is."""
+    names): kept as `class_names`, naming the per-class accuracies (`conditional_accuracy_by_class`; recall
+    and diversity likewise) and the per-class lines of `format_table`. Without names, `result` as it is."""
     if not class_names:
         return result
     per_class = result.get("conditional_accuracy_per_class")
     if per_class is not None and len(per_class) != len(class_names):
         raise ValueError(f"class_names must name the model's {len(per_class)} classes, got {len(class_names)}")
     result["class_names"] = [str(name) for name in class_names]
-    if per_class is not None:
-        result["conditional_accuracy_by_class"] = dict(zip(result["class_names"], per_class))
+    for what in ("conditional_accuracy", "recall", "diversity"):
+        if result.get(f"{what}_per_class") is not None:
+            result[f"{what}_by_class"] = dict(zip(result["class_names"], result[f"{what}_per_class"]))
     return result
 
 
@@ -413,6 +434,26 @@ def _evaluator_line(result: dict) -> str:
     if result.get("features") == "inception":
         return f"{what}; FID, KID, precision/recall use them"
     return f"{what}; FID, KID, precision/recall use its features (not Inception FID)"
+
+def _health_lines(result: dict) -> list[str]:
+    """The health figures of `result` (`health_scores`): the family's scalars, diversity, per-class recall."""
+    lines = []
+    names = result.get("class_names")
+    per_class = {"recall per class": result.get("recall_per_class"),
+                 "diversity per class": result.get("diversity_per_class")}
+    scalars = {k: v for k, v in result.get("health", {}).items() if not isinstance(v, list)}
+    if scalars:
+        lines.append("health: " + ", ".join(f"{k} {_fmt(v, 4)}" for k, v in scalars.items()))
+    if "diversity" in result:
+        lines.append(f"diversity (samples' spread over the test images'): {_fmt(result['diversity'], 2)}")
+    for what, values in per_class.items():
+        if values is not None:
+            labels = names or [str(c) for c in range(len(values))]
+            lines.append(f"{what}: " + " ".join(f"{c}:{_fmt(v, 2)}" for c, v in zip(labels, values)))
+    lines.extend(f"health warning: {w}" for w in result.get("health_warnings", []))
+    return lines
+
+
 def _cell(row: dict, key: str) -> str:
     if key == "kid":
         return f"{_fmt(row['kid'])} ± {_fmt(row['kid_std'], 2)}"
@@ -448,6 +489,7 @@ def format_table(result: dict) -> str:
         per = result.get("conditional_accuracy_per_class", [])
         names = result.get("class_names") or [str(c) for c in range(len(per))]
         lines.append("conditional accuracy per class: " + " ".join(f"{c}:{_fmt(a, 2)}" for c, a in zip(names, per)))
+    lines.extend(_health_lines(result))
     for row in result.get("likelihood", []):
         lines.append("")
         lines.append(f"likelihood on {row['n_images']} test images, data: {row['variant']}")

@@ -134,6 +134,12 @@ class AutoregressiveModel(GenerativeModel):
             return fixed
         return f"quantised to {self.levels} levels: round(pixel * {self.levels - 1})"
 
+    def health_checks(self):
+        """Bits/dim of fixed training and held-out images, and their gap (`tfgen.health.BitsGap`)."""
+        from tfgen.health import BitsGap
+
+        return [BitsGap()]
+
     def default_compile(self, **kwargs):
         # Global-norm clipping: the occasional very large NLL gradient early in training
         # (thousands of nats per image) otherwise throws attention weights far off.

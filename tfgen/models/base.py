@@ -41,9 +41,6 @@ class GenerativeModel(keras.Model):
     FIT_DEFAULTS = {"steps": 660, "batch_size": 64}
     #: Conditional models need labels in every training batch (and `sample` draws them when not given).
     conditional = False
-    #: Whether `tfgen.train` logs each class's sample diversity (`tfgen.callbacks.ClassDiversity`): conditional
-    #: GANs, whose classes can collapse one by one.
-    monitors_class_diversity = False
     #: Set by `@register_model`.
     registry_name = None
     #: Whether the networks halve the resolution level by level, their depth following the image
@@ -177,6 +174,11 @@ class GenerativeModel(keras.Model):
         this. Grids, `tfgen sample --labels` and evaluation read it.
         """
         return bool(self.conditional)
+
+    def health_checks(self) -> list:
+        """The family's training-health figures (`tfgen.health.HealthCheck`s): measured every epoch by
+        `tfgen train` and once by `tfgen eval`. None by default; a family lists its own."""
+        return []
 
     # ------------------------------------------------------------------ batches
     def unpack(self, data):

@@ -41,7 +41,6 @@ class CGAN(GAN):
     """Class-conditional GAN: `sample(n, labels)` draws digits of the requested classes."""
 
     conditional = True
-    monitors_class_diversity = True
 
     PRESETS = {
         # The documents' GAN (MLP generator and discriminator, noise dim 100; formerly

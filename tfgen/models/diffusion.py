@@ -235,6 +235,12 @@ class DenoisingModel(GenerativeModel):
         self.update_ema()
         return self.track({"loss": loss})
 
+    def health_checks(self):
+        """The held-out loss in bands of noise level (`tfgen.health.NoiseBands`)."""
+        from tfgen.health import NoiseBands
+
+        return [NoiseBands()]
+
     def update_ema(self):
         """The EMA network's update after every step (`tfgen.layers.ema.update_ema`: with warm-up)."""
         ema.update_ema(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)

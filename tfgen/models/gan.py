@@ -246,6 +246,13 @@ class GAN(GenerativeModel):
         """G(z) mapped to [0, 1], float32: what `sample` returns for the noise it draws."""
         return (tf.cast(self.generate(noise, labels, averaged=True), tf.float32) + 1.0) / 2.0
 
+    def health_checks(self):
+        """The samples' diversity against the real images': per class when the model takes labels
+        (a cGAN's classes can collapse one by one), else overall (`tfgen.health.Diversity`)."""
+        from tfgen.health import Diversity
+
+        return [Diversity()]
+
     def sample(self, n, labels=None, seed=None):
         noise = self.normal([checks.positive_int(n, "n"), self.latent_dim], seed=seed)
         return self.images_from_noise(noise, labels)

@@ -257,6 +257,12 @@ class LatentMixin(GenerativeModel):
         self.track({**values, "stage": stage})
         return super().test_step(data)
 
+    def health_checks(self):
+        """The process's noise bands (`tfgen.health.NoiseBands`), once the denoiser trains (NaN before)."""
+        from tfgen.health import NoiseBands
+
+        return [NoiseBands(when=lambda model: not bool(model.in_autoencoder_stage()))]
+
     def export_endpoints(self, steps=50):
         """The process's `sample(noise[, labels])` with noise of the latent shape, plus
         `encode(images)` → scaled latents and `decode(latents)` → images in [0, 1]."""

@@ -130,6 +130,12 @@ class VAE(GenerativeModel):
         z_mean, _ = self.encode(images, labels)
         return self.decode(z_mean, labels)
 
+    def health_checks(self):
+        """KL per latent dimension and active units (`tfgen.health.LatentUsage`): posterior collapse shows there."""
+        from tfgen.health import LatentUsage
+
+        return [LatentUsage()]
+
     def sample(self, n, labels=None, seed=None):
         """Decode `n` draws from the prior N(0, I): pixel probabilities in [0, 1]."""
         z = self.normal([checks.positive_int(n, "n"), self.latent_dim], seed=seed)
