@@ -1,6 +1,7 @@
 """Latent diffusion: the autoencoder's shapes and loss by hand, the latent scale, the two training stages."""
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -185,8 +186,8 @@ def test_the_latent_stage_reads_the_posteriors_encoded_once_not_the_encoder(tiny
     mean, log_var = model.latent_cache.lookup(tf.range(48))
     for rows, pixels in ((slice(0, 24), images), (slice(24, 48), tf.reverse(images, axis=[2]))):
         z_mean, z_log_var = model.encoder.encoder(pixels, training=False)
-        np.testing.assert_allclose(mean[rows], z_mean, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(log_var[rows], autoencoder.clamp_log_var(z_log_var), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(mean[rows], z_mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(log_var[rows], autoencoder.clamp_log_var(z_log_var), rtol=1e-4, atol=1e-5)
 
 
 def test_cached_latents_give_what_encoding_the_batch_gives_for_the_same_noise(tiny_examples):
@@ -252,3 +253,83 @@ def test_load_autoencoder_refuses_a_source_that_does_not_fit_in_one_line(source,
     with pytest.raises(ValueError, match=message) as err:
         model.load_autoencoder(tmp_path / "source.keras")
     assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------- through `tfgen train`
+TRAIN = ["--preset", "tiny", "--dataset", "mnist_bundled", "--limit", "64", "--batch-size", "16", "--verbose", "0",
+         "--sample-every", "100"]
+
+
+@pytest.fixture(scope="module")
+def fills():
+    """The number of times a latent cache was filled (encoded), counted across the module's runs."""
+    from tfgen.layers.latent_cache import LatentCache
+
+    count, fill = [0], LatentCache.fill
+
+    def counting(self, encoder):
+        count[0] += 1
+        return fill(self, encoder)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LatentCache, "fill", counting)
+        yield count
+
+
+@pytest.fixture(scope="module")
+def latent_run(tmp_path_factory, fills):
+    """A tiny run of 2 autoencoder steps and 1 latent step, checkpointed at step 3, resumed to step 5."""
+    from tfgen.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "latent"
+    assert main(["train", "latent_diffusion", *TRAIN, "--steps", "3", "--augment", "flip", "--out", str(out)]) == 0
+    filled_in_run = fills[0]
+    checkpoint = keras.saving.load_model(out / "checkpoints" / "last.keras")
+    assert main(["train", "--resume", str(out), "--steps", "5", "--verbose", "0"]) == 0
+    return out, checkpoint, filled_in_run, fills[0]
+
+
+def test_tfgen_train_encodes_once_per_process_and_resumes_in_the_latent_stage(latent_run):
+    from tfgen.runs import load_run
+
+    out, checkpoint, filled_in_run, filled_after_resume = latent_run
+    # Filled when the latent stage began, then again by the resumed process (the table is not saved).
+    assert (filled_in_run, filled_after_resume) == (1, 2)
+    assert (int(checkpoint.autoencoder_optimizer.iterations), int(checkpoint.optimizer.iterations)) == (2, 1)
+    final = load_run(out)
+    assert (int(final.autoencoder_optimizer.iterations), int(final.optimizer.iterations)) == (2, 3)
+    assert not changed([w.numpy() for w in checkpoint.autoencoder_variables],
+                       [w.numpy() for w in final.autoencoder_variables])
+
+
+def test_autoencoder_from_an_earlier_run_trains_only_the_latent_model(latent_run, tmp_path):
+    import json
+
+    from tfgen.cli import main
+    from tfgen.runs import load_run
+
+    source, out = latent_run[0], tmp_path / "second"
+    assert main(["train", "latent_diffusion", *TRAIN, "--steps", "2", "--autoencoder-from", str(source),
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["autoencoder_from"] == str(source.resolve()) and config["config"]["autoencoder_steps"] == 0
+    model, earlier = load_run(out), load_run(source)
+    assert (int(model.autoencoder_optimizer.iterations), int(model.optimizer.iterations)) == (0, 2)
+    assert not changed([w.numpy() for w in earlier.autoencoder_variables],
+                       [w.numpy() for w in model.autoencoder_variables])
+    assert float(model.latent_scale) == float(earlier.latent_scale)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["latent_diffusion", "--image-size", "32"], r"does not fit this model: its image shape \(28, 28, 1\) \(this "
+                                                 r"model: \(32, 32, 1\)\)"),
+    (["vae"], r"--autoencoder-from needs a latent model \(e\.g\. latent_diffusion\); vae has no autoencoder"),
+])
+def test_autoencoder_from_a_source_that_does_not_fit_is_one_line(latent_run, args, message, tmp_path, capsys):
+    from tfgen.cli import main
+
+    assert main(["train", *args, *TRAIN, "--steps", "1", "--autoencoder-from", str(latent_run[0]),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfgen: error: ") and "\n" not in err
+    assert re.search(message, err)
