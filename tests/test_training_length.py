@@ -252,6 +252,7 @@ BAD_LENGTHS = [
     (["train", "vae", "--augment", "flop"], "invalid choice: 'flop'"),
     (["train", "--resume", "somewhere", "--augment", "flip"], "--augment cannot be given with it"),
     (["train", "--resume", "somewhere", "--epoch-steps", "8"], "--epoch-steps cannot be given with it"),
+    (["train", "--resume", "somewhere", "--autoencoder-from", "run"], "--autoencoder-from cannot be given with it"),
 ]
 
 
