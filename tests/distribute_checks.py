@@ -99,6 +99,10 @@ def mirrored_checks(names):
     # Spectral normalisation's `u` written in replica context, the generator EMA's merge_call and the
     # lazy R1 penalty's second-order pass inside a tf.cond, compiled.
     result["models"]["gan_regularised"] = compare_one_step("gan", strategy, compiled=True, **REGULARISED_GAN)
+    if "latent_diffusion" in result["models"]:
+        # The latent stage on posteriors encoded once (filled before the step, read by id in replica context).
+        result["models"]["latent_diffusion_cached"] = compare_one_step("latent_diffusion", strategy, compiled=True,
+                                                                       cache=True, autoencoder_steps=0)
     with without_replica_division():
         result["broken"] = {"vae_without_per_replica_division": compare_one_step("vae", strategy)}
     result["one_replica_overflows"] = one_replica_overflows(strategy)
@@ -163,10 +167,11 @@ def replica_noise(strategy):
     return {"first": first, "second": second, "seeded": seeded}
 
 
-def compare_one_step(name, strategy, precision="float32", compiled=False, **overrides):
+def compare_one_step(name, strategy, precision="float32", compiled=False, cache=False, **overrides):
     """Weights after one SGD step on one device and under `strategy`, same weights and global batch before.
 
-    compiled: the mirrored step as a traced graph (what `fit` runs), else eagerly. overrides: hyperparameters
+    compiled: the mirrored step as a traced graph (what `fit` runs), else eagerly. cache: a latent model
+    with its latent cache (`use_latent_cache`), batches carrying example ids. overrides: hyperparameters
     of the tiny preset.
     """
     import keras
@@ -180,6 +185,9 @@ def compare_one_step(name, strategy, precision="float32", compiled=False, **over
     images = rng.random((GLOBAL_BATCH, 28, 28, 1), dtype=np.float32)
     labels = rng.integers(0, 10, GLOBAL_BATCH).astype(np.int32)
     batch = tf.data.Dataset.from_tensor_slices((images, labels)).batch(GLOBAL_BATCH)
+    if cache:
+        batch = tf.data.Dataset.from_tensor_slices(
+            {"images": images, "labels": labels, "example_ids": np.arange(GLOBAL_BATCH)}).batch(GLOBAL_BATCH)
 
     def build(scope, **compile_args):
         with scope, dtype_policy(precision):
@@ -189,6 +197,8 @@ def compare_one_step(name, strategy, precision="float32", compiled=False, **over
                               g_optimizer=keras.optimizers.SGD(LEARNING_RATE), **compile_args)
             else:
                 model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), **compile_args)
+        if cache:
+            assert model.use_latent_cache(images)
         return model
 
     clock = time.perf_counter()

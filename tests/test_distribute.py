@@ -99,7 +99,7 @@ def test_replicas_draw_different_noise_and_new_noise_each_draw(mirrored):
     np.testing.assert_array_equal(seeded[0], seeded[1])
 
 
-@pytest.mark.parametrize("case", [*MODELS, "gan_mixed_float16", "gan_regularised"])
+@pytest.mark.parametrize("case", [*MODELS, "gan_mixed_float16", "gan_regularised", "latent_diffusion_cached"])
 def test_one_mirrored_step_gives_the_weights_of_one_single_device_step(mirrored, case):
     """Two replicas × 4 images against one device × 8 images, the same weights and noise before:
     every weight after one SGD step agrees to float rounding (a 2× gradient would differ by the

@@ -179,6 +179,20 @@ def test_flip_mirrors_some_images_left_right_the_same_way_on_every_run_and_only_
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(flipped, again))
 
 
+def test_with_ids_each_image_carries_its_index_plus_n_where_it_was_mirrored():
+    data = examples()
+    originals = data.images.numpy().astype("float32") / 255.0
+    flipped = batches(training_batches(data, 4, seed=0, steps=6, augment="flip"))
+    with_ids = list(training_batches(data, 4, seed=0, steps=6, augment="flip", with_ids=True))
+    assert sorted(with_ids[0]) == ["example_ids", "images", "labels"]
+    for (x, y), batch in zip(flipped, with_ids):
+        np.testing.assert_array_equal(batch["images"], x)  # the same batches as without ids
+        ids = batch["example_ids"].numpy()
+        np.testing.assert_array_equal(ids % 8, y)  # labels 0..7 are the indices
+        for image, i in zip(x, ids):
+            np.testing.assert_array_equal(image, originals[i % 8][:, ::-1] if i >= 8 else originals[i])
+
+
 def test_batches_from_a_later_step_are_the_tail_of_the_whole_sequence():
     data = examples()
     whole = batches(training_batches(data, 4, seed=3, steps=7, augment="flip"))
@@ -238,6 +252,7 @@ BAD_LENGTHS = [
     (["train", "vae", "--augment", "flop"], "invalid choice: 'flop'"),
     (["train", "--resume", "somewhere", "--augment", "flip"], "--augment cannot be given with it"),
     (["train", "--resume", "somewhere", "--epoch-steps", "8"], "--epoch-steps cannot be given with it"),
+    (["train", "--resume", "somewhere", "--autoencoder-from", "run"], "--autoencoder-from cannot be given with it"),
 ]
 
 

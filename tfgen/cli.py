@@ -4,6 +4,7 @@
     tfgen list
     tfgen train MODEL [--preset P] [--dataset D] [--steps N | --epochs N] [--minutes M] [--batch-size B]
                       [--augment flip] [--seed S] [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
+                      [--autoencoder-from RUN_DIR|FILE.keras]
                       [--strategy auto|one|mirrored|multiworker]
                       [--precision auto|float32|mixed_float16|mixed_bfloat16]
                       [--jit-compile on|off|auto]
@@ -196,6 +197,9 @@ def add_train_parser(commands) -> None:
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter, e.g. --set latent_dim=8 (repeatable)")
+    p.add_argument("--autoencoder-from", metavar="RUN_DIR|FILE.keras",
+                   help="latent models: take the trained autoencoder (and latent scale) of an earlier run of the same "
+                        "model, skip the first stage and train the latent model only")
     p.add_argument("--data-dir", help="TFDS data_dir")
     p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
     p.add_argument("--limit", type=int, help="use only the first N training/test examples")
@@ -281,6 +285,7 @@ def cmd_train(args) -> None:
     else:  # checked before TensorFlow loads: a typo, or a folder the run cannot use, is answered at once
         catalog.check_preset(args.model, args.preset)
         overrides = parse_overrides(args.model, args.set)
+        check_autoencoder_source(args)
         check_data_first(args)
     from tfgen.distribute import is_chief
     from tfgen.training import resume, train
@@ -295,7 +300,8 @@ def cmd_train(args) -> None:
             sample_every=args.sample_every, **length,
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
             jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
-            limit=args.limit, verbose=verbose, deterministic=args.deterministic, **data_options_from_args(args),
+            limit=args.limit, verbose=verbose, deterministic=args.deterministic, autoencoder_from=args.autoencoder_from,
+            **data_options_from_args(args),
         )
         if not is_chief():  # a non-chief worker of a multi-worker run: the chief writes (and exports)
             print(f"worker done: the chief worker wrote the run to its {out}/")
@@ -360,13 +366,25 @@ def check_data_first(args) -> None:
     check_folder(args.dataset, batch_size, needs_labels, limit=args.limit, **data_options_from_args(args))
 
 
+def check_autoencoder_source(args) -> None:
+    """--autoencoder-from: a latent model, and a path that exists (its content is checked once TensorFlow loads)."""
+    if args.autoencoder_from is None:
+        return
+    if "autoencoder_channels" not in catalog.family(args.model).hyperparameters:
+        raise ValueError(f"--autoencoder-from needs a latent model (e.g. latent_diffusion); {args.model} has no "
+                         f"autoencoder")
+    if not Path(args.autoencoder_from).exists():
+        raise FileNotFoundError(f"--autoencoder-from {args.autoencoder_from} does not exist (give a run directory "
+                                f"or a .keras file)")
+
+
 def check_resume_args(args) -> None:
     """--resume takes the run's settings from its config.json: refuse options that would be ignored."""
     defaults = build_parser().parse_args(["train", "vae"])
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
         "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background",
-        "augment", "epoch_steps", "sample_every") if getattr(args, name) != getattr(defaults, name)]
+        "augment", "epoch_steps", "sample_every", "autoencoder_from") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:

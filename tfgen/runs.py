@@ -122,6 +122,16 @@ def load_run(run_dir):
     raise RunDirectoryError(f"{run_dir} holds no {MODEL_FILE} and no {CHECKPOINT_FILE}: not a tfgen run")
 
 
+def load_run_or_file(path, action: str = "load"):
+    """The model of a run directory (`load_run`) or of a `.keras` file; a path that is neither is one line."""
+    path = Path(path)
+    if path.is_dir():
+        return load_run(path)
+    if not path.exists():
+        raise RunDirectoryError(f"{path} does not exist: nothing to {action} (give a run directory or a .keras file)")
+    return load_checkpoint(path, action)
+
+
 def load_checkpoint(path, action: str = "load"):
     """A run's model file; a truncated or foreign file is a one-line `RunDirectoryError`."""
     return load_keras_file(path, action, RunDirectoryError)

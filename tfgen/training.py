@@ -78,7 +78,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
           strategy: str = "auto", jit_compile: bool | str = False, precision: str = "auto", data_dir=None,
           manual_dir=None, limit: int | None = None, sample_every: int = 1, verbose="auto",
           deterministic: bool = False, steps: int | None = None, minutes: float | None = None,
-          augment: str | None = None, epoch_steps: int | None = None, **data_options):
+          augment: str | None = None, epoch_steps: int | None = None, autoencoder_from=None, **data_options):
     """Train a registered model on a dataset and write a run directory; return its path.
 
     Length: `steps` optimiser steps, or `epochs` passes over the data (not both), and/or
@@ -103,6 +103,10 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     `tfgen.data.load_examples`). They are kept in config.json, so `resume`, `tfgen eval`
     and `tfgen sample` read the data the same way. A labelled folder's class names are
     kept too (grid row titles).
+
+    autoencoder_from: latent models only: a run directory or `.keras` file of an earlier run of
+    the family, whose trained autoencoder the model takes (`load_autoencoder`) instead of
+    training its own first stage; kept in config.json (absolute).
     """
     model_cls = get_model_class(model)
     fit_defaults = model_cls.FIT_DEFAULTS
@@ -128,6 +132,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         "deterministic": deterministic,
         "data_options": _checked_data_options(data_options, model_cls, preset, overrides),
     }
+    if autoencoder_from is not None:
+        config["autoencoder_from"] = _checked_autoencoder_source(autoencoder_from, model_cls)
     _check_time_budget(config["minutes"], strategy)
     out, requested_out = _output_directories(out, model, strategy)
     runs.refuse_existing_run(out)
@@ -167,6 +173,19 @@ def _checked_data_options(data_options: dict, model_cls, preset: str, overrides:
     return options
 
 
+def _checked_autoencoder_source(source, model_cls):
+    """`autoencoder_from` as config.json keeps it (absolute); refused for a family without an autoencoder."""
+    if not hasattr(model_cls, "load_autoencoder"):
+        raise ValueError(f"autoencoder_from: {model_cls.registry_name} has no autoencoder to take from an earlier run")
+    return tfdata.absolute_path(source)
+
+
+def _load_autoencoder(net, config: dict) -> None:
+    """The autoencoder of an earlier run, for a run started with `autoencoder_from`."""
+    if config.get("autoencoder_from"):
+        net.load_autoencoder(config["autoencoder_from"])
+
+
 def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
     """(the directory this process writes, the run directory `train` returns): the same, but on the
     non-chief workers of a multi-worker run, which write to a scratch copy."""
@@ -190,6 +209,7 @@ def _build_model(model_cls, config: dict, info, overrides: dict | None):
     with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
         net = model_cls.from_preset(config["preset"], **overrides)
         net.default_compile(jit_compile=config["jit_compile"])
+    _load_autoencoder(net, config)
     if net.conditional:  # the model needs labels (an unlabelled folder has none)
         tfdata.require_labels(info, f"{config['model']} ({config['preset']} preset)")
     return net
@@ -319,6 +339,7 @@ def _start_over(run_dir: Path, config: dict, length: dict, verbose):
     with get_strategy(config.get("strategy", "auto")).scope(), dtype_policy(config.get("precision", "float32")):
         net = get_model_class(config["model"]).from_config(config["config"])
         net.default_compile(jit_compile=config.get("jit_compile", False))
+    _load_autoencoder(net, config)
     _announce_data(config, data, run_dir, verbose)
     _announce_precision(config, verbose, resumed=True)
     _announce_plan(config, data["info"], verbose)
@@ -405,8 +426,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
+    # A family may compute something once per training image (latent diffusion's latents): its batches carry ids.
+    with_ids = net.prepare_training_data(data["examples"], config.get("augment"))
     train_ds = training_batches(data["examples"], config["batch_size"], seed, first_step, total,
-                                augment=config.get("augment"))
+                                augment=config.get("augment"), with_ids=with_ids)
     resume_hint = f"continue with: tfgen train --resume {out}"
     try:
         net.fit(train_ds, validation_data=data["test"], epochs=epochs, initial_epoch=initial_epoch,

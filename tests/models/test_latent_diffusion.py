@@ -1,6 +1,7 @@
 """Latent diffusion: the autoencoder's shapes and loss by hand, the latent scale, the two training stages."""
 
 import math
+import re
 
 import keras
 import numpy as np
@@ -138,3 +139,197 @@ def test_labels_guidance_and_the_export_work_in_latent_space(tmp_path):
     assert images.shape == (3, 32, 32, 3)
     np.testing.assert_allclose(model.sample(2, labels=-1, steps=3, seed=5), model.sample(2, steps=3, seed=5), atol=1e-5)
     assert_export_samples(model, tmp_path / "export")
+
+
+# ---------------------------------------------------------------------- the latent cache
+class EncoderGuard:
+    """Stands in for a model's encoder and refuses to run once the model's latent cache is filled."""
+
+    def __init__(self, model):
+        self.model, self.encoder = model, model.encoder
+
+    def __call__(self, *args, **kwargs):
+        cache = self.model.latent_cache
+        assert cache is None or not cache.filled, "the encoder ran in the latent stage"
+        return self.encoder(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.encoder, name)
+
+
+def examples_of(images, labels):
+    from tfgen.data import DatasetInfo, Examples
+
+    info = DatasetInfo(name="test", image_shape=images.shape[1:], num_classes=10, num_examples=len(images))
+    return Examples((images * 255).round().astype("uint8"), labels, info)
+
+
+@pytest.fixture
+def tiny_examples():
+    rng = np.random.default_rng(0)
+    return examples_of(rng.random((24, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 24).astype(np.int32))
+
+
+def test_the_latent_stage_reads_the_posteriors_encoded_once_not_the_encoder(tiny_examples):
+    from tfgen.data.pipeline import training_batches
+
+    model = tfgen.get_model("latent_diffusion", "tiny", seed=0, autoencoder_steps=2)
+    model.default_compile()
+    assert model.prepare_training_data(tiny_examples, "flip")
+    object.__setattr__(model, "encoder", EncoderGuard(model))
+    batches = training_batches(tiny_examples, 8, seed=0, steps=5, augment="flip", with_ids=True)
+    model.fit(batches, steps_per_epoch=5, verbose=0)
+    assert model.latent_cache.filled
+    assert (int(model.autoencoder_optimizer.iterations), int(model.optimizer.iterations)) == (2, 3)
+    # Rows: each image's posterior, then its mirror image's, encoded from the mirrored pixels.
+    images = tf.cast(tiny_examples.images, tf.float32) / 255
+    mean, log_var = model.latent_cache.lookup(tf.range(48))
+    for rows, pixels in ((slice(0, 24), images), (slice(24, 48), tf.reverse(images, axis=[2]))):
+        z_mean, z_log_var = model.encoder.encoder(pixels, training=False)
+        np.testing.assert_allclose(mean[rows], z_mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(log_var[rows], autoencoder.clamp_log_var(z_log_var), rtol=1e-4, atol=1e-5)
+
+
+def test_cached_latents_give_what_encoding_the_batch_gives_for_the_same_noise(tiny_examples):
+    from tfgen.data.pipeline import training_batches
+
+    model = tfgen.get_model("latent_diffusion", "tiny", seed=0)
+    model.latent_scale.assign(1.7)
+    model.use_latent_cache(tiny_examples.images, flip=True)
+    model.latent_cache.fill(model.encoder)
+    batch = next(iter(training_batches(tiny_examples, 8, seed=0, steps=1, augment="flip", with_ids=True)))
+    assert int(tf.reduce_max(batch["example_ids"])) >= 24 or int(tf.reduce_min(batch["example_ids"])) < 24
+    state = model.seed_generator.state.numpy()
+    cached, labels = model.training_batch(batch)
+    model.seed_generator.state.assign(state)
+    encoded, _ = model.training_batch((batch["images"], batch["labels"]))  # no ids: the encoder
+    np.testing.assert_allclose(cached, encoded, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(labels, batch["labels"])
+    # The draw is z ~ q(z | x), not the mean: the scaled means differ.
+    assert not np.allclose(cached, model.encode(batch["images"]), atol=1e-6)
+
+
+def test_too_many_images_for_the_cache_falls_back_to_encoding_each_batch(tiny_examples, monkeypatch):
+    from tfgen.layers import latent_cache
+
+    model = tfgen.get_model("latent_diffusion", "tiny", seed=0)
+    monkeypatch.setattr(latent_cache, "MAX_BYTES", latent_cache.table_bytes(24, (28, 28, 1), 4) - 1)
+    with pytest.warns(UserWarning, match="encodes every batch instead"):
+        assert not model.prepare_training_data(tiny_examples)
+    assert model.latent_cache is None
+
+
+# ---------------------------------------------------------------------- the first stage from an earlier run
+def test_load_autoencoder_copies_the_first_stage_and_skips_it(random_batches, tmp_path):
+    source = tfgen.get_model("latent_diffusion", "tiny", seed=0, autoencoder_steps=2)
+    source.default_compile()
+    source.fit(random_batches.take(2), verbose=0)
+    source.save(tmp_path / "source.keras")
+
+    model = tfgen.get_model("latent_diffusion", "tiny", seed=1)
+    model.default_compile()
+    model.load_autoencoder(tmp_path / "source.keras")
+    assert model.autoencoder_steps == 0 and model.get_config()["autoencoder_steps"] == 0
+    assert float(model.latent_scale) == float(source.latent_scale)
+    for mine, theirs in zip(model.encoder.weights + model.decoder.weights, source.encoder.weights + source.decoder.weights):
+        np.testing.assert_array_equal(mine, theirs)
+    ae = [w.numpy() for w in model.autoencoder_variables]
+    model.fit(random_batches.take(1), verbose=0)  # the latent stage at once
+    assert (int(model.autoencoder_optimizer.iterations), int(model.optimizer.iterations)) == (0, 1)
+    assert not changed(ae, [w.numpy() for w in model.autoencoder_variables])
+
+
+@pytest.mark.parametrize("source, message", [
+    (lambda: tfgen.get_model("diffusion", "tiny"), r"holds a Diffusion model, which has no autoencoder"),
+    (lambda: tfgen.get_model("latent_diffusion", "tiny", image_shape=(32, 32, 1)),
+     r"does not fit this model: its image shape \(32, 32, 1\) \(this model: \(28, 28, 1\)\)$"),
+    (lambda: tfgen.get_model("latent_diffusion", "tiny", latent_channels=3),
+     r"does not fit this model: its latent_channels 3 \(this model: 4\)$"),
+])
+def test_load_autoencoder_refuses_a_source_that_does_not_fit_in_one_line(source, message, tmp_path):
+    model = tfgen.get_model("latent_diffusion", "tiny", seed=0)
+    source = source()
+    source.save(tmp_path / "source.keras")
+    with pytest.raises(ValueError, match=message) as err:
+        model.load_autoencoder(tmp_path / "source.keras")
+    assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------------- through `tfgen train`
+TRAIN = ["--preset", "tiny", "--dataset", "mnist_bundled", "--limit", "64", "--batch-size", "16", "--verbose", "0",
+         "--sample-every", "100"]
+
+
+@pytest.fixture(scope="module")
+def fills():
+    """The number of times a latent cache was filled (encoded), counted across the module's runs."""
+    from tfgen.layers.latent_cache import LatentCache
+
+    count, fill = [0], LatentCache.fill
+
+    def counting(self, encoder):
+        count[0] += 1
+        return fill(self, encoder)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LatentCache, "fill", counting)
+        yield count
+
+
+@pytest.fixture(scope="module")
+def latent_run(tmp_path_factory, fills):
+    """A tiny run of 2 autoencoder steps and 1 latent step, checkpointed at step 3, resumed to step 5."""
+    from tfgen.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "latent"
+    assert main(["train", "latent_diffusion", *TRAIN, "--steps", "3", "--augment", "flip", "--out", str(out)]) == 0
+    filled_in_run = fills[0]
+    checkpoint = keras.saving.load_model(out / "checkpoints" / "last.keras")
+    assert main(["train", "--resume", str(out), "--steps", "5", "--verbose", "0"]) == 0
+    return out, checkpoint, filled_in_run, fills[0]
+
+
+def test_tfgen_train_encodes_once_per_process_and_resumes_in_the_latent_stage(latent_run):
+    from tfgen.runs import load_run
+
+    out, checkpoint, filled_in_run, filled_after_resume = latent_run
+    # Filled when the latent stage began, then again by the resumed process (the table is not saved).
+    assert (filled_in_run, filled_after_resume) == (1, 2)
+    assert (int(checkpoint.autoencoder_optimizer.iterations), int(checkpoint.optimizer.iterations)) == (2, 1)
+    final = load_run(out)
+    assert (int(final.autoencoder_optimizer.iterations), int(final.optimizer.iterations)) == (2, 3)
+    assert not changed([w.numpy() for w in checkpoint.autoencoder_variables],
+                       [w.numpy() for w in final.autoencoder_variables])
+
+
+def test_autoencoder_from_an_earlier_run_trains_only_the_latent_model(latent_run, tmp_path):
+    import json
+
+    from tfgen.cli import main
+    from tfgen.runs import load_run
+
+    source, out = latent_run[0], tmp_path / "second"
+    assert main(["train", "latent_diffusion", *TRAIN, "--steps", "2", "--autoencoder-from", str(source),
+                 "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["autoencoder_from"] == str(source.resolve()) and config["config"]["autoencoder_steps"] == 0
+    model, earlier = load_run(out), load_run(source)
+    assert (int(model.autoencoder_optimizer.iterations), int(model.optimizer.iterations)) == (0, 2)
+    assert not changed([w.numpy() for w in earlier.autoencoder_variables],
+                       [w.numpy() for w in model.autoencoder_variables])
+    assert float(model.latent_scale) == float(earlier.latent_scale)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["latent_diffusion", "--image-size", "32"], r"does not fit this model: its image shape \(28, 28, 1\) \(this "
+                                                 r"model: \(32, 32, 1\)\)"),
+    (["vae"], r"--autoencoder-from needs a latent model \(e\.g\. latent_diffusion\); vae has no autoencoder"),
+])
+def test_autoencoder_from_a_source_that_does_not_fit_is_one_line(latent_run, args, message, tmp_path, capsys):
+    from tfgen.cli import main
+
+    assert main(["train", *args, *TRAIN, "--steps", "1", "--autoencoder-from", str(latent_run[0]),
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tfgen: error: ") and "\n" not in err
+    assert re.search(message, err)

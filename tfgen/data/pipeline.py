@@ -14,8 +14,12 @@ import tensorflow as tf
 from tfgen.length import check_augment, steps_per_pass
 
 
+#: The key of each image's row in a batch of `training_batches(..., with_ids=True)`.
+EXAMPLE_IDS = "example_ids"
+
+
 def training_batches(examples, batch_size: int, seed: int, first_step: int = 0, steps: int | None = None,
-                     augment: str | None = None):
+                     augment: str | None = None, with_ids: bool = False):
     """Full batches of `examples` (a `tfgen.data.Examples`) for steps `first_step` … `steps − 1` (endless: None).
 
     Pass p over the data is a shuffle of the example *indices* with a seed made of
@@ -27,6 +31,10 @@ def training_batches(examples, batch_size: int, seed: int, first_step: int = 0, 
 
     augment: None, or "flip": each image mirrored left-right with probability 1/2,
     the coins of step t drawn from the stateless seed (seed, t).
+
+    with_ids: batches are dicts {"images", "labels", `EXAMPLE_IDS`}, the last each image's row
+    for per-example values computed once (`tfgen.layers.latent_cache`): its index i in
+    `examples`, or N + i where "flip" mirrored it (N examples).
     """
     per_pass = steps_per_pass(examples.info.num_examples, batch_size)
     check_augment(augment)
@@ -49,16 +57,24 @@ def training_batches(examples, batch_size: int, seed: int, first_step: int = 0, 
         tf.random.set_seed(seed)
     if steps is not None:
         indices = indices.take(steps - first_step)
-    batches = indices.map(examples.lookup, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = indices.map(lambda i: (*examples.lookup(i), i), num_parallel_calls=tf.data.AUTOTUNE)
     if augment == "flip":
         numbered = tf.data.Dataset.zip(tf.data.Dataset.counter(first_step), batches)
-        batches = numbered.map(lambda t, batch: flip(batch, tf.stack([tf.cast(seed, tf.int64), t])),
+        batches = numbered.map(lambda t, batch: flip(batch, tf.stack([tf.cast(seed, tf.int64), t]), n),
                                num_parallel_calls=tf.data.AUTOTUNE)
+    if with_ids:
+        batches = batches.map(lambda images, labels, ids: {"images": images, "labels": labels, EXAMPLE_IDS: ids})
+    else:
+        batches = batches.map(lambda images, labels, ids: (images, labels))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def flip(batch, seed):
-    """`batch` (images NHWC, labels) with each image mirrored left-right where a stateless coin of `seed` says so."""
-    images, labels = batch
+def flip(batch, seed, num_examples=None):
+    """`batch` (images NHWC, labels[, ids]) with each image mirrored left-right where a stateless coin of `seed`
+    says so; ids (with `num_examples`, N) of the mirrored images become N + id."""
+    images, labels, *ids = batch
     coins = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
-    return tf.where(coins[:, None, None, None], tf.reverse(images, axis=[2]), images), labels
+    flipped = tf.where(coins[:, None, None, None], tf.reverse(images, axis=[2]), images), labels
+    if not ids:
+        return flipped
+    return *flipped, ids[0] + tf.cast(coins, ids[0].dtype) * num_examples

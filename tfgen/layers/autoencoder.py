@@ -12,9 +12,10 @@ skip; `tfgen.layers.unet.residual_block` without a time embedding), as Rombach e
 their autoencoder from the blocks of their diffusion U-Net: a stride-2 convolution down,
 nearest-neighbour upsampling and a convolution up, one block per resolution in the decoder
 and at the half and quarter resolutions in the encoder (see `build_encoder`). Their mid-level
-attention is left out: at 8×8 or 16×16 latents the convolutions already see most of the image,
-and the encoder runs in every step of the latent stage, so its cost counts against the point
-of diffusing latents (see `tfgen.models.latent_diffusion`).
+attention is left out: at 8×8 or 16×16 latents the convolutions already see most of the image.
+The encoder was kept small when it ran in every step of the latent stage; `tfgen train` now
+encodes the training set once when that stage begins (`tfgen.layers.latent_cache`), but a
+latent step on batches without example ids still runs it (see `tfgen.models.latent_diffusion`).
 
 `autoencoder_losses` is the objective of the first training stage.
 """
@@ -54,9 +55,9 @@ def build_encoder(image_shape, latent_channels=4, channels=(32, 64, 64), groups=
     images = keras.Input(image_shape, name="images")
     h = layers.Rescaling(2.0, offset=-1.0, name=f"{name}_centre")(images)  # [0, 1] → [−1, 1]
     h = layers.Conv2D(channels[0], 3, padding="same", name=f"{name}_stem")(h)
-    # No residual block at the full resolution: the encoder runs in every step of the latent
-    # stage, and there a block of two convolutions over H×W costs as much as the U-Net's whole
-    # step on the latents (measured at 64×64); the stride-2 convolution learns the first halving.
+    # No residual block at the full resolution: when the encoder ran in every step of the latent
+    # stage, a block of two convolutions over H×W cost as much as the U-Net's whole step on the
+    # latents (measured at 64×64); the stride-2 convolution learns the first halving.
     h = layers.Conv2D(channels[0], 3, strides=2, padding="same", name=f"{name}_down0")(h)
     for level, width in enumerate(channels[1:], 1):
         h = residual_block(h, None, width, groups, name=f"{name}_block{level}")

@@ -234,6 +234,13 @@ class GenerativeModel(keras.Model):
             self.unpack((x[:batch], None if y is None else np.asarray(y)[:batch]))
         return super().fit(x, y, *args, **kwargs)
 
+    def prepare_training_data(self, examples, augment=None) -> bool:
+        """Called by `tfgen.train` before `fit` with the training split (`tfgen.data.Examples`) and its
+        augmentation: a family that computes something once per training image (latent diffusion's
+        latents) sets that up here and returns True; `fit`'s batches then carry each image's id
+        (`tfgen.data.pipeline.training_batches(..., with_ids=True)`). By default nothing: False."""
+        return False
+
     def check_images(self, images):
         """`images` as a float32 tensor, after checking its shape against `image_shape`.
 

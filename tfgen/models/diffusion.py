@@ -212,15 +212,27 @@ class DenoisingModel(GenerativeModel):
 
     def denoising_loss(self, network, images, labels, t, noise, training=False):
         """Mean squared error of the network's prediction of the process's target (ε, v, …) at times t."""
-        x0 = self.to_model_space(images)
+        return self.process_loss(network, self.to_model_space(images), labels, t, noise, training)
+
+    def process_loss(self, network, x0, labels, t, noise, training=False):
+        """`denoising_loss` of x_0 already in the space the process runs in."""
         x_t = self.process.add_noise(x0, noise, t)
         prediction = network([x_t, self.process.network_time(t), labels], training=training)
         target = self.process.prediction_target(x0, noise, t)
         return tf.reduce_mean(tf.square(target - tf.cast(prediction, tf.float32)))
 
-    def train_step(self, data):
+    def training_batch(self, data):
+        """(x_0, labels) of a training batch: its images in the space the process runs in (`to_model_space`).
+
+        A family whose training data can skip that conversion (latent diffusion's cached
+        latents) overrides this.
+        """
         images, labels = self.unpack(data)
-        batch = tf.shape(images)[0]
+        return self.to_model_space(images), labels
+
+    def train_step(self, data):
+        x0, labels = self.training_batch(data)
+        batch = tf.shape(x0)[0]
         # Times, noise and label dropout come from the model's seed generator: new every step.
         t = self.process.draw_times(batch, self.draw_seed())
         noise = self.normal(tf.concat([[batch], self.sample_shape], 0))
@@ -229,7 +241,7 @@ class DenoisingModel(GenerativeModel):
             drop = tf.random.stateless_uniform([batch], self.draw_seed()) < self.label_dropout
             labels = tf.where(drop, self.null_label, labels)
         with tf.GradientTape() as tape:
-            loss = self.denoising_loss(self.network, images, labels, t, noise, training=True)
+            loss = self.process_loss(self.network, x0, labels, t, noise, training=True)
             scaled = self.optimizer.scale_loss(self.per_replica(loss))
         self.minimize(self.optimizer, tape, scaled, self.network.trainable_variables)
         self.update_ema()

@@ -14,11 +14,24 @@ its own variables:
    small KL term (`tfgen.layers.autoencoder.autoencoder_losses`; logged as `ae_loss`,
    `recon_loss`, `kl_loss`). Each step also updates running means of the latents' first
    two moments (over the last ~100 steps), from which the scale factor follows:
-2. the steps after train the denoiser on the encoder's latents times `latent_scale` = 1/std
-   of the latents (Rombach et al.'s scale factor, their §4.3.2: diffusion's
-   schedules assume unit-variance data), with the process's own loss (`loss`). The
-   autoencoder is frozen: its optimiser no longer runs and the process's optimiser only ever
-   sees the denoiser's variables, as in the paper (the decoder is never fine-tuned).
+2. the steps after train the denoiser on latents z ~ q(z | x) of the training images times
+   `latent_scale` = 1/std of the latents (Rombach et al.'s scale factor, their §4.3.2:
+   diffusion's schedules assume unit-variance data), with the process's own loss (`loss`).
+   The autoencoder is frozen: its optimiser no longer runs and the process's optimiser only
+   ever sees the denoiser's variables, as in the paper (the decoder is never fine-tuned).
+
+Stage 2 without the encoder: a frozen encoder gives every image the same posterior at
+every step, so, as Rombach et al.'s code and most latent models do, the training set is
+encoded once when the latent stage begins (`tfgen.layers.latent_cache`: μ and log σ² of
+each image, and of its mirror image under `--augment flip`) and each step draws its z from
+the stored posterior of its batch. `use_latent_cache(images)` sets that up (`tfgen train`
+calls it through `prepare_training_data`); batches then carry each image's row
+(`example_ids`). Without it, or for batches without ids, the step runs the encoder.
+At 64×64 (default preset) the encoder's forward pass was about a fifth of a latent step.
+
+The first stage can come from an earlier run instead (`load_autoencoder`, `tfgen train
+--autoencoder-from`): its encoder, decoder and scale are copied and `autoencoder_steps`
+becomes 0.
 
 The metric `stage` (1 or 2, averaged over an epoch) says which one ran. `latent_scale` and
 the moments are non-trainable variables of the model, so a `.keras` file, `--resume` and the
@@ -42,11 +55,14 @@ The latent-space logic lives in `LatentMixin`, written against the four hooks of
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import tensorflow as tf
 
 from tfgen import checks
-from tfgen.layers import autoencoder, resolution
+from tfgen.data.pipeline import EXAMPLE_IDS
+from tfgen.layers import autoencoder, latent_cache, resolution
 from tfgen.models.base import GenerativeModel
 from tfgen.models.diffusion import Diffusion
 from tfgen.registry import register_model
@@ -98,6 +114,9 @@ class LatentMixin(GenerativeModel):
         self.latent_scale = self.add_weight(shape=(), initializer="ones", trainable=False, name="latent_scale",
                                             aggregation="mean")
         self.declare_metrics("ae_loss", "recon_loss", "kl_loss", "stage")
+        # The training set's posteriors (`use_latent_cache`): derived data, not state to save, so
+        # outside Keras' tracking (checkpoints and SavedModels do not hold it).
+        object.__setattr__(self, "latent_cache", None)
 
     @classmethod
     def check_image_size(cls, image_shape, **hyperparameters):
@@ -119,11 +138,12 @@ class LatentMixin(GenerativeModel):
         return autoencoder.latent_shape(self.image_shape, self.latent_channels)
 
     def encode(self, images):
-        """Images in [0, 1] → the posterior means, scaled to unit variance: what the process diffuses.
+        """Images in [0, 1] → the posterior means, scaled to unit variance.
 
-        The mean, not a draw from q(z | x) as Rombach et al.: deterministic (validation and
-        `call` stay comparable), and with kl_weight 1e-6 the posterior's σ is small next to
-        the latents' spread once the autoencoder is trained.
+        The mean, deterministic: what validation, `call` and the exported `encode` use. Training
+        diffuses draws from q(z | x) instead (`training_batch`), as Rombach et al.; with
+        kl_weight 1e-6 the posterior's σ is small next to the latents' spread once the
+        autoencoder is trained, so the two differ little.
         """
         z_mean, _ = self.encoder(images, training=False)
         return tf.stop_gradient(tf.cast(z_mean, tf.float32)) * self.latent_scale
@@ -176,6 +196,71 @@ class LatentMixin(GenerativeModel):
         self.compile(optimizer=optimizer, autoencoder_optimizer=autoencoder_optimizer and
                      keras.optimizers.deserialize(autoencoder_optimizer), **config)
 
+    # ------------------------------------------------------------------ the first stage from an earlier run
+    def load_autoencoder(self, source):
+        """Take the trained first stage of an earlier latent model and skip this model's.
+
+        source: a run directory of latent_diffusion (its model.keras, else its last checkpoint),
+            a `.keras` file of one, or such a model. Its encoder's and decoder's weights and
+            its `latent_scale` (and latent moments) are copied; `autoencoder_steps` becomes 0,
+            so `fit` trains the latent model only (and the config says so). The source must
+            have the same image shape, `latent_channels` and `autoencoder_channels`, and a
+            finished first stage: else a one-line ValueError.
+        """
+        name = source if isinstance(source, keras.Model) else str(source)
+        if not isinstance(source, keras.Model):
+            from tfgen.runs import load_run_or_file
+
+            source = load_run_or_file(source, "take the autoencoder from")
+        if not isinstance(source, LatentMixin):
+            raise ValueError(f"{name} holds a {type(source).__name__} model, which has no autoencoder: give a run or "
+                             f".keras file of latent_diffusion")
+        mine = {"image shape": tuple(self.image_shape), "latent_channels": self.latent_channels,
+                "autoencoder_channels": tuple(self.autoencoder_channels)}
+        theirs = {"image shape": tuple(source.image_shape), "latent_channels": source.latent_channels,
+                  "autoencoder_channels": tuple(source.autoencoder_channels)}
+        differ = [f"{k} {theirs[k]} (this model: {mine[k]})" for k in mine if mine[k] != theirs[k]]
+        if differ:
+            raise ValueError(f"the autoencoder of {name} does not fit this model: its {', '.join(differ)}")
+        if source.autoencoder_optimizer is not None and bool(source.in_autoencoder_stage()):
+            raise ValueError(f"the autoencoder of {name} is not trained yet: its first stage stopped after "
+                             f"{int(source.autoencoder_optimizer.iterations)} of {source.autoencoder_steps} steps")
+        self.encoder.set_weights(source.encoder.get_weights())
+        self.decoder.set_weights(source.decoder.get_weights())
+        self.latent_scale.assign(source.latent_scale)
+        self.latent_moments.assign(source.latent_moments)
+        self.autoencoder_steps = 0
+        self.train_function = None  # the stage each call trains is chosen anew
+        if self.latent_cache is not None:
+            self.latent_cache.filled = False  # encoded by the old autoencoder
+
+    # ------------------------------------------------------------------ the latent cache
+    def use_latent_cache(self, images, flip=False) -> bool:
+        """Encode `images` once when the latent stage begins, instead of every batch: True if set up.
+
+        images: the training images, (N, H, W, C), uint8 or float in [0, 1] (kept by reference).
+        flip: the batches may hold mirrored images (`--augment flip`): their posteriors are
+            encoded too, from the mirrored pixels.
+        `fit`'s batches must then be dicts {"images", "labels", "example_ids"}, "example_ids" each
+        image's index i in `images`, N + i if mirrored (`tfgen.data.pipeline.training_batches`
+        with `with_ids=True` makes them); batches without ids are encoded as before. More than
+        `latent_cache.MAX_BYTES` of posteriors: a warning, False, and every batch is encoded.
+        """
+        count = int(images.shape[0])
+        size = latent_cache.table_bytes(count, self.image_shape, self.latent_channels, flip)
+        if size > latent_cache.MAX_BYTES:
+            warnings.warn(f"{count:,} training images make {size / 2**30:.1f} GiB of latent posteriors, more "
+                          f"than the cache's {latent_cache.MAX_BYTES / 2**30:g} GiB: the latent stage encodes every "
+                          f"batch instead", stacklevel=2)
+            object.__setattr__(self, "latent_cache", None)
+            return False
+        object.__setattr__(self, "latent_cache", latent_cache.LatentCache(images, self.latent_channels, flip))
+        self.train_function = None  # the latent step is traced again, with the table
+        return True
+
+    def prepare_training_data(self, examples, augment=None) -> bool:
+        return self.use_latent_cache(examples.images, flip=augment == "flip")
+
     # ------------------------------------------------------------------ training
     @property
     def training_steps(self):
@@ -191,6 +276,9 @@ class LatentMixin(GenerativeModel):
 
         (See the module docstring for why not one `tf.cond`.) Keras' own `_make_function`
         builds each: distribution, `steps_per_execution` and `jit_compile` as for any model.
+        Before the first call of the latent stage, the latent cache (`use_latent_cache`), if
+        any, is filled: the autoencoder is final from then on, and the latent step, traced
+        at that call, reads the filled table.
         """
         if self.train_function is not None and not force:
             return self.train_function
@@ -198,7 +286,10 @@ class LatentMixin(GenerativeModel):
                   False: self._make_function(self.latent_train_step)}
 
         def train_function(iterator):
-            return stages[bool(self.in_autoencoder_stage())](iterator)
+            first_stage = bool(self.in_autoencoder_stage())
+            if not first_stage and self.latent_cache is not None and not self.latent_cache.filled:
+                self.latent_cache.fill(self.encoder)
+            return stages[first_stage](iterator)
 
         self.train_function = train_function
         return train_function
@@ -212,10 +303,10 @@ class LatentMixin(GenerativeModel):
         """Stage 1: one step of the autoencoder's optimiser on reconstruction + KL; the latent moments."""
         images, _ = self.unpack(data)
         with tf.GradientTape() as tape:
-            values, z_mean = self.autoencoder_losses(images, training=True)
+            values, z = self.autoencoder_losses(images, training=True)
             scaled = self.autoencoder_optimizer.scale_loss(self.per_replica(values["ae_loss"]))
         self.minimize(self.autoencoder_optimizer, tape, scaled, self.autoencoder_variables)
-        self.update_latent_scale(z_mean)
+        self.update_latent_scale(z)
         return self.track({**values, "stage": AUTOENCODER_STAGE})
 
     def latent_train_step(self, data):
@@ -223,22 +314,45 @@ class LatentMixin(GenerativeModel):
         self._trackers["stage"].update_state(LATENT_STAGE)
         return super().train_step(data)
 
-    def autoencoder_losses(self, images, training=False):
-        """(the first stage's loss terms, the posterior means); z ~ q(z | x) by reparameterisation."""
-        z_mean, z_log_var = self.encoder(images, training=training)
-        z_log_var = autoencoder.clamp_log_var(z_log_var)
-        z = tf.cast(z_mean, tf.float32) + tf.exp(0.5 * z_log_var) * self.normal(tf.shape(z_mean))
-        reconstruction = self.decoder(z, training=training)
-        return autoencoder.autoencoder_losses(images, reconstruction, z_mean, z_log_var, self.kl_weight), z_mean
+    def training_batch(self, data):
+        """The latent stage's (x_0, labels): z ~ q(z | x) of each image, times `latent_scale`.
 
-    def update_latent_scale(self, z_mean):
-        """Running E[z], E[z²] of the batches' posterior means, and latent_scale = 1/std from them.
+        q(z | x) comes from the latent cache when the batch carries `example_ids` and the
+        cache is filled (decided when the step is traced: `fit` fills it first), else from
+        the encoder. Either way z = μ + σ ε with ε the first draw of the step, so both give
+        the same z for the same seed.
+        """
+        images, labels = self.unpack(data)
+        cache = self.latent_cache
+        if cache is not None and cache.filled and isinstance(data, dict) and EXAMPLE_IDS in data:
+            z_mean, z_log_var = cache.lookup(data[EXAMPLE_IDS])
+        else:
+            z_mean, z_log_var = self.encoder(images, training=False)
+        z = self.draw_latents(z_mean, z_log_var)
+        return tf.stop_gradient(z) * self.latent_scale, labels
+
+    def draw_latents(self, z_mean, z_log_var):
+        """z ~ q(z | x) = N(μ, σ²) by reparameterisation (μ + σ ε), float32; log σ² clamped."""
+        z_log_var = autoencoder.clamp_log_var(z_log_var)
+        return tf.cast(z_mean, tf.float32) + tf.exp(0.5 * z_log_var) * self.normal(tf.shape(z_mean))
+
+    def autoencoder_losses(self, images, training=False):
+        """(the first stage's loss terms, the latents z ~ q(z | x) the decoder reconstructs from)."""
+        z_mean, z_log_var = self.encoder(images, training=training)
+        z = self.draw_latents(z_mean, z_log_var)
+        reconstruction = self.decoder(z, training=training)
+        return autoencoder.autoencoder_losses(images, reconstruction, z_mean, z_log_var, self.kl_weight), z
+
+    def update_latent_scale(self, z):
+        """Running E[z], E[z²] of the batches' latents, and latent_scale = 1/std from them.
 
         After the n-th autoencoder step the decay is min(1 − 1/MOMENTS_HORIZON, 1 − 1/n): the
         plain mean of all steps so far, then an exponential average over the last ~100 (the
         initial values never count). So the scale is the latents' at the end of the first stage.
+        The latents are draws from q(z | x), what the latent stage diffuses (Rombach et al. take
+        the std of such draws).
         """
-        z = tf.stop_gradient(tf.cast(z_mean, tf.float32))
+        z = tf.stop_gradient(tf.cast(z, tf.float32))
         moments = tf.stack([tf.reduce_mean(z), tf.reduce_mean(tf.square(z))])
         step = tf.cast(self.autoencoder_optimizer.iterations, tf.float32)  # already counts this step
         decay = tf.minimum(1.0 - 1.0 / MOMENTS_HORIZON, 1.0 - 1.0 / tf.maximum(step, 1.0))
