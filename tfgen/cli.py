@@ -6,13 +6,13 @@
                       [--augment flip] [--seed S] [--out DIR] [--set key=value ...] [--export [DIR]] [--deterministic]
                       [--strategy auto|one|mirrored|multiworker]
                       [--precision auto|float32|mixed_float16|mixed_bfloat16]
-                      [--jit-compile on|off|auto]
+                      [--jit-compile on|off|auto] [--keep best|last]
     tfgen train --resume RUN_DIR [--steps N | --epochs N] [--minutes M] [--export [DIR]]
     tfgen data SOURCE [--image-size N|HxW] [--channels C] [--out DIR]
-    tfgen export RUN_DIR [--out DIR]
+    tfgen export RUN_DIR [--out DIR] [--checkpoint best|last]
     tfgen sample RUN_DIR [--n N] [--seed S] [--labels NAME,NAME|3,3,7|all] [--steps K] [--sampler NAME]
-                         [--temperature T] [--top-k K] [--out FILE.png|.jpg]
-    tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
+                         [--temperature T] [--top-k K] [--out FILE.png|.jpg] [--checkpoint best|last]
+    tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000] [--checkpoint best|last]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
                 [--precision float32,mixed_bfloat16,mixed_float16]
                 [--dataset D] [--image-size N|HxW] [--channels 1|3] [--batch-size B]
@@ -45,6 +45,7 @@ from tfgen import checks, tflogs
 from tfgen.checks import did_you_mean
 from tfgen.length import AUGMENTATIONS, check_length  # loads neither Keras nor TensorFlow
 from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neither Keras nor TensorFlow
+from tfgen.runs import KEEP  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
@@ -117,11 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels "
                                              "(equal ones: the lower level first; 1 = greedy)")
     p.add_argument("--out", help="image file to write, .png or .jpg (default RUN_DIR/samples/sample.png)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("export", help="export a run as a TensorFlow SavedModel with generation endpoints")
     p.add_argument("run_dir", help="a run directory (finished or checkpointed) or a .keras file")
     p.add_argument("--out", help="export directory (default RUN_DIR/saved_model; for a .keras file, saved_models/<name>)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods")
@@ -138,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", choices=("evaluator", "inception"), default="evaluator",
                    help="feature space of FID/KID/precision/recall: the dataset's own evaluator (default), or "
                         "Inception-v3 pool features (needs Keras' inception_v3 ..._notop.h5 weights file)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("bench", help="training/sampling throughput on your data and machine, FLOP/s against "
@@ -160,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def add_checkpoint_option(p) -> None:
+    """`--checkpoint` of the commands that read a run's model (sample, export, eval)."""
+    p.add_argument("--checkpoint", choices=KEEP,
+                   help="which epoch of the run: best (the best-scoring, kept by `train --keep best`) or last "
+                        "(default: the best if the run kept one, else the last)")
 
 
 def add_train_parser(commands) -> None:
@@ -189,6 +200,12 @@ def add_train_parser(commands) -> None:
     p.add_argument("--epoch-steps", type=int, metavar="N",
                    help="steps per epoch, i.e. between validation, sample grid and checkpoint (default: one pass with "
                         "--epochs, else whole passes over the data, at least 200 steps or the whole run)")
+    best_by_default = ", ".join(name for name, f in catalog.families().items() if not f.quality_monotone)
+    p.add_argument("--keep", choices=KEEP,
+                   help="best: also keep the epoch whose samples score best (KID to held-out images in fixed random "
+                        "features, penalised for a collapsed class) in RUN_DIR/best/, which sample, export and eval "
+                        f"then use; last: only the last epoch. Default: best for {best_by_default} (their samples do "
+                        "not improve monotonically), last for the others")
     p.add_argument("--sample-every", type=int, default=1, metavar="N",
                    help="draw the sample grid every N epochs (and after the last; default 1)")
     p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
@@ -295,7 +312,8 @@ def cmd_train(args) -> None:
             sample_every=args.sample_every, **length,
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
             jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
-            limit=args.limit, verbose=verbose, deterministic=args.deterministic, **data_options_from_args(args),
+            limit=args.limit, verbose=verbose, deterministic=args.deterministic, keep=args.keep,
+            **data_options_from_args(args),
         )
         if not is_chief():  # a non-chief worker of a multi-worker run: the chief writes (and exports)
             print(f"worker done: the chief worker wrote the run to its {out}/")
@@ -366,7 +384,7 @@ def check_resume_args(args) -> None:
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
         "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background",
-        "augment", "epoch_steps", "sample_every") if getattr(args, name) != getattr(defaults, name)]
+        "augment", "epoch_steps", "sample_every", "keep") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:
@@ -378,7 +396,9 @@ def check_resume_args(args) -> None:
 def cmd_export(args) -> None:
     from tfgen.export import export_run, read_metadata
 
-    path = export_run(args.run_dir, args.out)
+    if Path(args.run_dir).is_dir():
+        announce_checkpoint(args.run_dir, args.checkpoint)
+    path = export_run(args.run_dir, args.out, checkpoint=args.checkpoint)
     endpoints = read_metadata(path)["endpoints"]
     print(f"SavedModel written to {path}/ (endpoints: {', '.join(endpoints)}; serving_default = sample)")
 
@@ -394,7 +414,8 @@ def cmd_sample(args) -> None:
     grid_format(out)  # an unsupported extension is refused before the model loads
     from tfgen.runs import load_run
 
-    model = load_run(args.run_dir)
+    announce_checkpoint(args.run_dir, args.checkpoint)
+    model = load_run(args.run_dir, args.checkpoint)
     class_names = _class_names(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
@@ -411,6 +432,15 @@ def cmd_sample(args) -> None:
     per_class = per_class_count(model, n) if labels is None else None
     drawn = n if per_class is None else per_class * model.num_classes  # the grid's blank tiles not counted
     print(f"wrote {drawn} samples to {out}{_per_class_note(model, per_class, n)}")
+
+
+def announce_checkpoint(run_dir, checkpoint) -> None:
+    """Say which epoch of a run that kept its best one is used (`tfgen.runs.checkpoint_note`)."""
+    from tfgen.runs import checkpoint_note, run_checkpoint
+
+    note = checkpoint_note(run_checkpoint(run_dir, checkpoint))
+    if note:
+        print(note, flush=True)
 
 
 def _class_names(run_dir):
@@ -467,7 +497,8 @@ def cmd_eval(args) -> None:
 
     config = read_run_config(args.run_dir)  # its data paths absolute: the run is scored from any directory
     dataset = absolute_name(args.dataset) if args.dataset else config.get("dataset") or "mnist_bundled"
-    model = load_run(args.run_dir)
+    announce_checkpoint(args.run_dir, args.checkpoint)
+    model = load_run(args.run_dir, args.checkpoint)
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,

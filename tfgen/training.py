@@ -53,10 +53,11 @@ from tfgen import runs
 from tfgen.callbacks import (AtomicCheckpoint, ClassDiversity, EpochCSVLogger, EpochSeed, NonFiniteLossError,
                              OpenEndedProgbar, SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite,
                              Throughput, TimeBudget, TimeEstimate)
-from tfgen.checks import int_at_least, positive_int
+from tfgen.checks import int_at_least, one_of, positive_int
 from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json
+from tfgen.keep_best import KEEP_EXAMPLES, EpochScore, KeepBest, default_keep
 from tfgen.precision import dtype_policy, jit_compile_setting, resolve_precision
 from tfgen.registry import get_model_class
 from tfgen.runs import RunDirectoryError, run_lock
@@ -78,7 +79,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
           strategy: str = "auto", jit_compile: bool | str = False, precision: str = "auto", data_dir=None,
           manual_dir=None, limit: int | None = None, sample_every: int = 1, verbose="auto",
           deterministic: bool = False, steps: int | None = None, minutes: float | None = None,
-          augment: str | None = None, epoch_steps: int | None = None, **data_options):
+          augment: str | None = None, epoch_steps: int | None = None, keep: str | None = None, **data_options):
     """Train a registered model on a dataset and write a run directory; return its path.
 
     Length: `steps` optimiser steps, or `epochs` passes over the data (not both), and/or
@@ -90,6 +91,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     one pass with `epochs`, else whole passes of at least 200 steps.
     `batch_size` defaults to `FIT_DEFAULTS`. `augment`: None or "flip" (random
     horizontal flips of the training images). `deterministic`: see `seed_everything`.
+    `keep`: "best" also keeps the best-scoring epoch in `RUN/best/` (`tfgen.keep_best`), "last" only the
+    last; default: the family's (`default_keep`: best for GANs).
     Raises `NonFiniteLossError` when a loss becomes NaN or
     infinite and `TrainingInterrupted` on Ctrl-C (after a checkpoint to resume from).
     `precision` (auto, float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
@@ -114,6 +117,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         **run_length.check_length(steps, epochs, minutes),
         "epoch_steps": None if epoch_steps is None else positive_int(epoch_steps, "epoch_steps"),
         "augment": run_length.check_augment(augment),
+        "keep": one_of(keep or default_keep(model_cls), runs.KEEP, "keep"),
         "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
         "sample_every": positive_int(sample_every, "sample_every"),
         "seed": int_at_least(seed, "seed", 0),
@@ -369,7 +373,9 @@ def plan_lines(config: dict, info, first_step: int = 0) -> list[str]:
     if minutes is not None:
         lines.append(f"      or {minutes:g} min, whichever ends first" if total is not None
                      else f"      for {minutes:g} min (stopping at a step boundary)")
-    lines.append(f"      every {config['epoch_steps']:,} steps (an epoch): validation, a sample grid, a checkpoint")
+    kept = ", a score (the best epoch kept in best/)" if config.get("keep") == "best" else ""
+    lines.append(f"      every {config['epoch_steps']:,} steps (an epoch): validation, a sample grid, a checkpoint"
+                 + kept)
     return lines
 
 
@@ -401,6 +407,8 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
         images, labels = _examples_per_class(data["examples"], DIVERSITY_EXAMPLES)
         callbacks.insert(1, ClassDiversity(images, labels, n=DIVERSITY_EXAMPLES, seed=seed + 2,
                                            class_names=config.get("class_names")))
+    if config.get("keep") == "best":  # runs of a tfgen before --keep kept the last
+        callbacks.insert(1, _keep_best(out, data, seed, first_step))
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
@@ -433,6 +441,15 @@ def _examples_per_class(examples, n: int):
     labels = examples.labels.numpy()
     indices = [i for c in range(max(examples.info.num_classes, 1)) for i in np.flatnonzero(labels == c)[:n]]
     return examples.lookup(tf.constant(indices, tf.int64))
+
+
+def _keep_best(out: Path, data: dict, seed: int, first_step: int) -> KeepBest:
+    """The `KeepBest` of a run: scored on the test split's images (the training split's if the test split
+    holds fewer than two), with fixed noise of its own and the sample grid's sampling options."""
+    real = data["test_examples"] if data["test_examples"].info.num_examples >= 2 else data["examples"]
+    images, labels = _examples_per_class(real, max(2, KEEP_EXAMPLES // max(real.info.num_classes, 1)))
+    score = EpochScore(images, labels, seed=seed + 3, sample_options=GRID_SAMPLE_OPTIONS)
+    return KeepBest(out / runs.BEST_DIR, score, first_step=first_step)
 
 
 def _checkpoint_note(out: Path) -> str:

@@ -44,6 +44,11 @@ class GenerativeModel(keras.Model):
     #: Whether `tfgen.train` logs each class's sample diversity (`tfgen.callbacks.ClassDiversity`): conditional
     #: GANs, whose classes can collapse one by one.
     monitors_class_diversity = False
+    #: Whether samples get better (or stay as good) the longer the model trains. Families that set it False
+    #: (GANs: one step can undo many, a class can collapse late) make `tfgen train` keep the best-scoring epoch
+    #: by default (`--keep best`, `tfgen.keep_best`); the others keep the last, which for a likelihood or
+    #: denoising loss is as good as any (and scoring each epoch's samples would cost a diffusion model more).
+    quality_monotone = True
     #: Set by `@register_model`.
     registry_name = None
     #: Whether the networks halve the resolution level by level, their depth following the image
