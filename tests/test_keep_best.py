@@ -149,6 +149,20 @@ def test_export_uses_the_best_epoch_and_records_it(cgan_run, tmp_path, capsys):
     assert source["file"].endswith(runs.read_best(cgan_run / "best")["file"])
 
 
+def test_resume_continues_with_the_best_so_far(tmp_path, monkeypatch):
+    from tfgen.training import resume, train
+
+    series = iter([3.0, 1.0, 1.5, 1.2])  # epochs 3 and 4, after the resume, are worse than epoch 2
+    monkeypatch.setattr(EpochScore, "__call__", lambda self, model: {SCORE: next(series)})
+    out = train("cgan", "tiny", limit=128, batch_size=32, epochs=2, out=tmp_path / "run", verbose=0)
+    assert runs.read_best(out / "best")["epoch"] == 2
+    resume(out, epochs=4, verbose=0)
+    assert runs.read_best(out / "best")["epoch"] == 2 and runs.read_state(out)["epoch"] == 4
+    header = (out / "history.csv").read_text().splitlines()[0].split(",")
+    column = header.index(SCORE)
+    assert [float(r.split(",")[column]) for r in (out / "history.csv").read_text().splitlines()[1:]] == [3, 1, 1.5, 1.2]
+
+
 def test_keep_last_writes_no_best_and_sample_uses_the_last(tmp_path, capsys):
     out = tmp_path / "gan"
     assert main(["train", "gan", "--preset", "tiny", "--steps", "4", "--epoch-steps", "2", "--batch-size", "32",
