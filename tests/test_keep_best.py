@@ -149,6 +149,14 @@ def test_export_uses_the_best_epoch_and_records_it(cgan_run, tmp_path, capsys):
     assert source["file"].endswith(runs.read_best(cgan_run / "best")["file"])
 
 
+def test_eval_scores_the_best_epoch_and_records_which(cgan_run, tmp_path, capsys):
+    best = runs.read_best(cgan_run / "best")
+    assert main(["eval", str(cgan_run), "--n", "50", "--json", str(tmp_path / "eval.json")]) == 0
+    assert capsys.readouterr().out.startswith(f"using the best epoch {best['epoch']} of 3")
+    recorded = json.loads((tmp_path / "eval.json").read_text())["checkpoint"]
+    assert recorded == {"checkpoint": "best", "epoch": best["epoch"], "epochs": 3}
+
+
 def test_resume_continues_with_the_best_so_far(tmp_path, monkeypatch):
     from tfgen.training import resume, train
 

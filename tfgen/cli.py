@@ -324,6 +324,7 @@ def cmd_train(args) -> None:
 
         if not is_chief():  # after --resume on a non-chief worker
             return
+        announce_checkpoint(out, None)
         path = export_run(out, args.export or None)
         print(f"SavedModel written to {path}/")
 
@@ -434,13 +435,16 @@ def cmd_sample(args) -> None:
     print(f"wrote {drawn} samples to {out}{_per_class_note(model, per_class, n)}")
 
 
-def announce_checkpoint(run_dir, checkpoint) -> None:
-    """Say which epoch of a run that kept its best one is used (`tfgen.runs.checkpoint_note`)."""
+def announce_checkpoint(run_dir, checkpoint) -> dict:
+    """Say which epoch of a run that kept its best one is used (`tfgen.runs.checkpoint_note`); return
+    `tfgen.runs.run_checkpoint`'s answer."""
     from tfgen.runs import checkpoint_note, run_checkpoint
 
-    note = checkpoint_note(run_checkpoint(run_dir, checkpoint))
+    choice = run_checkpoint(run_dir, checkpoint)
+    note = checkpoint_note(choice)
     if note:
         print(note, flush=True)
+    return choice
 
 
 def _class_names(run_dir):
@@ -497,7 +501,7 @@ def cmd_eval(args) -> None:
 
     config = read_run_config(args.run_dir)  # its data paths absolute: the run is scored from any directory
     dataset = absolute_name(args.dataset) if args.dataset else config.get("dataset") or "mnist_bundled"
-    announce_checkpoint(args.run_dir, args.checkpoint)
+    choice = announce_checkpoint(args.run_dir, args.checkpoint)
     model = load_run(args.run_dir, args.checkpoint)
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
@@ -505,7 +509,8 @@ def cmd_eval(args) -> None:
                       n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs,
                       verbose=fit_verbosity("auto"))
     name_classes(result, config.get("class_names"))  # a folder run's class names, in the table and eval.json
-    result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
+    result.update({"run_dir": str(args.run_dir), "preset": config.get("preset"),
+                   "checkpoint": {key: choice[key] for key in ("checkpoint", "epoch", "epochs")}})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
     write_json(out, result)

@@ -1,8 +1,9 @@
 """`train` and `resume`: the library functions behind `tfgen train`.
 
 They write a run directory (`tfgen.runs` owns its layout: config.json,
-history.csv, samples/, checkpoints/, logs/, model.keras, and a `.lock` while a
-process writes it, so that a second writer refuses).
+history.csv, samples/, checkpoints/, logs/, model.keras, best/ with `keep="best"`
+(`tfgen.keep_best`), and a `.lock` while a process writes it, so that a second
+writer refuses).
 
 How long: `steps` optimiser steps, `epochs` passes over the data, or `minutes`
 of wall-clock time (`tfgen.length`; the family's `FIT_DEFAULTS["steps"]` when
