@@ -113,7 +113,7 @@ def test_gans_keep_the_best_by_default_and_the_other_families_the_last():
     import tfgen
     from tfgen import catalog
 
-    defaults = {name: keep_best.default_keep(tfgen.get_model_class(name)) for name in tfgen.list_models()}
+    defaults = {name: keep_best.check_keep(None, tfgen.get_model_class(name)) for name in tfgen.list_models()}
     assert defaults["gan"] == defaults["cgan"] == "best" and defaults["vae"] == defaults["diffusion"] == "last"
     assert {name: "last" if f.quality_monotone else "best" for name, f in catalog.families().items()} == defaults
 

@@ -66,10 +66,29 @@ DEFINITION = (f"{SCORE} = KID(samples, real) / KID(one image per class, real) + 
               f"{HEALTHY_DIVERSITY}), in the random features of tfgen.eval.diversity; lower is better")
 
 
-def default_keep(model_cls) -> str:
-    """`--keep` for a family that was given none: "best" when its samples do not improve monotonically
-    (`quality_monotone = False`, the GANs), else "last"."""
-    return "last" if getattr(model_cls, "quality_monotone", True) else "best"
+def check_keep(keep: str | None, model_cls) -> str:
+    """`--keep` as a run records it: "best" or "last"; None: the family's default, "best" when its samples
+    do not improve monotonically (`quality_monotone = False`, the GANs), else "last"."""
+    from tfgen.checks import one_of
+
+    if keep is None:
+        return "last" if getattr(model_cls, "quality_monotone", True) else "best"
+    return one_of(keep, runs.KEEP, "keep")
+
+
+def run_callback(directory, train, held_out, seed: int, first_step: int = 0, sample_options=None) -> "KeepBest":
+    """The `KeepBest` of a `tfgen train` run (`tfgen.data.Examples` of its splits): scored on the first
+    `KEEP_EXAMPLES` held-out images, balanced over the classes (the training split's if the held-out
+    split has fewer than two), with samples of fixed noise `seed`."""
+    import tensorflow as tf
+
+    real = held_out if held_out.info.num_examples >= 2 else train
+    labels = real.labels.numpy()
+    classes = max(real.info.num_classes, 1)
+    indices = [i for c in range(classes) for i in np.flatnonzero(labels == c)[:max(2, KEEP_EXAMPLES // classes)]]
+    images, labels = real.lookup(tf.constant(indices, tf.int64))
+    return KeepBest(directory, EpochScore(images, labels, seed=seed, sample_options=sample_options),
+                    first_step=first_step)
 
 
 class EpochScore:

@@ -54,11 +54,11 @@ from tfgen import runs
 from tfgen.callbacks import (AtomicCheckpoint, ClassDiversity, EpochCSVLogger, EpochSeed, NonFiniteLossError,
                              OpenEndedProgbar, SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite,
                              Throughput, TimeBudget, TimeEstimate)
-from tfgen.checks import int_at_least, one_of, positive_int
+from tfgen.checks import int_at_least, positive_int
 from tfgen.data.pipeline import training_batches
 from tfgen.distribute import get_strategy, is_chief
 from tfgen.io import save_model, write_json
-from tfgen.keep_best import KEEP_EXAMPLES, EpochScore, KeepBest, default_keep
+from tfgen import keep_best
 from tfgen.precision import dtype_policy, jit_compile_setting, resolve_precision
 from tfgen.registry import get_model_class
 from tfgen.runs import RunDirectoryError, run_lock
@@ -93,7 +93,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     `batch_size` defaults to `FIT_DEFAULTS`. `augment`: None or "flip" (random
     horizontal flips of the training images). `deterministic`: see `seed_everything`.
     `keep`: "best" also keeps the best-scoring epoch in `RUN/best/` (`tfgen.keep_best`), "last" only the
-    last; default: the family's (`default_keep`: best for GANs).
+    last; default: the family's (`keep_best.check_keep`: best for GANs).
     Raises `NonFiniteLossError` when a loss becomes NaN or
     infinite and `TrainingInterrupted` on Ctrl-C (after a checkpoint to resume from).
     `precision` (auto, float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
@@ -118,7 +118,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         **run_length.check_length(steps, epochs, minutes),
         "epoch_steps": None if epoch_steps is None else positive_int(epoch_steps, "epoch_steps"),
         "augment": run_length.check_augment(augment),
-        "keep": one_of(keep or default_keep(model_cls), runs.KEEP, "keep"),
+        "keep": keep_best.check_keep(keep, model_cls),
         "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
         "sample_every": positive_int(sample_every, "sample_every"),
         "seed": int_at_least(seed, "seed", 0),
@@ -408,11 +408,13 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
         images, labels = _examples_per_class(data["examples"], DIVERSITY_EXAMPLES)
         callbacks.insert(1, ClassDiversity(images, labels, n=DIVERSITY_EXAMPLES, seed=seed + 2,
                                            class_names=config.get("class_names")))
-    if config.get("keep") == "best":  # runs of a tfgen before --keep kept the last
-        callbacks.insert(1, _keep_best(out, data, seed, first_step))
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
+    if config.get("keep") == "best":  # before the loggers (runs of a tfgen before --keep kept the last)
+        callbacks.insert(1, keep_best.run_callback(out / runs.BEST_DIR, data["examples"], data["test_examples"],
+                                                   seed=seed + 3, first_step=first_step,
+                                                   sample_options=GRID_SAMPLE_OPTIONS))
     train_ds = training_batches(data["examples"], config["batch_size"], seed, first_step, total,
                                 augment=config.get("augment"))
     resume_hint = f"continue with: tfgen train --resume {out}"
@@ -442,15 +444,6 @@ def _examples_per_class(examples, n: int):
     labels = examples.labels.numpy()
     indices = [i for c in range(max(examples.info.num_classes, 1)) for i in np.flatnonzero(labels == c)[:n]]
     return examples.lookup(tf.constant(indices, tf.int64))
-
-
-def _keep_best(out: Path, data: dict, seed: int, first_step: int) -> KeepBest:
-    """The `KeepBest` of a run: scored on the test split's images (the training split's if the test split
-    holds fewer than two), with fixed noise of its own and the sample grid's sampling options."""
-    real = data["test_examples"] if data["test_examples"].info.num_examples >= 2 else data["examples"]
-    images, labels = _examples_per_class(real, max(2, KEEP_EXAMPLES // max(real.info.num_classes, 1)))
-    score = EpochScore(images, labels, seed=seed + 3, sample_options=GRID_SAMPLE_OPTIONS)
-    return KeepBest(out / runs.BEST_DIR, score, first_step=first_step)
 
 
 def _checkpoint_note(out: Path) -> str:
