@@ -38,10 +38,10 @@ The score (`EpochScore`, lower is better), on a fixed set of real held-out image
   drawn as a single image. KID over all classes barely sees one class of nine collapse
   (its share of the samples is small), hence the separate term.
 
-Cost per epoch: sampling the real set's size (`KEEP_EXAMPLES`, 256 images) with fixed
-noise (a forward pass of the generator for a GAN; `sample_options`, e.g. fewer steps, for a
-model that samples in steps), two layers of random convolutions, and 256×256 kernel
-matrices: a small part of an epoch of a GAN.
+Work per epoch: sampling as many images as the real set holds (at most `KEEP_EXAMPLES`,
+256) with fixed noise (one generator pass for a GAN; a model that samples in steps takes
+`sample_options`, e.g. the sample grid's 20 steps), two layers of random convolutions on
+them, and 256×256 kernel matrices; its time against an epoch's is not measured here.
 """
 
 from __future__ import annotations
