@@ -199,8 +199,10 @@ def test_a_corrupt_checkpoint_is_a_one_line_error_naming_the_file(damage, finish
     checkpoint = run / "checkpoints" / "last.keras"
     data = checkpoint.read_bytes()
     checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a zip file" * 100)
-    for argv in (["train", "--resume", str(run)], ["export", str(run), "--out", str(tmp_path / "x")],
-                 ["sample", str(run), "--out", str(tmp_path / "x.png")]):
+    # --checkpoint last: without it, export and sample use the run's best epoch (best/, a GAN's by default).
+    for argv in (["train", "--resume", str(run)], ["export", str(run), "--out", str(tmp_path / "x"), "--checkpoint",
+                                                   "last"], ["sample", str(run), "--out", str(tmp_path / "x.png"),
+                                                             "--checkpoint", "last"]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("tfgen: error:") and str(checkpoint) in err and err.count("\n") == 1, err

@@ -41,6 +41,7 @@ class Family:
     hyperparameters: dict = field(default_factory=dict)  # constructor argument -> default value
     conditional: bool = False  # the class's `conditional`: it needs class labels, whatever its hyperparameters
     halving_networks: bool = False  # its image sizes are those of `tfgen.layers.resolution`
+    quality_monotone: bool = True  # False: `tfgen train` keeps the best epoch by default (`--keep best`)
     class_name: str = ""
 
 
@@ -149,11 +150,11 @@ def _family_from_source(cls: _ClassSource, classes: dict) -> Family:
     for klass in reversed(chain):  # nearest class last, so its defaults win
         hyper.update(klass.init_defaults())
     flags = {}
-    for name in ("conditional", "halving_networks"):
+    for name, unset in (("conditional", False), ("halving_networks", False), ("quality_monotone", True)):
         try:
             flags[name] = _inherited(chain, name) is True
         except _NotLiteral:  # set per instance (`conditional` from a hyperparameter), not by the class
-            flags[name] = False
+            flags[name] = unset
     return Family(cls.registered_as, cls.module, presets=cls.attribute("PRESETS"),
                   fit_defaults=_inherited(chain, "FIT_DEFAULTS"), hyperparameters=hyper, class_name=cls.node.name,
                   **flags)
@@ -167,7 +168,8 @@ def _family_from_import(name: str, module: str) -> Family:
     return Family(name, module, presets=dict(model_cls.PRESETS), fit_defaults=dict(model_cls.FIT_DEFAULTS),
                   hyperparameters={k: p.default for k, p in model_cls.hyperparameters().items()},
                   conditional=getattr(model_cls, "conditional", False) is True,
-                  halving_networks=getattr(model_cls, "halving_networks", False) is True, class_name=model_cls.__name__)
+                  halving_networks=getattr(model_cls, "halving_networks", False) is True,
+                  quality_monotone=getattr(model_cls, "quality_monotone", True) is True, class_name=model_cls.__name__)
 
 
 @functools.cache

@@ -7,13 +7,13 @@
                       [--autoencoder-from RUN_DIR|FILE.keras]
                       [--strategy auto|one|mirrored|multiworker]
                       [--precision auto|float32|mixed_float16|mixed_bfloat16]
-                      [--jit-compile on|off|auto]
+                      [--jit-compile on|off|auto] [--keep best|last]
     tfgen train --resume RUN_DIR [--steps N | --epochs N] [--minutes M] [--export [DIR]]
     tfgen data SOURCE [--image-size N|HxW] [--channels C] [--out DIR]
-    tfgen export RUN_DIR [--out DIR]
+    tfgen export RUN_DIR [--out DIR] [--checkpoint best|last]
     tfgen sample RUN_DIR [--n N] [--seed S] [--labels NAME,NAME|3,3,7|all] [--steps K] [--sampler NAME]
-                         [--temperature T] [--top-k K] [--out FILE.png|.jpg]
-    tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000]
+                         [--temperature T] [--top-k K] [--out FILE.png|.jpg] [--checkpoint best|last]
+    tfgen eval RUN_DIR [--n N] [--dataset D] [--json FILE] [--k 1,50,5000] [--checkpoint best|last]
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
                 [--precision float32,mixed_bfloat16,mixed_float16]
                 [--dataset D] [--image-size N|HxW] [--channels 1|3] [--batch-size B]
@@ -46,6 +46,7 @@ from tfgen import checks, tflogs
 from tfgen.checks import did_you_mean
 from tfgen.length import AUGMENTATIONS, check_length  # loads neither Keras nor TensorFlow
 from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neither Keras nor TensorFlow
+from tfgen.runs import KEEP  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
@@ -118,11 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="autoregressive models: draw each pixel from its k most likely levels "
                                              "(equal ones: the lower level first; 1 = greedy)")
     p.add_argument("--out", help="image file to write, .png or .jpg (default RUN_DIR/samples/sample.png)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("export", help="export a run as a TensorFlow SavedModel with generation endpoints")
     p.add_argument("run_dir", help="a run directory (finished or checkpointed) or a .keras file")
     p.add_argument("--out", help="export directory (default RUN_DIR/saved_model; for a .keras file, saved_models/<name>)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods, health")
@@ -139,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", choices=("evaluator", "inception"), default="evaluator",
                    help="feature space of FID/KID/precision/recall: the dataset's own evaluator (default), or "
                         "Inception-v3 pool features (needs Keras' inception_v3 ..._notop.h5 weights file)")
+    add_checkpoint_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = commands.add_parser("bench", help="training/sampling throughput on your data and machine, FLOP/s against "
@@ -161,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def add_checkpoint_option(p) -> None:
+    """`--checkpoint` of the commands that read a run's model (sample, export, eval)."""
+    p.add_argument("--checkpoint", choices=KEEP,
+                   help="which epoch of the run: best (the best-scoring, kept by `train --keep best`) or last "
+                        "(default: the best if the run kept one, else the last)")
 
 
 def add_train_parser(commands) -> None:
@@ -190,6 +201,12 @@ def add_train_parser(commands) -> None:
     p.add_argument("--epoch-steps", type=int, metavar="N",
                    help="steps per epoch, i.e. between validation, sample grid and checkpoint (default: one pass with "
                         "--epochs, else whole passes over the data, at least 200 steps or the whole run)")
+    best_by_default = ", ".join(name for name, f in catalog.families().items() if not f.quality_monotone)
+    p.add_argument("--keep", choices=KEEP,
+                   help="best: also keep the epoch whose samples score best (KID to held-out images in fixed random "
+                        "features, penalised for a collapsed class) in RUN_DIR/best/, which sample, export and eval "
+                        f"then use; last: only the last epoch. Default: best for {best_by_default} (their samples do "
+                        "not improve monotonically), last for the others")
     p.add_argument("--sample-every", type=int, default=1, metavar="N",
                    help="draw the sample grid every N epochs (and after the last; default 1)")
     p.add_argument("--batch-size", type=int, help="default: the model's (see `tfgen list`)")
@@ -301,6 +318,7 @@ def cmd_train(args) -> None:
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
             jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
             limit=args.limit, verbose=verbose, deterministic=args.deterministic, autoencoder_from=args.autoencoder_from,
+            keep=args.keep,
             **data_options_from_args(args),
         )
         if not is_chief():  # a non-chief worker of a multi-worker run: the chief writes (and exports)
@@ -312,6 +330,7 @@ def cmd_train(args) -> None:
 
         if not is_chief():  # after --resume on a non-chief worker
             return
+        announce_checkpoint(out, None)
         path = export_run(out, args.export or None)
         print(f"SavedModel written to {path}/")
 
@@ -384,7 +403,7 @@ def check_resume_args(args) -> None:
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
         "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background",
-        "augment", "epoch_steps", "sample_every", "autoencoder_from") if getattr(args, name) != getattr(defaults, name)]
+        "augment", "epoch_steps", "sample_every", "autoencoder_from", "keep") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:
@@ -396,7 +415,9 @@ def check_resume_args(args) -> None:
 def cmd_export(args) -> None:
     from tfgen.export import export_run, read_metadata
 
-    path = export_run(args.run_dir, args.out)
+    if Path(args.run_dir).is_dir():
+        announce_checkpoint(args.run_dir, args.checkpoint)
+    path = export_run(args.run_dir, args.out, checkpoint=args.checkpoint)
     endpoints = read_metadata(path)["endpoints"]
     print(f"SavedModel written to {path}/ (endpoints: {', '.join(endpoints)}; serving_default = sample)")
 
@@ -412,7 +433,8 @@ def cmd_sample(args) -> None:
     grid_format(out)  # an unsupported extension is refused before the model loads
     from tfgen.runs import load_run
 
-    model = load_run(args.run_dir)
+    announce_checkpoint(args.run_dir, args.checkpoint)
+    model = load_run(args.run_dir, args.checkpoint)
     class_names = _class_names(args.run_dir)
     if args.steps is not None:
         model = with_sampling_steps(model, args.steps)
@@ -429,6 +451,18 @@ def cmd_sample(args) -> None:
     per_class = per_class_count(model, n) if labels is None else None
     drawn = n if per_class is None else per_class * model.num_classes  # the grid's blank tiles not counted
     print(f"wrote {drawn} samples to {out}{_per_class_note(model, per_class, n)}")
+
+
+def announce_checkpoint(run_dir, checkpoint) -> dict:
+    """Say which epoch of a run that kept its best one is used (`tfgen.runs.checkpoint_note`); return
+    `tfgen.runs.run_checkpoint`'s answer."""
+    from tfgen.runs import checkpoint_note, run_checkpoint
+
+    choice = run_checkpoint(run_dir, checkpoint)
+    note = checkpoint_note(choice)
+    if note:
+        print(note, flush=True)
+    return choice
 
 
 def _class_names(run_dir):
@@ -485,14 +519,16 @@ def cmd_eval(args) -> None:
 
     config = read_run_config(args.run_dir)  # its data paths absolute: the run is scored from any directory
     dataset = absolute_name(args.dataset) if args.dataset else config.get("dataset") or "mnist_bundled"
-    model = load_run(args.run_dir)
+    choice = announce_checkpoint(args.run_dir, args.checkpoint)
+    model = load_run(args.run_dir, args.checkpoint)
     # The run's own way of reading its data (size, channels, ...), unless another dataset is asked for.
     data_kwargs = data_options(config) if dataset == config.get("dataset") else {}
     result = evaluate(model, dataset=dataset, n=args.n, seed=args.seed, evaluator_dir=args.evaluator_dir, ks=ks,
                       n_likelihood=args.n_likelihood or None, features=args.features, data_kwargs=data_kwargs,
                       verbose=fit_verbosity("auto"))
     name_classes(result, config.get("class_names"))  # a folder run's class names, in the table and eval.json
-    result.update({"run_dir": str(args.run_dir), "preset": config.get("preset")})
+    result.update({"run_dir": str(args.run_dir), "preset": config.get("preset"),
+                   "checkpoint": {key: choice[key] for key in ("checkpoint", "epoch", "epochs")}})
     print(format_table(result))
     out = Path(args.json) if args.json else Path(args.run_dir) / EVAL_FILE
     write_json(out, result)

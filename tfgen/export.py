@@ -108,8 +108,9 @@ def export_model(model, out, metadata: dict | None = None, class_names=None) -> 
     return out
 
 
-def export_run(run, out=None) -> Path:
-    """Export a run directory (its `model.keras`, else its last checkpoint) or a `.keras` file.
+def export_run(run, out=None, checkpoint: str | None = None) -> Path:
+    """Export a run directory or a `.keras` file. Of a run, the model `tfgen.runs.load_run(run, checkpoint)`
+    loads: its best epoch when it kept one (`--keep best`), else its `model.keras`, else its last checkpoint.
 
     The default `out` is `RUN_DIR/saved_model` for a run directory (inside the run, so
     that an export never replaces another run's, or one kept in the repository), and
@@ -124,7 +125,8 @@ def export_run(run, out=None) -> Path:
         default_out = DEFAULT_ROOT / run.stem
     else:
         config = runs.read_run_config(run)
-        model = runs.load_run(run)
+        choice = runs.run_checkpoint(run, checkpoint)
+        model = runs.load_checkpoint(choice["path"])
         class_names = config.get("class_names")  # a folder's subfolder names
         source = run / runs.MODEL_FILE
         metadata = {
@@ -133,7 +135,10 @@ def export_run(run, out=None) -> Path:
             "trained_with": config.get("versions"),
             "source": {"run_dir": str(run), "file": str(source)},
         }
-        if not source.exists():  # a checkpointed (unfinished) run: say how far it got
+        if choice["checkpoint"] == "best":
+            metadata["source"] = {"run_dir": str(run), "file": str(choice["path"]), "checkpoint": "best",
+                                  "epoch": choice["epoch"], "epochs": choice["epochs"], "score": choice["score"]}
+        elif not source.exists():  # a checkpointed (unfinished) run: say how far it got
             state = runs.read_state(run)
             metadata["source"] = {"run_dir": str(run), "file": str(run / runs.CHECKPOINT_FILE),
                                   "epoch": state["epoch"], "epochs": config.get("epochs"),

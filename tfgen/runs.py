@@ -6,6 +6,8 @@ A run directory holds everything one `tfgen train` produced:
     history.csv        one row per epoch (`epoch_steps` optimiser steps): training and `val_` metrics
     samples/           epoch_001.png, … (fixed noise)
     checkpoints/       last.keras + state.json, rewritten atomically each epoch
+    best/              with --keep best: best.json and the epoch it names (epoch_037.keras), rewritten when
+                       an epoch scores better (`tfgen.keep_best`)
     logs/              TensorBoard
     model.keras        the final model
     eval.json          `tfgen eval`'s scores, if it was run
@@ -43,6 +45,11 @@ LOGS_DIR = "logs"
 EVAL_FILE = "eval.json"
 EXPORT_DIR = "saved_model"  # `tfgen export RUN_DIR` and `train --export` without a directory
 LOCK_FILE = ".lock"
+BEST_DIR = "best"
+BEST_NAME = "best.json"  # in BEST_DIR: {"epoch", "step", "score", "file": the model file beside it, ...}
+BEST_FILE = f"{BEST_DIR}/{BEST_NAME}"
+#: `tfgen train --keep`: which epochs a run keeps; `--checkpoint` of sample/export/eval: which one they use.
+KEEP = ("best", "last")
 
 
 class RunDirectoryError(ValueError):
@@ -107,14 +114,36 @@ def has_checkpoint(run_dir) -> bool:
     return any((Path(run_dir) / name).exists() for name in (STATE_FILE, CHECKPOINT_FILE))
 
 
-def load_run(run_dir):
-    """The model of a run directory: `model.keras`, else the last checkpoint."""
+def load_run(run_dir, checkpoint: str | None = None):
+    """The model of a run directory: its best epoch (`checkpoint="best"`: `best/`, kept by `--keep best`), or
+    its last (`"last"`: `model.keras`, else the last checkpoint). None: the best if the run kept one, else
+    the last. `run_checkpoint` says which file that is."""
+    return load_checkpoint(run_checkpoint(run_dir, checkpoint)["path"])
+
+
+def run_checkpoint(run_dir, checkpoint: str | None = None) -> dict:
+    """Which model file `load_run(run_dir, checkpoint)` loads: {"path", "checkpoint": "best" or "last", "epoch",
+    "epochs" (the run's epochs done), "best_epoch" (None: the run kept no best), "score" (of the best)}; epochs
+    are None where not recorded."""
+    from tfgen.checks import one_of
+
     run_dir = Path(run_dir)
+    if checkpoint is not None:
+        one_of(checkpoint, KEEP, "checkpoint")
     if not run_dir.is_dir():
         raise RunDirectoryError(f"run directory {run_dir} does not exist")
+    best = read_best(run_dir / BEST_DIR)
+    epochs = _epochs_done(run_dir)
+    if checkpoint == "best" and best is None:
+        raise RunDirectoryError(f"{run_dir} kept no best epoch (no {BEST_FILE}: trained with --keep last, by a "
+                                f"tfgen before --keep, or stopped before its first epoch); use --checkpoint last")
+    if best is not None and checkpoint != "last":
+        return {"path": run_dir / BEST_DIR / best["file"], "checkpoint": "best", "epoch": best["epoch"],
+                "epochs": epochs, "best_epoch": best["epoch"], "score": best.get("score")}
     for candidate in (run_dir / MODEL_FILE, run_dir / CHECKPOINT_FILE):
         if candidate.exists():
-            return load_checkpoint(candidate)
+            return {"path": candidate, "checkpoint": "last", "epoch": epochs, "epochs": epochs,
+                    "best_epoch": best and best["epoch"], "score": best and best.get("score")}
     if (run_dir / CONFIG_FILE).exists():
         raise RunDirectoryError(f"{run_dir} stopped before its first epoch ended: it has no model yet (no "
                                 f"{CHECKPOINT_FILE}); train it with: tfgen train --resume {run_dir} (it starts over "
@@ -130,6 +159,41 @@ def load_run_or_file(path, action: str = "load"):
     if not path.exists():
         raise RunDirectoryError(f"{path} does not exist: nothing to {action} (give a run directory or a .keras file)")
     return load_checkpoint(path, action)
+
+
+def read_best(best_dir) -> dict | None:
+    """`best.json` of a run's `best/` directory (None when the run kept no best epoch); a `RunDirectoryError`
+    when it is corrupt or names a model file that is not there."""
+    path = Path(best_dir) / BEST_NAME
+    if not path.exists():
+        return None
+    best = _read_json(path, "")
+    if not isinstance(best, dict) or not isinstance(best.get("file"), str) or not isinstance(best.get("epoch"), int):
+        raise RunDirectoryError(f"{path} is corrupt: no model file and epoch in it")
+    if not (path.parent / best["file"]).exists():
+        raise RunDirectoryError(f"{path} names {best['file']}, which is not in {path.parent}")
+    return best
+
+
+def _epochs_done(run_dir: Path) -> int | None:
+    try:
+        return read_state(run_dir)["epoch"] or None
+    except RunDirectoryError:
+        return None
+
+
+def checkpoint_note(choice: dict) -> str | None:
+    """One line on which epoch `run_checkpoint` chose, for a run that kept a best one (else None):
+    `using the best epoch 37 of 52 (score 0.21); --checkpoint last for the last`."""
+    if choice.get("best_epoch") is None:
+        return None
+    score = f" (score {choice['score']:.3g})" if isinstance(choice.get("score"), (int, float)) else ""
+    if choice["checkpoint"] == "best":
+        of = f" of {choice['epochs']}" if choice.get("epochs") else ""
+        return f"using the best epoch {choice['epoch']}{of}{score}; --checkpoint last for the last"
+    epoch = f" epoch {choice['epoch']}" if choice.get("epoch") else ""
+    return (f"using the last{epoch} ({choice['path'].name}), not the best epoch {choice['best_epoch']}{score}; "
+            f"--checkpoint best for it")
 
 
 def load_checkpoint(path, action: str = "load"):

@@ -1,8 +1,9 @@
 """`train` and `resume`: the library functions behind `tfgen train`.
 
 They write a run directory (`tfgen.runs` owns its layout: config.json,
-history.csv, samples/, checkpoints/, logs/, model.keras, and a `.lock` while a
-process writes it, so that a second writer refuses).
+history.csv, samples/, checkpoints/, logs/, model.keras, best/ with `keep="best"`
+(`tfgen.keep_best`), and a `.lock` while a process writes it, so that a second
+writer refuses).
 
 How long: `steps` optimiser steps, `epochs` passes over the data, or `minutes`
 of wall-clock time (`tfgen.length`; the family's `FIT_DEFAULTS["steps"]` when
@@ -47,6 +48,7 @@ import keras
 import tensorflow as tf
 
 from tfgen import data as tfdata
+from tfgen import keep_best
 from tfgen import length as run_length
 from tfgen import runs
 from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError,
@@ -78,7 +80,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
           strategy: str = "auto", jit_compile: bool | str = False, precision: str = "auto", data_dir=None,
           manual_dir=None, limit: int | None = None, sample_every: int = 1, verbose="auto",
           deterministic: bool = False, steps: int | None = None, minutes: float | None = None,
-          augment: str | None = None, epoch_steps: int | None = None, autoencoder_from=None, **data_options):
+          augment: str | None = None, epoch_steps: int | None = None, autoencoder_from=None, keep: str | None = None, **data_options):
     """Train a registered model on a dataset and write a run directory; return its path.
 
     Length: `steps` optimiser steps, or `epochs` passes over the data (not both), and/or
@@ -90,6 +92,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     one pass with `epochs`, else whole passes of at least 200 steps.
     `batch_size` defaults to `FIT_DEFAULTS`. `augment`: None or "flip" (random
     horizontal flips of the training images). `deterministic`: see `seed_everything`.
+    `keep`: "best" also keeps the best-scoring epoch in `RUN/best/` (`tfgen.keep_best`), "last" only the
+    last; default: the family's (`keep_best.check_keep`: best for GANs).
     Raises `NonFiniteLossError` when a loss becomes NaN or
     infinite and `TrainingInterrupted` on Ctrl-C (after a checkpoint to resume from).
     `precision` (auto, float32, mixed_float16, mixed_bfloat16) and `jit_compile` (True, False,
@@ -118,6 +122,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         **run_length.check_length(steps, epochs, minutes),
         "epoch_steps": None if epoch_steps is None else positive_int(epoch_steps, "epoch_steps"),
         "augment": run_length.check_augment(augment),
+        "keep": keep_best.check_keep(keep, model_cls),
         "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
         "sample_every": positive_int(sample_every, "sample_every"),
         "seed": int_at_least(seed, "seed", 0),
@@ -390,7 +395,9 @@ def plan_lines(config: dict, info, first_step: int = 0) -> list[str]:
     if minutes is not None:
         lines.append(f"      or {minutes:g} min, whichever ends first" if total is not None
                      else f"      for {minutes:g} min (stopping at a step boundary)")
-    lines.append(f"      every {config['epoch_steps']:,} steps (an epoch): validation, a sample grid, a checkpoint")
+    kept = ", a score (the best epoch kept in best/)" if config.get("keep") == "best" else ""
+    lines.append(f"      every {config['epoch_steps']:,} steps (an epoch): validation, a sample grid, a checkpoint"
+                 + kept)
     return lines
 
 
@@ -426,6 +433,10 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
+    if config.get("keep") == "best":  # before the loggers (runs of a tfgen before --keep kept the last)
+        callbacks.insert(1, keep_best.run_callback(out / runs.BEST_DIR, data["examples"], data["test_examples"],
+                                                   seed=seed + 3, first_step=first_step,
+                                                   sample_options=GRID_SAMPLE_OPTIONS))
     # A family may compute something once per training image (latent diffusion's latents): its batches carry ids.
     with_ids = net.prepare_training_data(data["examples"], config.get("augment"))
     train_ds = training_batches(data["examples"], config["batch_size"], seed, first_step, total,

@@ -53,6 +53,11 @@ class GenerativeModel(keras.Model):
     #: spread (see the README's training-speed section). Per preset, not per family: a tiny network
     #: gains nothing from faster convolutions and still pays for the casts.
     AUTO_BFLOAT16: tuple[str, ...] = ()
+    #: Whether samples get better (or stay as good) the longer the model trains. Families that set it False
+    #: (GANs: one step can undo many, a class can collapse late) make `tfgen train` keep the best-scoring epoch
+    #: by default (`--keep best`, `tfgen.keep_best`); the others keep the last, which for a likelihood or
+    #: denoising loss is as good as any (and scoring each epoch's samples would cost a diffusion model more).
+    quality_monotone = True
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -63,6 +63,10 @@ class GAN(GenerativeModel):
     """Unconditional GAN: `architecture` picks the networks, `width` scales them."""
 
     halving_networks = True
+    # Not monotone: an adversarial step can undo the ones before it, and a (class of a) GAN can collapse
+    # late in a run (a cGAN on 1,906 emoji drew three classes as one image each after 117 epochs, not after
+    # fewer): `tfgen train` keeps the best-scoring epoch (`tfgen.keep_best`). The cGAN inherits it.
+    quality_monotone = False
 
     PRESETS = {
         # The articles' networks, corrected for 28×28×1 (formerly `document`; 28×28 only). Generator: an
