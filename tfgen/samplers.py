@@ -11,6 +11,8 @@ off, exportable), and a sampler only says what one step does:
 times in (0, 1]); the loop runs i = last … 0 and step i moves x from grid[i] to grid[i − 1],
 or to clean data when i = 0. `predict(x, t)` is the guided network output at the scalar
 time t (float32); a sampler calls it once (DDIM, DPM-Solver++, Euler) or twice (Heun).
+`network_calls_per_step` says how many times a step calls `predict`: with the step count, the
+number of network evaluations (NFE) per image, the cost in which samplers are compared.
 `state` is what a multistep method carries from one step to the next (DPM-Solver++(2M):
 the previous x̂_0), `initial_state(x)` its value before the first step; `z` is fresh
 N(0, I) noise shaped like x for samplers with `stochastic = True`, else None.
@@ -33,6 +35,7 @@ class Sampler:
     """A sampler without state or noise; subclasses define `step`."""
 
     stochastic = False
+    network_calls_per_step = 1
 
     def initial_state(self, x):
         return ()
@@ -119,6 +122,8 @@ class Heun(Sampler):
     (tests/models/test_flow.py) an Euler last step left most of the error (at 10 steps, the
     spread 30% too small against 8% with the correction). `steps` steps cost 2·steps network calls.
     """
+
+    network_calls_per_step = 2
 
     def step(self, predict, grid, i, x, state, z):
         t, s = grid[i], previous_time(grid, i, 0.0)
