@@ -212,14 +212,21 @@ class AutoregressiveModel(GenerativeModel):
     def _sampler_step(self, t, canvas, cache, labels):
         raise NotImplementedError
 
-    def _loop(self, labels, temperature, top_k, seed, teacher=None):
-        """The pixel loop. With `teacher` (B, D) int32 it feeds the true pixels and returns all logits."""
+    def _loop(self, labels, temperature, top_k, seed, teacher=None, given=None):
+        """The pixel loop. With `teacher` (B, D) int32 it feeds the true pixels and returns all logits.
+
+        With `given` = (values, known), (B, D) int32 and bool, a known position is written from
+        `values` instead of drawn, and the loop returns (canvas, log_weight): log_weight (B,) sums
+        log p(x_i | x_<i) over the known positions, the model's (untempered) probability of the given
+        values after what was drawn before them (`complete_batch` resamples by it).
+        """
         batch, dims = tf.shape(labels)[0], self.num_dims
         cache = self._sampler_init(batch, labels)
         canvas = tf.zeros([batch, dims], tf.int32)
         logits_seen = tf.TensorArray(tf.float32, size=dims)
+        log_weight = tf.zeros([batch], tf.float32)
 
-        def body(t, canvas, cache, logits_seen):
+        def body(t, canvas, cache, logits_seen, log_weight):
             logits, cache = self._sampler_step(t, canvas, cache, labels)
             if teacher is None:
                 value = sample_categorical(logits, tf.random.experimental.stateless_fold_in(seed, t),
@@ -227,14 +234,21 @@ class AutoregressiveModel(GenerativeModel):
             else:
                 value = teacher[:, t]
                 logits_seen = logits_seen.write(t, logits)
+            if given is not None:
+                values, known = given[0][:, t], given[1][:, t]
+                value = tf.where(known, values, value)
+                log_p = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=values, logits=logits)
+                log_weight += tf.where(known, log_p, 0.0)
             # Write position t: a (B, D) int add, negligible next to the network step.
             canvas = canvas + tf.one_hot(t, dims, dtype=tf.int32)[None] * value[:, None]
-            return t + 1, canvas, cache, logits_seen
+            return t + 1, canvas, cache, logits_seen, log_weight
 
-        _, canvas, _, logits_seen = tf.while_loop(
-            lambda t, *_: t < dims, body, (tf.constant(0), canvas, cache, logits_seen),
+        _, canvas, _, logits_seen, log_weight = tf.while_loop(
+            lambda t, *_: t < dims, body, (tf.constant(0), canvas, cache, logits_seen, log_weight),
             parallel_iterations=1,
         )
+        if given is not None:
+            return canvas, log_weight
         if teacher is None:
             return canvas
         return tf.transpose(logits_seen.stack(), [1, 0, 2])
@@ -268,6 +282,49 @@ class AutoregressiveModel(GenerativeModel):
         canvas = self._sampler()(labels, tf.constant(float(temperature)), tf.constant(int(top_k or 0)), pixel_seed)
         images = tf.reshape(tf.cast(canvas, tf.float32), [n, *self.image_shape])
         return images / float(self.levels - 1)
+
+    # ------------------------------------------------------------------ completion
+    def complete_batch(self, images, mask, labels, seed, particles=1):
+        """Complete each image by the pixel loop, known sub-pixels written in and the others drawn.
+
+        Each unknown sub-pixel x_i is drawn from p(x_i | x_<i) with the known values in x_<i:
+        when every known sub-pixel comes before every unknown one in raster order (a known top
+        part: `--mask bottom`), that is exactly the model's conditional p(x_unknown | x_known).
+        Otherwise an unknown pixel does not see the known pixels after it (a known bottom
+        half constrains nothing above it), and `particles` = K > 1 corrects for that by
+        self-normalised importance resampling: K completions are drawn that way and one is
+        kept with probability ∝ ∏ p(x_k | x_<k) over the known sub-pixels k, the part of the
+        joint the proposal left out — exact as K → ∞, with the cost of K samples. (The
+        weights are constant over particles for a raster-order prefix, where K = 1 is exact.)
+
+        Known sub-pixels are returned as given, quantised to the model's levels.
+        """
+        particles = checks.positive_int(particles, "particles")
+        count = images.shape[0]
+        values = tf.reshape(self.to_levels(images), [count, self.num_dims])
+        known = tf.reshape(mask > 0.5, [count, self.num_dims])
+        if self.conditional and labels is None:
+            raise ValueError(f"{type(self).__name__} is conditional: complete needs the images' labels (labels=...)")
+        pixel_seed, pick_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
+        labels = self._sample_labels(count, labels, None)  # the labels checked, or zeros for an unconditional model
+        # Particles of row i are rows i·K … i·K + K − 1.
+        canvas, log_weight = self._completer()(tf.repeat(labels, particles, axis=0),
+                                               tf.repeat(values, particles, axis=0),
+                                               tf.repeat(known, particles, axis=0), pixel_seed)
+        pick = tf.random.stateless_categorical(tf.reshape(log_weight, [count, particles]), 1, pick_seed)[:, 0]
+        canvas = tf.gather(tf.reshape(canvas, [count, particles, self.num_dims]), pick, batch_dims=1)
+        return tf.reshape(tf.cast(canvas, tf.float32), [count, *self.image_shape]) / float(self.levels - 1)
+
+    def _completer(self):
+        return self.cached_function("completer", lambda: tf.function(
+            lambda labels, values, known, seed: self._loop(labels, tf.constant(1.0), tf.constant(0), seed,
+                                                           given=(values, known)),
+            input_signature=[
+                tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, self.num_dims], tf.int32),
+                tf.TensorSpec([None, self.num_dims], tf.bool), tf.TensorSpec([2], tf.int64),
+            ],
+            autograph=False,
+        ))
 
     def export_endpoints(self):
         """SavedModel endpoints (see `tfgen.export`): `log_prob(images[, labels])` → nats per image,
