@@ -147,3 +147,70 @@ def test_ar_completion_keeps_known_sub_pixels_of_colour_images(name):
     np.testing.assert_allclose(out[known], given[known], atol=1e-6)
     # Reproducible for an int seed.
     np.testing.assert_array_equal(out, model.complete(images, mask, n=3, seed=0, particles=2).numpy())
+
+
+# ---------------------------------------------------------------------------------------------- diffusion and flow
+DENOISING = ("diffusion", "flow")
+
+
+@pytest.mark.parametrize("name", DENOISING)
+def test_forward_transition_gives_the_marginal_of_the_later_time(name):
+    """q(x_t | x_s) after q(x_s | x_0) is q(x_t | x_0): the same signal coefficient and noise variance."""
+    process = tfgen.get_model(name, preset="tiny", image_shape=(8, 8, 1)).process
+    s, t = (tf.constant(200), tf.constant(700)) if name == "diffusion" else (tf.constant(0.2), tf.constant(0.7))
+    one, zero = tf.ones([1, 1, 1, 1]), tf.zeros([1, 1, 1, 1])
+    signal = process.forward_transition(process.add_noise(one, zero, s), s, t, zero)
+    noise_var = (process.forward_transition(process.add_noise(zero, one, s), s, t, zero) ** 2
+                 + process.forward_transition(zero, s, t, one) ** 2)
+    np.testing.assert_allclose(signal, process.add_noise(one, zero, t), rtol=1e-5)
+    np.testing.assert_allclose(noise_var, process.add_noise(zero, one, t) ** 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", DENOISING)
+def test_repaint_holds_the_known_region_at_each_steps_noise_level(name):
+    model = tfgen.get_model(name, preset="tiny", image_shape=(8, 8, 1))
+    x0 = tf.constant(np.random.default_rng(0).uniform(-1, 1, size=(128, 8, 8, 1)), tf.float32)
+    mask = tf.constant(np.tile(mask_from_spec("bottom", (8, 8))[None, ..., None], (128, 1, 1, 1)))
+    sampler = model.REPAINT_SAMPLER
+    grid = tf.constant(model.sampling_grid(sampler, 3))
+    labels = model.network_labels(None, 128)
+    x, trajectory, times = model.repaint_process(tf.constant([5, 0], tf.int64), labels, grid,
+                                                 tf.constant(model.sampler_eta(sampler, None)), tf.constant(1.0),
+                                                 x0, mask, tf.constant(2), sampler=sampler, trace=True)
+    # Three steps, each taken twice but the last (to the data): back to the step's start in between.
+    assert times.numpy().tolist() == [2, 1, 1, 0, -1]
+    known = mask.numpy() == 1
+    for state, index in zip(trajectory.numpy(), times.numpy()):
+        if index < 0:
+            np.testing.assert_array_equal(state[known], x0.numpy()[known])
+            continue
+        t = grid[index]
+        signal = model.process.add_noise(tf.ones([1, 1, 1, 1]), tf.zeros([1, 1, 1, 1]), t).numpy()
+        scale = model.process.add_noise(tf.zeros([1, 1, 1, 1]), tf.ones([1, 1, 1, 1]), t).numpy()
+        residual = ((state - signal * x0.numpy()) / scale)[known]  # ~ N(0, 1) if x_t ~ q(x_t | x_0)
+        assert abs(residual.mean()) < 0.05 and abs(residual.std() - 1) < 0.05, (index, residual.mean(), residual.std())
+    np.testing.assert_array_equal(x.numpy()[known], x0.numpy()[known])
+
+
+@pytest.mark.parametrize("name", DENOISING)
+def test_denoising_completion_keeps_known_pixels_and_edit_keeps_shapes(name):
+    model = tfgen.get_model(name, preset="tiny", image_shape=(8, 8, 3))
+    images = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    mask = mask_from_spec("box:2,2,4,4", (8, 8))
+    out = model.complete(images, mask, n=2, seed=0, steps=3, resample=2).numpy()
+    assert out.shape == (2, 2, 8, 8, 3) and out.min() >= 0 and out.max() <= 1
+    known = np.broadcast_to(mask[None, None, :, :, None] == 1, out.shape)
+    np.testing.assert_array_equal(out[known], np.repeat(images[:, None], 2, axis=1)[known])
+    assert not np.allclose(out[~known], np.repeat(images[:, None], 2, axis=1)[~known], atol=1e-3)
+    np.testing.assert_array_equal(out, model.complete(images, mask, n=2, seed=0, steps=3, resample=2).numpy())
+    edited = model.edit(images, strength=0.3, n=2, seed=1, steps=4).numpy()
+    assert edited.shape == (2, 2, 8, 8, 3) and edited.min() >= 0 and edited.max() <= 1
+    with pytest.raises(ValueError, match=r"strength must be a number in \[0, 1\]"):
+        model.edit(images, strength=1.5)
+
+
+def test_repaint_refuses_resampling_a_multistep_sampler():
+    model = tfgen.get_model("diffusion", preset="tiny", image_shape=(8, 8, 1))
+    images = np.zeros((1, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match="sampler 'dpm\\+\\+' carries state"):
+        model.complete(images, mask_from_spec("top", (8, 8)), sampler="dpm++", resample=2)

@@ -62,6 +62,7 @@ Everything but the process is `DenoisingModel`, which the `flow` family
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgen import checks, samplers, schedules
@@ -339,6 +340,23 @@ class DenoisingModel(GenerativeModel):
         shape = tf.concat([tf.shape(labels), tf.constant(self.sample_shape, tf.int32)], 0)
         if x_start is None:  # given by an exported endpoint, which takes its noise as input
             x_start = tf.random.stateless_normal(shape, seed=seed)
+        predict = self.guided_prediction(labels, guidance, guided)
+
+        def step(i, x, state):
+            z = None
+            if sampler.stochastic:
+                z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
+            x, state = sampler.step(predict, grid, i, x, state, z)
+            return i - 1, x, state
+
+        last = tf.shape(grid)[0] - 1
+        _, x, _ = tf.while_loop(lambda i, x, state: i >= 0, step, (last, x_start, sampler.initial_state(x_start)))
+        return x
+
+
+    def guided_prediction(self, labels, guidance, guided):
+        """`predict(x, t)`: the EMA network's output at the scalar time t for the (n,) `labels`, with
+        classifier-free guidance when `guided` (a second pass with the null label)."""
         null = tf.fill(tf.shape(labels), self.null_label)
 
         def predict(x, t):
@@ -351,16 +369,128 @@ class DenoisingModel(GenerativeModel):
             conditional, unconditional = tf.split(both, 2, axis=0)
             return tf.cast(unconditional + guidance * (conditional - unconditional), tf.float32)
 
-        def step(i, x, state):
-            z = None
-            if sampler.stochastic:
-                z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
-            x, state = sampler.step(predict, grid, i, x, state, z)
-            return i - 1, x, state
+        return predict
 
+    # ------------------------------------------------------------------ completion and editing
+    #: RePaint's resampling when none is asked for: each step is taken this many times, the result
+    #: re-noised back to the step's start in between (see `complete_batch`).
+    RESAMPLE = 3
+
+    def mask_to_model_space(self, mask):
+        """A pixel mask (N, H, W, C), 1 = known → the mask of x_t's known entries: here the same."""
+        return mask
+
+    def sampler_eta(self, sampler, eta):
+        """The η that `sampler` runs with (`eta` as the user gave it, None for the default)."""
+        return 0.0
+
+    def complete_batch(self, images, mask, labels, seed, steps=50, resample=None, sampler=None, eta=None,
+                       guidance=None):
+        """RePaint inpainting (Lugmayr et al. 2022, "RePaint: Inpainting using Denoising Diffusion Probabilistic
+        Models", Alg. 1) in the compiled reverse loop.
+
+        After every reverse step to time s, the known entries of x_s are replaced by the given image
+        noised to s by the forward process, x_s = q(x_s | x_0) (fresh noise each time), so the
+        unknown part is generated next to a known part at its own noise level; the last step
+        pastes the image itself. Each step is taken `resample` times (default `RESAMPLE`): between
+        two, x_s goes back to the step's start t by the forward transition q(x_t | x_s), which
+        lets the generated part adapt to the known one (RePaint's resampling with jumps of one
+        step; their 250 steps × 10 resamplings cost 2,500 network calls, the default here
+        50 × 3). `sampler` as `sample`'s (default: the first of `REPAINT_SAMPLERS`, stochastic
+        like RePaint's ancestral steps); multistep DPM-Solver++ only without resampling. Known
+        pixels are returned as given.
+        """
+        steps = checks.positive_int(steps, "steps")
+        resample = checks.positive_int(self.RESAMPLE if resample is None else resample, "resample")
+        sampler = checks.one_of(sampler or self.REPAINT_SAMPLER, self.SAMPLERS, "sampler")
+        if resample > 1 and self.make_sampler(sampler, tf.constant(0.0)).initial_state(tf.zeros([1])):
+            raise ValueError(f"sampler {sampler!r} carries state from step to step, which resampling would undo: "
+                             f"use resample=1 or another sampler ({', '.join(self.SAMPLERS)})")
+        guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
+        guided = labels is not None and guidance != 1.0
+        labels = self.network_labels(labels, images.shape[0])
+        repaint = self.cached_function(("repaint", sampler, guided), lambda: tf.function(
+            lambda *args: self.repaint_process(*args, guided=guided, sampler=sampler), autograph=False))
+        x0 = repaint(self.draw_seed(seed), labels, tf.constant(self.sampling_grid(sampler, steps)),
+                     tf.constant(self.sampler_eta(sampler, eta), tf.float32), tf.constant(guidance, tf.float32),
+                     self.to_model_space(images), self.mask_to_model_space(mask), tf.constant(resample))
+        return mask * images + (1.0 - mask) * self.to_images(x0)
+
+    def repaint_process(self, seed, labels, grid, eta, guidance, known, mask, resample, guided=False, sampler=None,
+                        trace=False):
+        """The reverse process with RePaint's known region (see `complete_batch`): x̂_0, or with `trace`
+        (x̂_0, trajectory, times) — x after each pass of the loop and the grid index it is at (−1: the data).
+
+        known: the given x_0 (model space); mask: 1 on its known entries.
+        """
+        sampler = self.make_sampler(sampler or self.SAMPLERS[0], eta)
+        predict = self.guided_prediction(labels, guidance, guided)
+        shape = tf.shape(known)
+        step_seed, known_seed, back_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        noise = lambda stream, k: tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(
+            stream, k))
         last = tf.shape(grid)[0] - 1
-        _, x, _ = tf.while_loop(lambda i, x, state: i >= 0, step, (last, x_start, sampler.initial_state(x_start)))
-        return x
+
+        def known_at(index, k):
+            """The known entries noised to grid[index] (the data itself at index −1)."""
+            noised = self.process.add_noise(known, noise(known_seed, k), grid[tf.maximum(index, 0)])
+            return tf.where(index >= 0, noised, known)
+
+        def body(k, i, u, x, state, trajectory, times):
+            z = noise(step_seed, k) if sampler.stochastic else None
+            x_prev, new_state = sampler.step(predict, grid, i, x, state, z)
+            x_prev = mask * known_at(i - 1, k) + (1.0 - mask) * x_prev
+            back = (u + 1 < resample) & (i > 0)  # resample this step: from grid[i − 1] back to grid[i]
+            renoised = self.process.forward_transition(x_prev, grid[tf.maximum(i - 1, 0)], grid[i], noise(back_seed, k))
+            x = tf.where(back, renoised, x_prev)
+            state = tf.nest.map_structure(lambda old, new: tf.where(back, old, new), state, new_state)
+            at = tf.where(back, i, i - 1)  # the grid index x is now at
+            if trace:
+                trajectory, times = trajectory.write(k, x), times.write(k, at)
+            return k + 1, at, tf.where(back, u + 1, 0), x, state, trajectory, times
+
+        x_start = mask * known_at(last, -1) + (1.0 - mask) * tf.random.stateless_normal(shape, seed=step_seed)
+        loop = (tf.constant(0), last, tf.constant(0), x_start, sampler.initial_state(x_start),
+                tf.TensorArray(tf.float32, size=0, dynamic_size=True), tf.TensorArray(tf.int32, size=0,
+                                                                                      dynamic_size=True))
+        _, _, _, x, _, trajectory, times = tf.while_loop(lambda k, i, *_: i >= 0, body, loop)
+        return (x, trajectory.stack(), times.stack()) if trace else x
+
+    def edit(self, images, strength=0.5, n=1, labels=None, seed=None, steps=50, sampler=None, eta=None,
+             guidance=None):
+        """SDEdit image-to-image (Meng et al. 2022, "SDEdit: Guided Image Synthesis and Editing with Stochastic
+        Differential Equations", §3): noise each image to the time a fraction `strength` of the way from
+        the data to pure noise, then run the reverse process from there: (B, n, H, W, C) in [0, 1].
+
+        strength in (0, 1]: near 0 returns the image nearly as it is, 1 is a fresh sample (nothing
+        kept); between, the result keeps the image's layout and colours and redraws its detail
+        (Meng et al.'s realism-faithfulness trade-off). `steps` are the whole process's: an edit
+        runs the last round(strength · steps) of them (at least one). `sampler`, `eta`, `guidance`,
+        `labels` as `sample`'s.
+        """
+        images = self.check_images(images)
+        strength = checks.fraction(strength, "strength")
+        if strength == 0:
+            raise ValueError("strength must be in (0, 1]: 0 would return the images unchanged")
+        n, steps = checks.positive_int(n, "n"), checks.positive_int(steps, "steps")
+        sampler = checks.one_of(sampler or self.SAMPLERS[0], self.SAMPLERS, "sampler")
+        guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
+        guided = labels is not None and guidance != 1.0
+        batch = images.shape[0]
+        if labels is not None and np.ndim(labels) > 0:
+            labels = np.repeat(np.asarray(labels), n, axis=0)
+        labels = self.network_labels(labels, batch * n)
+        grid = self.sampling_grid(sampler, steps)
+        grid = tf.constant(grid[:max(1, round(strength * len(grid)))])
+        editor = self.cached_function(("edit", sampler, guided), lambda: tf.function(
+            lambda seed, labels, grid, eta, guidance, x0: self.reverse_process(
+                tf.random.experimental.stateless_fold_in(seed, 1), labels, grid, eta, guidance, guided=guided,
+                sampler=sampler, x_start=self.process.add_noise(x0, tf.random.stateless_normal(tf.shape(x0), seed),
+                                                                grid[-1])),
+            autograph=False))
+        x0 = editor(self.draw_seed(seed), labels, grid, tf.constant(self.sampler_eta(sampler, eta), tf.float32),
+                    tf.constant(guidance, tf.float32), self.to_model_space(tf.repeat(images, n, axis=0)))
+        return tf.reshape(self.to_images(x0), [batch, n, *self.image_shape])
 
 
 @register_model("diffusion")
@@ -408,6 +538,16 @@ class Diffusion(DenoisingModel):
         # DPM-Solver++ on timesteps evenly spaced in log-SNR (see `schedules.log_snr_timesteps`).
         return self.process.sampling_grid(steps, "log_snr" if name == "dpm++" else "time")
 
+    #: RePaint's sampler: ancestral steps, as in Lugmayr et al.
+    REPAINT_SAMPLER = "ddpm"
+
+    def sampler_eta(self, sampler, eta):
+        if sampler == "ddpm":
+            return 1.0
+        if sampler == "dpm++":
+            return 0.0
+        return 0.0 if eta is None else checks.number_at_least(eta, "eta", 0)
+
     def make_sampler(self, name, eta):
         if name == "dpm++":
             return samplers.DPMSolverPP(self.process, clip=self.clip_denoised)
@@ -429,8 +569,7 @@ class Diffusion(DenoisingModel):
         """
         n = checks.positive_int(n, "n")
         checks.one_of(sampler, SAMPLERS, "sampler")
-        eta = 1.0 if sampler == "ddpm" else 0.0 if sampler == "dpm++" else checks.number_at_least(eta, "eta", 0)
-        return self.draw(n, labels, steps, sampler, guidance, seed, eta)
+        return self.draw(n, labels, steps, sampler, guidance, seed, self.sampler_eta(sampler, eta))
 
     def export_sampler_settings(self) -> dict:
         return {"eta": 0.0, "sampler": "ddim"}
