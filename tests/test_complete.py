@@ -214,3 +214,56 @@ def test_repaint_refuses_resampling_a_multistep_sampler():
     images = np.zeros((1, 8, 8, 1), np.float32)
     with pytest.raises(ValueError, match="sampler 'dpm\\+\\+' carries state"):
         model.complete(images, mask_from_spec("top", (8, 8)), sampler="dpm++", resample=2)
+
+
+def test_latent_diffusion_pins_only_latents_whose_pixels_are_all_known_and_pastes_the_pixels():
+    model = tfgen.get_model("latent_diffusion", preset="tiny", image_shape=(16, 16, 3))
+    mask = np.ones((1, 16, 16, 3), np.float32)
+    mask[0, 5, 9, 1] = 0  # one sub-pixel of latent cell (1, 2)
+    cells = model.mask_to_model_space(tf.constant(mask)).numpy()
+    assert cells.shape == (1, 4, 4, 4) and cells[0, 1, 2].max() == 0 and cells.sum() == 15 * 4
+    images = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
+    out = model.complete(images, mask_from_spec("right", (16, 16)), n=2, seed=0, steps=2, resample=2).numpy()
+    np.testing.assert_array_equal(out[:, :, :, :8], np.repeat(images[:, None, :, :8], 2, axis=1))
+    assert model.edit(images, 0.5, steps=2).shape == (2, 1, 16, 16, 3)
+
+
+# ---------------------------------------------------------------------------------------------- VAEs, GANs, all
+@pytest.mark.parametrize("name", ("vae", "cvae"))
+def test_vae_completion_keeps_known_pixels_and_draws_different_completions(name):
+    model = tfgen.get_model(name, preset="tiny", image_shape=(8, 8, 1))
+    images = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype("float32")
+    labels = [3, 5] if name == "cvae" else None
+    out = model.complete(images, mask_from_spec("top", (8, 8)), n=3, seed=0, labels=labels, iterations=5).numpy()
+    assert out.shape == (2, 3, 8, 8, 1)
+    np.testing.assert_array_equal(out[:, :, 4:], np.repeat(images[:, None, 4:], 3, axis=1))
+    assert np.abs(out[:, 0, :4] - out[:, 1, :4]).max() > 1e-4  # the chain's draws differ
+    path = model.interpolate(images[:1], images[1:], steps=4, labels=labels and labels[:1]).numpy()
+    assert path.shape == (1, 4, 8, 8, 1)
+    np.testing.assert_allclose(path[0, 0], model.reconstruct(tf.constant(images[:1]), labels and labels[:1])[0], atol=1e-5)
+
+
+def test_a_conditional_model_needs_the_images_labels():
+    model = tfgen.get_model("cvae", preset="tiny", image_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="labels are required"):
+        model.complete(np.zeros((1, 8, 8, 1), np.float32), mask_from_spec("top", (8, 8)))
+    with pytest.raises(ValueError, match="labels: expected one per image \\(1\\), got 2"):
+        model.complete(np.zeros((1, 8, 8, 1), np.float32), mask_from_spec("top", (8, 8)), labels=[1, 2])
+
+
+@pytest.mark.parametrize("name", tfgen.list_models())
+def test_every_family_completes_or_says_in_one_line_why_not(name):
+    model = tfgen.get_model(name, preset="tiny")
+    images = np.full((1, *model.image_shape), 0.5, np.float32)
+    mask = mask_from_spec("bottom", model.image_shape)
+    options = {"steps": 1, "resample": 1} if hasattr(model, "repaint_process") else {}
+    labels = [1] if model.conditional else None
+    if not model.can_complete:
+        with pytest.raises(CompletionNotSupported, match=f"{name} cannot complete a given image: .+") as err:
+            model.complete(images, mask, labels=labels)
+        assert "\n" not in str(err.value)
+        return
+    out = model.complete(images, mask, n=2, seed=0, labels=labels, **options)
+    assert out.shape == (1, 2, *model.image_shape)
+    with pytest.raises(ValueError, match="keeps every pixel"):
+        model.complete(images, np.ones(model.image_shape[:2]), labels=labels)

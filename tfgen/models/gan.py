@@ -63,6 +63,9 @@ class GAN(GenerativeModel):
     """Unconditional GAN: `architecture` picks the networks, `width` scales them."""
 
     halving_networks = True
+    CANNOT_COMPLETE = ("a GAN has no encoder, so no way to find the noise that explains given pixels "
+                       "(a latent-optimisation inversion is not implemented); use diffusion, flow, a VAE or an "
+                       "autoregressive model")
 
     PRESETS = {
         # The articles' networks, corrected for 28×28×1 (formerly `document`; 28×28 only). Generator: an
