@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from tfgen import checks
 from tfgen.layers import conditioning
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 
 
 def quantize(images, levels):
@@ -315,6 +315,17 @@ class AutoregressiveModel(GenerativeModel):
         canvas = tf.gather(tf.reshape(canvas, [count, particles, self.num_dims]), pick, batch_dims=1)
         return tf.reshape(tf.cast(canvas, tf.float32), [count, *self.image_shape]) / float(self.levels - 1)
 
+    def _seeded_complete(self, images, mask, seed, labels):
+        """`complete_batch` with one particle from graph tensors (the exported endpoint)."""
+        count = tf.shape(images)[0]
+        values = tf.reshape(self.to_levels(images), [count, self.num_dims])
+        known = tf.reshape(check_mask_values(mask) > 0.5, [count, self.num_dims])
+        if self.conditional:
+            labels = conditioning.as_labels(labels, self.num_classes)
+        pixel_seed, _ = tf.unstack(tf.random.experimental.stateless_split(stateless_seed(seed), 2))
+        canvas, _ = self._loop(labels, tf.constant(1.0), tf.constant(0), pixel_seed, given=(values, known))
+        return tf.reshape(tf.cast(canvas, tf.float32), [-1, *self.image_shape]) / float(self.levels - 1)
+
     def _completer(self):
         return self.cached_function("completer", lambda: tf.function(
             lambda labels, values, known, seed: self._loop(labels, tf.constant(1.0), tf.constant(0), seed,
@@ -328,20 +339,26 @@ class AutoregressiveModel(GenerativeModel):
 
     def export_endpoints(self):
         """SavedModel endpoints (see `tfgen.export`): `log_prob(images[, labels])` → nats per image,
-        and `sample(n, seed)` — `sample(labels, seed)` for conditional models — → images in [0, 1].
+        `sample(n, seed)` — `sample(labels, seed)` for conditional models — → images in [0, 1], and
+        `complete(images, mask, seed[, labels])` → one completion per image, what `complete(..., n=1,
+        particles=1, seed=seed)` gives (mask (B, H, W, C), 1 = known).
 
         The int64 `seed` plays the part of `sample(..., seed=seed)`: the endpoint returns what
         `model.sample(n, labels, seed=seed)` does (temperature 1, every level).
         """
         seed = tf.TensorSpec([], tf.int64, name="seed")
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
         if self.conditional:
             labels = tf.TensorSpec([None], tf.int32, name="labels")
-            return {"sample": (self._seeded_sample, [labels, seed]), "log_prob": (self.log_prob, [images, labels])}
+            return {"sample": (self._seeded_sample, [labels, seed]), "log_prob": (self.log_prob, [images, labels]),
+                    "complete": (self._seeded_complete, [images, mask, seed, labels])}
         return {
             "sample": (lambda n, seed: self._seeded_sample(tf.zeros([n], tf.int32), seed),
                        [tf.TensorSpec([], tf.int32, name="n"), seed]),
             "log_prob": (self.log_prob, [images]),
+            "complete": (lambda images, mask, seed: self._seeded_complete(
+                images, mask, seed, tf.zeros([tf.shape(images)[0]], tf.int32)), [images, mask, seed]),
         }
 
     def _seeded_sample(self, labels, seed):

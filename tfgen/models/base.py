@@ -435,6 +435,18 @@ class CompletionNotSupported(NotImplementedError, ValueError):
     prints its one line."""
 
 
+def stateless_seed(seed):
+    """An int64 scalar seed tensor → what `draw_seed(int seed)` gives: [seed, 0]."""
+    return tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+
+
+def check_mask_values(mask):
+    """A mask tensor after a graph assertion that every value is 0 or 1 (exported `complete` endpoints)."""
+    ok = tf.reduce_all(tf.equal(mask, 0.0) | tf.equal(mask, 1.0))
+    with tf.control_dependencies([tf.debugging.Assert(ok, ["mask values must be 0 (fill in) or 1 (known)"])]):
+        return tf.identity(mask)
+
+
 def _config_value(value):
     """Tuples (nested too) as lists: what a config holds after a JSON round trip."""
     if isinstance(value, (tuple, list)):

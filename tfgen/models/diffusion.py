@@ -68,7 +68,7 @@ import tensorflow as tf
 from tfgen import checks, samplers, schedules
 from tfgen.layers import conditioning, ema
 from tfgen.layers.unet import build_unet, check_channel_mults
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 from tfgen.registry import register_model
 
 SAMPLERS = ("ddim", "ddpm", "dpm++")
@@ -294,11 +294,33 @@ class DenoisingModel(GenerativeModel):
                                       sampler=sampler)
             return self.to_images(x0)
 
-        settings = {"steps": int(steps), "guidance": self.guidance, **self.export_sampler_settings()}
+        settings = {"steps": int(steps), "guidance": self.guidance, **self.export_sampler_settings(),
+                    "complete_sampler": self.REPAINT_SAMPLER, "complete_resample": self.RESAMPLE}
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.class_conditional else []
         if labels:
             settings["unconditional_label"] = -1
-        return {"sample": (run, [noise, *labels]), "settings": (lambda: settings, [])}
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
+        seed = tf.TensorSpec([], tf.int64, name="seed")
+        strength = tf.TensorSpec([], tf.float32, name="strength")
+        repaint_grid = tf.constant(self.sampling_grid(self.REPAINT_SAMPLER, steps))
+        repaint_eta = tf.constant(self.sampler_eta(self.REPAINT_SAMPLER, None), tf.float32)
+        guidance = tf.constant(self.guidance, tf.float32)
+
+        def complete(images, mask, seed, labels=None):
+            guided = labels is not None and self.guidance != 1.0
+            return self.repaint_images(stateless_seed(seed), self.network_labels(labels, tf.shape(images)[0]),
+                                       repaint_grid, repaint_eta, guidance, images, check_mask_values(mask),
+                                       tf.constant(self.RESAMPLE), guided=guided, sampler=self.REPAINT_SAMPLER)
+
+        def edit(images, strength, seed, labels=None):
+            guided = labels is not None and self.guidance != 1.0
+            return self.edit_process(stateless_seed(seed), self.network_labels(labels, tf.shape(images)[0]), grid,
+                                     tf.constant(0.0), guidance, images, strength, guided=guided, sampler=sampler)
+
+        return {"sample": (run, [noise, *labels]), "settings": (lambda: settings, []),
+                "complete": (complete, [images, mask, seed, *labels]),
+                "edit": (edit, [images, strength, seed, *labels])}
 
     def export_sampler_settings(self) -> dict:
         """How the exported `sample` samples, for its `settings` endpoint."""
@@ -410,10 +432,16 @@ class DenoisingModel(GenerativeModel):
         guided = labels is not None and guidance != 1.0
         labels = self.network_labels(labels, images.shape[0])
         repaint = self.cached_function(("repaint", sampler, guided), lambda: tf.function(
-            lambda *args: self.repaint_process(*args, guided=guided, sampler=sampler), autograph=False))
-        x0 = repaint(self.draw_seed(seed), labels, tf.constant(self.sampling_grid(sampler, steps)),
-                     tf.constant(self.sampler_eta(sampler, eta), tf.float32), tf.constant(guidance, tf.float32),
-                     self.to_model_space(images), self.mask_to_model_space(mask), tf.constant(resample))
+            lambda *args: self.repaint_images(*args, guided=guided, sampler=sampler), autograph=False))
+        return repaint(self.draw_seed(seed), labels, tf.constant(self.sampling_grid(sampler, steps)),
+                       tf.constant(self.sampler_eta(sampler, eta), tf.float32), tf.constant(guidance, tf.float32),
+                       images, mask, tf.constant(resample))
+
+    def repaint_images(self, seed, labels, grid, eta, guidance, images, mask, resample, guided=False, sampler=None):
+        """`repaint_process` from images and a pixel mask to images, the known pixels pasted (one graph: the
+        compiled `complete` and the exported endpoint)."""
+        x0 = self.repaint_process(seed, labels, grid, eta, guidance, self.to_model_space(images),
+                                  self.mask_to_model_space(mask), resample, guided=guided, sampler=sampler)
         return mask * images + (1.0 - mask) * self.to_images(x0)
 
     def repaint_process(self, seed, labels, grid, eta, guidance, known, mask, resample, guided=False, sampler=None,
@@ -480,17 +508,23 @@ class DenoisingModel(GenerativeModel):
         if labels is not None and np.ndim(labels) > 0:
             labels = np.repeat(np.asarray(labels), n, axis=0)
         labels = self.network_labels(labels, batch * n)
-        grid = self.sampling_grid(sampler, steps)
-        grid = tf.constant(grid[:max(1, round(strength * len(grid)))])
         editor = self.cached_function(("edit", sampler, guided), lambda: tf.function(
-            lambda seed, labels, grid, eta, guidance, x0: self.reverse_process(
-                tf.random.experimental.stateless_fold_in(seed, 1), labels, grid, eta, guidance, guided=guided,
-                sampler=sampler, x_start=self.process.add_noise(x0, tf.random.stateless_normal(tf.shape(x0), seed),
-                                                                grid[-1])),
-            autograph=False))
-        x0 = editor(self.draw_seed(seed), labels, grid, tf.constant(self.sampler_eta(sampler, eta), tf.float32),
-                    tf.constant(guidance, tf.float32), self.to_model_space(tf.repeat(images, n, axis=0)))
-        return tf.reshape(self.to_images(x0), [batch, n, *self.image_shape])
+            lambda *args: self.edit_process(*args, guided=guided, sampler=sampler), autograph=False))
+        edited = editor(self.draw_seed(seed), labels, tf.constant(self.sampling_grid(sampler, steps)),
+                        tf.constant(self.sampler_eta(sampler, eta), tf.float32), tf.constant(guidance, tf.float32),
+                        tf.repeat(images, n, axis=0), tf.constant(strength, tf.float32))
+        return tf.reshape(edited, [batch, n, *self.image_shape])
+
+    def edit_process(self, seed, labels, grid, eta, guidance, images, strength, guided=False, sampler=None):
+        """SDEdit in one graph (`edit`, the exported endpoint): images noised to the grid's first
+        max(1, round(strength · steps)) times (round half to even), the reverse process from there."""
+        count = tf.shape(grid)[0]
+        kept = tf.clip_by_value(tf.cast(tf.round(strength * tf.cast(count, tf.float32)), tf.int32), 1, count)
+        grid = grid[:kept]
+        x0 = self.to_model_space(images)
+        x_start = self.process.add_noise(x0, tf.random.stateless_normal(tf.shape(x0), seed), grid[-1])
+        return self.to_images(self.reverse_process(tf.random.experimental.stateless_fold_in(seed, 1), labels, grid,
+                                                   eta, guidance, guided=guided, sampler=sampler, x_start=x_start))
 
 
 @register_model("diffusion")

@@ -30,7 +30,7 @@ from keras import layers
 from tfgen import checks, losses
 from tfgen.layers import conditioning
 from tfgen.layers.networks import DOWNSAMPLING, conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 from tfgen.registry import register_model
 
 
@@ -200,14 +200,23 @@ class VAE(GenerativeModel):
 
     def export_endpoints(self):
         """`sample(noise[, labels])` and `decode(z[, labels])` → images in [0, 1];
+        `complete(images, mask, seed[, labels])` → `complete(..., n=1, seed=seed)`'s completions;
         `encode(images[, labels])` → {z_mean, z_log_var} (outputs named, for `saved_model_cli` and TF Serving).
         Labels for conditional subclasses."""
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
+
+        def complete(images, mask, seed, labels=None):
+            labels = tf.zeros([tf.shape(images)[0]], tf.int32) if labels is None else labels
+            return self._latent_chain(images, check_mask_values(mask), labels, stateless_seed(seed),
+                                      tf.constant(self.COMPLETE_ITERATIONS))
+
         return {
             "sample": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise"), *labels]),
             "encode": (self._encode_named, [images, *labels]),
             "decode": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *labels]),
+            "complete": (complete, [images, mask, tf.TensorSpec([], tf.int64, name="seed"), *labels]),
         }
 
     def _encode_named(self, images, labels=None):
