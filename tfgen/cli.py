@@ -723,7 +723,9 @@ def _model_options(method, **options):
     return given
 
 
-def _load_for(args, command: str):
+def _given(args, command: str, refusal):
+    """(model, grid path, images, labels) for `command`; `refusal(model)` is None, or the one line saying why the
+    run's family cannot do it (raised before any image is read)."""
     from tfgen.checks import positive_int
     from tfgen.plotting import grid_format
     from tfgen.runs import load_run
@@ -732,7 +734,10 @@ def _load_for(args, command: str):
         positive_int(args.n, "--n")
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"{command}.png"
     grid_format(out)  # an unsupported extension is refused before the model loads
-    return load_run(args.run_dir), out
+    model = load_run(args.run_dir)
+    if refusal(model):
+        raise ValueError(refusal(model))
+    return (model, out, *given_images(args, model))
 
 
 def cmd_complete(args) -> None:
@@ -741,10 +746,11 @@ def cmd_complete(args) -> None:
     from tfgen.complete import check_mask, mask_from_spec
     from tfgen.plotting import save_grid
 
-    model, out = _load_for(args, "complete")
-    if not model.can_complete:
-        model.complete(None, None)  # the family's one-line reason
-    images, labels = given_images(args, model)
+    def refusal(model):
+        if not model.can_complete:
+            model.complete(None, None)  # raises the family's own one-line reason
+
+    model, out, images, labels = _given(args, "complete", refusal)
     mask = check_mask(mask_from_spec(args.mask, model.image_shape), images.shape)
     options = _model_options(model.complete_batch, steps=args.steps, resample=args.resample,
                              particles=args.particles, iterations=args.iterations)
@@ -760,11 +766,9 @@ def cmd_edit(args) -> None:
 
     from tfgen.plotting import save_grid
 
-    model, out = _load_for(args, "edit")
-    if not hasattr(model, "edit"):
-        raise ValueError(f"{model.registry_name} cannot edit an image: SDEdit needs a model that denoises from any "
-                         f"noise level (diffusion, flow, latent_diffusion)")
-    images, labels = given_images(args, model)
+    model, out, images, labels = _given(args, "edit", lambda model: None if hasattr(model, "edit") else (
+        f"{model.registry_name} cannot edit an image: SDEdit needs a model that denoises from any noise level "
+        f"(diffusion, flow, latent_diffusion)"))
     edits = model.edit(images, args.strength, n=args.n, labels=labels, seed=args.seed,
                        **_model_options(model.edit, steps=args.steps)).numpy()
     save_grid(np.concatenate([images[:, None], edits], axis=1).reshape(-1, *model.image_shape), out,
@@ -775,11 +779,8 @@ def cmd_edit(args) -> None:
 def cmd_interpolate(args) -> None:
     from tfgen.plotting import save_grid
 
-    model, out = _load_for(args, "interpolate")
-    if not hasattr(model, "interpolate"):
-        raise ValueError(f"{model.registry_name} cannot interpolate between given images: it needs an encoder "
-                         f"(vae, cvae)")
-    images, labels = given_images(args, model)
+    model, out, images, labels = _given(args, "interpolate", lambda model: None if hasattr(model, "interpolate") else (
+        f"{model.registry_name} cannot interpolate between given images: it needs an encoder (vae, cvae)"))
     if len(images) != 2:
         raise ValueError(f"interpolate takes two images (--image A --image B or --from-test K1,K2), got {len(images)}")
     path = model.interpolate(images[:1], images[1:], steps=args.steps,

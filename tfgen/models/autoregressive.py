@@ -18,7 +18,10 @@ holds the parts that do not depend on the network:
 * the sampler: the whole pixel-by-pixel loop is one `tf.while_loop` inside one
   `tf.function`, traced once per model. Each step asks the network for the
   logits of one position given a per-model cache (`_sampler_init`,
-  `_sampler_step`), so a step costs far less than a full forward pass.
+  `_sampler_step`), so a step costs far less than a full forward pass;
+* completion of given images (`complete`): the same loop, known sub-pixels written in
+  instead of drawn — the exact conditional when the known part comes first in raster
+  order, importance resampling (`particles`) otherwise.
 
 `AutoregressiveModel` is the base class of these families (as keras-hub's
 `CausalLM` is of its language models): it registers nothing itself and takes

@@ -54,6 +54,11 @@ App. B; decay 0.9999 there, with warm-up here for short runs). The EMA network i
 second sub-model, `ema_network`, updated at the end of every `train_step`, so a
 `.keras` file saves it with the model.
 
+Given images: `complete(images, mask)` inpaints by RePaint (Lugmayr et al. 2022: the known region
+replaced at every step by the image noised to that step's level, with resampling), and
+`edit(images, strength)` is SDEdit (Meng et al. 2022: noise the image part of the way, denoise);
+both run in one compiled loop and are exported as endpoints.
+
 Everything but the process is `DenoisingModel`, which the `flow` family
 (`tfgen.models.flow`) shares: a family is its process (`build_process`) and its samplers
 (`SAMPLERS`, `make_sampler`).
@@ -375,7 +380,6 @@ class DenoisingModel(GenerativeModel):
         _, x, _ = tf.while_loop(lambda i, x, state: i >= 0, step, (last, x_start, sampler.initial_state(x_start)))
         return x
 
-
     def guided_prediction(self, labels, guidance, guided):
         """`predict(x, t)`: the EMA network's output at the scalar time t for the (n,) `labels`, with
         classifier-free guidance when `guided` (a second pass with the null label)."""
@@ -397,6 +401,8 @@ class DenoisingModel(GenerativeModel):
     #: RePaint's resampling when none is asked for: each step is taken this many times, the result
     #: re-noised back to the step's start in between (see `complete_batch`).
     RESAMPLE = 3
+    #: The sampler `complete` uses when none is asked for (one of `SAMPLERS`; each family sets it).
+    REPAINT_SAMPLER = ""
 
     def mask_to_model_space(self, mask):
         """A pixel mask (N, H, W, C), 1 = known → the mask of x_t's known entries: here the same."""
@@ -418,8 +424,8 @@ class DenoisingModel(GenerativeModel):
         two, x_s goes back to the step's start t by the forward transition q(x_t | x_s), which
         lets the generated part adapt to the known one (RePaint's resampling with jumps of one
         step; their 250 steps × 10 resamplings cost 2,500 network calls, the default here
-        50 × 3). `sampler` as `sample`'s (default: the first of `REPAINT_SAMPLERS`, stochastic
-        like RePaint's ancestral steps); multistep DPM-Solver++ only without resampling. Known
+        50 × 3). `sampler` as `sample`'s (default: the family's `REPAINT_SAMPLER`, stochastic
+        like RePaint's ancestral steps, for diffusion); multistep DPM-Solver++ only without resampling. Known
         pixels are returned as given.
         """
         steps = checks.positive_int(steps, "steps")

@@ -19,6 +19,9 @@ cross-entropy is not a normalised likelihood (its normaliser is missing: Loaiza-
 (keras.io's VAE, most VAE zoos), its minimiser is still the pixel value, and it
 keeps one loss for grey and colour data; nats are then comparable between runs of
 this model, not with published likelihoods on colour images.
+
+Given images: `reconstruct`, `interpolate(first, second)` between their codes, and
+`complete(images, mask)` by the encode–decode chain of Rezende et al. 2014 (`complete_batch`).
 """
 
 from __future__ import annotations
