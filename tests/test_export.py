@@ -198,7 +198,11 @@ def test_metadata_describes_the_export(exported):
         assert {"tfgen", "tensorflow", "keras"} <= set(metadata["versions"])
         assert metadata["default_endpoint"] == "sample" and "sample" in metadata["endpoints"]
         assert metadata["settings"]["image_shape"] == [28, 28, 1]
-    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode"}
+    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode", "complete"}
+    for name in MODELS:  # which endpoints a family has: complete where it can, edit for the denoising families
+        model, endpoints = expected[name][0], set(expected[name][1]["endpoints"])
+        assert ("complete" in endpoints) == model.can_complete, name
+        assert ("edit" in endpoints) == hasattr(model, "edit"), name
     assert [s["name"] for s in expected["cvae"][1]["endpoints"]["encode"]["inputs"]] == ["images", "labels"]
     assert list(expected["vae"][1]["endpoints"]["encode"]["outputs"]) == ["z_log_var", "z_mean"]
     for name in MODELS:  # the two label facts agree with the model and with each other
