@@ -58,6 +58,12 @@ def make_inputs(model, metadata, endpoint):
             args.append(np.arange(N, dtype=np.int32) % model.num_classes)
         elif name == "images":
             args.append(rng.random(shape, dtype=np.float32))
+        elif name == "mask":  # the bottom half filled in
+            mask = np.ones(shape, np.float32)
+            mask[:, shape[1] // 2:] = 0
+            args.append(mask)
+        elif name == "strength":
+            args.append(np.float32(0.5))
         else:
             args.append(rng.standard_normal(shape).astype(spec["dtype"]))
     return args

@@ -21,6 +21,8 @@ from tfgen.cli import main
 from tfgen.export import ExportError, export_model, read_metadata
 
 MODELS = list(tfgen.list_models())
+#: Endpoints whose loops run slowly eagerly: compared with the model's own seeded calls instead.
+COMPILED = ("sample", "complete", "edit")
 SAVED_MODEL_CLI = Path(sys.executable).with_name("saved_model_cli")
 
 # Runs in a fresh interpreter where `import tfgen` fails.
@@ -106,13 +108,21 @@ def exported(tmp_path_factory):
         for endpoint, (fn, _) in endpoints.items():
             args = make_inputs(model, metadata, endpoint)
             inputs.update({f"{endpoint}/{i}": a for i, a in enumerate(args)})
-            if endpoint != "sample":  # the samplers' loops run slowly eagerly; `sample` is checked below
+            if endpoint not in COMPILED:  # the samplers' loops run slowly eagerly: checked below
                 result = fn(*(tf.constant(a) for a in args))
                 outputs.update({f"{endpoint}/{i}": np.asarray(v) for i, v in enumerate(tf.nest.flatten(result))})
         sample_inputs = [spec["name"] for spec in metadata["endpoints"]["sample"]["inputs"]]
         labels = inputs[f"sample/{sample_inputs.index('labels')}"] if "labels" in sample_inputs else None
         # The export's `sample` must give the model's own seeded samples: the same function, not a lookalike.
         outputs["sample/0"] = np.asarray(model.sample(N, labels=labels, seed=SEED))
+        # `complete` and `edit` give the model's own seeded completions and edits (n=1, default settings).
+        if "complete" in endpoints:
+            args = dict(zip(("images", "mask"), make_inputs(model, metadata, "complete")))
+            outputs["complete/0"] = np.asarray(model.complete(args["images"], args["mask"], seed=SEED,
+                                                              labels=labels)[:, 0])
+        if "edit" in endpoints:
+            images = make_inputs(model, metadata, "edit")[0]
+            outputs["edit/0"] = np.asarray(model.edit(images, 0.5, seed=SEED, labels=labels)[:, 0])
         if name in ("diffusion", "flow") and labels is not None:  # label -1: the unconditional model
             outputs["unconditional/0"] = np.asarray(model.sample(N, seed=SEED))
         np.savez(root / f"{name}-inputs.npz", **inputs)
@@ -188,7 +198,11 @@ def test_metadata_describes_the_export(exported):
         assert {"tfgen", "tensorflow", "keras"} <= set(metadata["versions"])
         assert metadata["default_endpoint"] == "sample" and "sample" in metadata["endpoints"]
         assert metadata["settings"]["image_shape"] == [28, 28, 1]
-    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode"}
+    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode", "complete"}
+    for name in MODELS:  # which endpoints a family has: complete where it can, edit for the denoising families
+        model, endpoints = expected[name][0], set(expected[name][1]["endpoints"])
+        assert ("complete" in endpoints) == model.can_complete, name
+        assert ("edit" in endpoints) == hasattr(model, "edit"), name
     assert [s["name"] for s in expected["cvae"][1]["endpoints"]["encode"]["inputs"]] == ["images", "labels"]
     assert list(expected["vae"][1]["endpoints"]["encode"]["outputs"]) == ["z_log_var", "z_mean"]
     for name in MODELS:  # the two label facts agree with the model and with each other

@@ -17,6 +17,11 @@
     tfgen bench [--models M1,M2] [--presets P1,P2] [--steps N] [--quick] [--out DIR]
                 [--precision float32,mixed_bfloat16,mixed_float16]
                 [--dataset D] [--image-size N|HxW] [--channels 1|3] [--batch-size B]
+    tfgen complete RUN_DIR (--image PATH ... | --from-test K[,K...]) --mask top|bottom|left|right|box:x,y,w,h|PNG
+                           [--n N] [--seed S] [--label L] [--steps K] [--resample R] [--particles P]
+                           [--iterations I] [--out FILE.png]
+    tfgen edit RUN_DIR (--image PATH ... | --from-test K[,K...]) [--strength S] [--n N] [--steps K] [--out FILE.png]
+    tfgen interpolate RUN_DIR (--image A --image B | --from-test K1,K2) [--steps N] [--label L] [--out FILE.png]
 
 TensorFlow's C++ log lines (oneDNN, cudart_stub, cuInit, ...) are kept off stderr
 (`tfgen.tflogs`); `tfgen --tf-logs COMMAND ...` or TFGEN_TF_LOGS=1 shows them.
@@ -164,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/bench", help="directory for throughput.json and throughput.md "
                                                        "(default runs/bench)")
     p.set_defaults(func=cmd_bench)
+    add_completion_parsers(commands)
     return parser
 
 
@@ -645,3 +651,193 @@ def _same_kind(value, default) -> bool:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ---------------------------------------------------------------------------------------------- complete, edit,
+# interpolate: a given image through a trained run (`GenerativeModel.complete`, `DenoisingModel.edit`,
+# `VAE.interpolate`). The images come from files (--image) or the run's held-out split (--from-test).
+def add_completion_parsers(commands) -> None:
+    def add_inputs(p, what):
+        p.add_argument("run_dir")
+        p.add_argument("--image", action="append", metavar="PATH",
+                       help=f"an image file {what} (repeat for more); resized and converted to the run's images")
+        p.add_argument("--from-test", metavar="K[,K...]",
+                       help="the K-th images of the run's held-out (test) split, 0-based, e.g. 0,1,2")
+        p.add_argument("--label", help="models that take labels: the images' class (name or index; default for "
+                                       "--from-test: their own labels)")
+        p.add_argument("--seed", type=int, default=0)
+
+    p = commands.add_parser("complete", help="fill in the hidden part of given images (inpainting, completion)")
+    add_inputs(p, "to complete")
+    p.add_argument("--mask", required=True, help="the part to fill in: top|bottom|left|right (that half), "
+                                                 "box:x,y,w,h (a box, top-left corner and size in pixels) or a "
+                                                 "PNG file of the image's size (white = fill in)")
+    p.add_argument("--n", type=int, default=8, help="completions per image (default 8)")
+    p.add_argument("--steps", type=int, help="diffusion, flow: reverse steps (default 50)")
+    p.add_argument("--resample", type=int, help="diffusion, flow: RePaint's resamplings per step (default 3)")
+    p.add_argument("--particles", type=int, help="autoregressive models: draws per completion, one kept by the "
+                                                 "known pixels' likelihood (default 1: exact for --mask bottom)")
+    p.add_argument("--iterations", type=int, help="vae, cvae: passes of the encode-decode chain (default 50)")
+    p.add_argument("--out", help="grid to write, one row per image: the image, the masked input, the completions "
+                                 "(default RUN_DIR/samples/complete.png)")
+    p.set_defaults(func=cmd_complete)
+
+    p = commands.add_parser("edit", help="diffusion, flow: SDEdit image-to-image (noise given images, denoise)")
+    add_inputs(p, "to edit")
+    p.add_argument("--strength", type=float, default=0.5,
+                   help="how far towards noise, in (0, 1]: small keeps the image, 1 draws a new one (default 0.5)")
+    p.add_argument("--n", type=int, default=8, help="edits per image (default 8)")
+    p.add_argument("--steps", type=int, help="reverse steps of the whole process (default 50)")
+    p.add_argument("--out", help="grid to write: the image, then its edits (default RUN_DIR/samples/edit.png)")
+    p.set_defaults(func=cmd_edit)
+
+    p = commands.add_parser("interpolate", help="vae, cvae: decode the way between the codes of two images")
+    add_inputs(p, "(give two)")
+    p.add_argument("--steps", type=int, default=8, help="images on the way, both ends included (default 8)")
+    p.add_argument("--out", help="grid to write (default RUN_DIR/samples/interpolate.png)")
+    p.set_defaults(func=cmd_interpolate)
+
+
+def given_images(args, model):
+    """(images (B, H, W, C) in [0, 1], labels or None) from --image files or --from-test indices, and --label."""
+    import numpy as np
+
+    if bool(args.image) == bool(args.from_test):
+        raise ValueError("give the images with --image PATH (repeatable) or --from-test K[,K...], one of the two")
+    labels = None
+    if args.from_test:
+        images, labels = _test_images(args.run_dir, args.from_test)
+    else:
+        images = np.stack([_read_image(path, model.image_shape, args.run_dir) for path in args.image])
+    if args.label is not None:
+        labels = np.array(parse_labels(args.label, model.num_classes, _class_names(args.run_dir)) * len(images))[
+            :len(images)]
+    if not model.accepts_labels or (not model.conditional and args.label is None):
+        # Optional labels (diffusion, flow) only when asked for: a completion guided by the true class would
+        # not show what the pixels alone say.
+        labels = None
+    elif labels is None:
+        raise ValueError(f"{type(model).__name__} is conditional: give the images' class with --label")
+    return images, labels
+
+
+def _test_images(run_dir, text: str):
+    import numpy as np
+
+    from tfgen.data import load_examples
+    from tfgen.runs import data_options, read_run_config
+
+    try:
+        indices = [int(k) for k in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--from-test must be comma-separated image indices, e.g. 0,1,2; got {text!r}") from None
+    if min(indices) < 0:
+        raise ValueError(f"--from-test indices start at 0, got {min(indices)}")
+    config = read_run_config(run_dir)
+    examples = load_examples(config.get("dataset") or "mnist_bundled", "test", limit=max(indices) + 1,
+                             **data_options(config))
+    if max(indices) >= examples.info.num_examples:
+        raise ValueError(f"--from-test {max(indices)}: the run's test split has {examples.info.num_examples} images")
+    images, labels = examples.lookup(indices)
+    return np.asarray(images), np.asarray(labels)
+
+
+def _read_image(path, image_shape, run_dir):
+    """An image file as the run's images are read: alpha on the run's background, centre crop, resize, channels."""
+    import numpy as np
+
+    from tfgen.data.folder import _pillow_rgba
+    from tfgen.data.pixels import background_rgb, from_rgba
+    from tfgen.runs import data_options, read_run_config
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--image {path} does not exist")
+    try:
+        background = data_options(read_run_config(run_dir)).get("background", "white")
+    except (ValueError, OSError):
+        background = "white"
+    try:
+        rgba = _pillow_rgba(Path(path))
+    except OSError as err:
+        raise ValueError(f"--image {path} is not an image Pillow can read ({err})") from None
+    pixels = from_rgba(rgba, tuple(image_shape[:2]), image_shape[2], background_rgb(background))
+    return np.asarray(pixels, np.float32) / 255.0
+
+
+def _model_options(method, **options):
+    """The options that are set, after checking that `method` (a family's) takes each; one line naming a flag it
+    does not take."""
+    import inspect
+
+    given = {key: value for key, value in options.items() if value is not None}
+    owner = type(getattr(method, "__self__", None)).__name__
+    for key in given:
+        if key not in inspect.signature(method).parameters:
+            raise ValueError(f"--{key.replace('_', '-')}: {owner} has no such option for this command")
+    return given
+
+
+def _given(args, command: str, refusal):
+    """(model, grid path, images, labels) for `command`; `refusal(model)` is None, or the one line saying why the
+    run's family cannot do it (raised before any image is read)."""
+    from tfgen.checks import positive_int
+    from tfgen.plotting import grid_format
+    from tfgen.runs import load_run
+
+    if getattr(args, "n", None) is not None:
+        positive_int(args.n, "--n")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / f"{command}.png"
+    grid_format(out)  # an unsupported extension is refused before the model loads
+    model = load_run(args.run_dir)
+    if refusal(model):
+        raise ValueError(refusal(model))
+    return (model, out, *given_images(args, model))
+
+
+def cmd_complete(args) -> None:
+    import numpy as np
+
+    from tfgen.complete import check_mask, mask_from_spec
+    from tfgen.plotting import save_grid
+
+    def refusal(model):
+        if not model.can_complete:
+            model.complete(None, None)  # raises the family's own one-line reason
+
+    model, out, images, labels = _given(args, "complete", refusal)
+    mask = check_mask(mask_from_spec(args.mask, model.image_shape), images.shape)
+    options = _model_options(model.complete_batch, steps=args.steps, resample=args.resample,
+                             particles=args.particles, iterations=args.iterations)
+    completions = model.complete(images, mask, n=args.n, seed=args.seed, labels=labels, **options).numpy()
+    masked = np.where(mask == 1, images, 0.5)  # hidden pixels grey
+    rows = np.concatenate([images[:, None], masked[:, None], completions], axis=1)
+    save_grid(rows.reshape(-1, *model.image_shape), out, ncols=args.n + 2)
+    print(f"wrote {out}: per row the image, the masked input (grey = filled in) and {args.n} completions")
+
+
+def cmd_edit(args) -> None:
+    import numpy as np
+
+    from tfgen.plotting import save_grid
+
+    model, out, images, labels = _given(args, "edit", lambda model: None if hasattr(model, "edit") else (
+        f"{model.registry_name} cannot edit an image: SDEdit needs a model that denoises from any noise level "
+        f"(diffusion, flow, latent_diffusion)"))
+    edits = model.edit(images, args.strength, n=args.n, labels=labels, seed=args.seed,
+                       **_model_options(model.edit, steps=args.steps)).numpy()
+    save_grid(np.concatenate([images[:, None], edits], axis=1).reshape(-1, *model.image_shape), out,
+              ncols=args.n + 1)
+    print(f"wrote {out}: per row the image and {args.n} edits at strength {args.strength}")
+
+
+def cmd_interpolate(args) -> None:
+    from tfgen.plotting import save_grid
+
+    model, out, images, labels = _given(args, "interpolate", lambda model: None if hasattr(model, "interpolate") else (
+        f"{model.registry_name} cannot interpolate between given images: it needs an encoder (vae, cvae)"))
+    if len(images) != 2:
+        raise ValueError(f"interpolate takes two images (--image A --image B or --from-test K1,K2), got {len(images)}")
+    path = model.interpolate(images[:1], images[1:], steps=args.steps,
+                             labels=None if labels is None else labels[:1]).numpy()
+    save_grid(path[0], out, ncols=args.steps)
+    print(f"wrote {out}: {args.steps} images from the first image's code to the second's")

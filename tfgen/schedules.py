@@ -184,6 +184,13 @@ class NoiseSchedule:
         signal, noise_scale = self.coefficients(t)
         return signal * x0 + noise_scale * noise
 
+    def forward_transition(self, x_s, s, t, noise):
+        """A draw from q(x_t | x_s) for int timesteps s < t: √(ᾱ_t/ᾱ_s) x_s + √(1 − ᾱ_t/ᾱ_s) ε (Ho et al. 2020, eq. 2
+        over several steps; RePaint's way back up), with 1 − ᾱ_t/ᾱ_s from the accurate 1 − ᾱ values."""
+        ratio = self.at("alpha_bar", t) / self.at("alpha_bar", s)
+        gap = (self.at("one_minus_alpha_bar", t) - self.at("one_minus_alpha_bar", s)) / self.at("alpha_bar", s)
+        return tf.sqrt(ratio) * x_s + tf.sqrt(tf.maximum(gap, 0.0)) * noise
+
     def prediction_target(self, x0, noise, t):
         """What the network learns to output at x_t: ε, or v = √ᾱ_t ε − √(1 − ᾱ_t) x_0."""
         if self.prediction == "epsilon":
@@ -283,6 +290,15 @@ class FlowPath:
         """x_t = (1 − t) x_0 + t ε."""
         t = self._broadcast(t)
         return (1.0 - t) * x0 + t * noise
+
+    def forward_transition(self, x_s, s, t, noise):
+        """A draw of x_t given x_s on the path, s < t (scalars): x_t = r x_s + √(t² − (r s)²) ε, r = (1 − t)/(1 − s).
+
+        x_s = (1 − s) x_0 + s ε₁, so r x_s = (1 − t) x_0 + r s ε₁, and the independent ε adds the noise that
+        takes the total to t² (r s < t for s < t): the marginal of x_t given x_0 is the path's."""
+        s, t = tf.cast(s, tf.float32), tf.cast(t, tf.float32)
+        ratio = (1.0 - t) / (1.0 - s)
+        return ratio * x_s + tf.sqrt(tf.maximum(t**2 - (ratio * s) ** 2, 0.0)) * noise
 
     def prediction_target(self, x0, noise, t):
         """The velocity v = dx_t/dt = ε − x_0 (the same at every t on a straight path)."""

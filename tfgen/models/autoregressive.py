@@ -18,7 +18,10 @@ holds the parts that do not depend on the network:
 * the sampler: the whole pixel-by-pixel loop is one `tf.while_loop` inside one
   `tf.function`, traced once per model. Each step asks the network for the
   logits of one position given a per-model cache (`_sampler_init`,
-  `_sampler_step`), so a step costs far less than a full forward pass.
+  `_sampler_step`), so a step costs far less than a full forward pass;
+* completion of given images (`complete`): the same loop, known sub-pixels written in
+  instead of drawn — the exact conditional when the known part comes first in raster
+  order, importance resampling (`particles`) otherwise.
 
 `AutoregressiveModel` is the base class of these families (as keras-hub's
 `CausalLM` is of its language models): it registers nothing itself and takes
@@ -34,7 +37,7 @@ import tensorflow as tf
 
 from tfgen import checks
 from tfgen.layers import conditioning
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 
 
 def quantize(images, levels):
@@ -218,14 +221,21 @@ class AutoregressiveModel(GenerativeModel):
     def _sampler_step(self, t, canvas, cache, labels):
         raise NotImplementedError
 
-    def _loop(self, labels, temperature, top_k, seed, teacher=None):
-        """The pixel loop. With `teacher` (B, D) int32 it feeds the true pixels and returns all logits."""
+    def _loop(self, labels, temperature, top_k, seed, teacher=None, given=None):
+        """The pixel loop. With `teacher` (B, D) int32 it feeds the true pixels and returns all logits.
+
+        With `given` = (values, known), (B, D) int32 and bool, a known position is written from
+        `values` instead of drawn, and the loop returns (canvas, log_weight): log_weight (B,) sums
+        log p(x_i | x_<i) over the known positions, the model's (untempered) probability of the given
+        values after what was drawn before them (`complete_batch` resamples by it).
+        """
         batch, dims = tf.shape(labels)[0], self.num_dims
         cache = self._sampler_init(batch, labels)
         canvas = tf.zeros([batch, dims], tf.int32)
         logits_seen = tf.TensorArray(tf.float32, size=dims)
+        log_weight = tf.zeros([batch], tf.float32)
 
-        def body(t, canvas, cache, logits_seen):
+        def body(t, canvas, cache, logits_seen, log_weight):
             logits, cache = self._sampler_step(t, canvas, cache, labels)
             if teacher is None:
                 value = sample_categorical(logits, tf.random.experimental.stateless_fold_in(seed, t),
@@ -233,14 +243,21 @@ class AutoregressiveModel(GenerativeModel):
             else:
                 value = teacher[:, t]
                 logits_seen = logits_seen.write(t, logits)
+            if given is not None:
+                values, known = given[0][:, t], given[1][:, t]
+                value = tf.where(known, values, value)
+                log_p = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=values, logits=logits)
+                log_weight += tf.where(known, log_p, 0.0)
             # Write position t: a (B, D) int add, negligible next to the network step.
             canvas = canvas + tf.one_hot(t, dims, dtype=tf.int32)[None] * value[:, None]
-            return t + 1, canvas, cache, logits_seen
+            return t + 1, canvas, cache, logits_seen, log_weight
 
-        _, canvas, _, logits_seen = tf.while_loop(
-            lambda t, *_: t < dims, body, (tf.constant(0), canvas, cache, logits_seen),
+        _, canvas, _, logits_seen, log_weight = tf.while_loop(
+            lambda t, *_: t < dims, body, (tf.constant(0), canvas, cache, logits_seen, log_weight),
             parallel_iterations=1,
         )
+        if given is not None:
+            return canvas, log_weight
         if teacher is None:
             return canvas
         return tf.transpose(logits_seen.stack(), [1, 0, 2])
@@ -275,22 +292,82 @@ class AutoregressiveModel(GenerativeModel):
         images = tf.reshape(tf.cast(canvas, tf.float32), [n, *self.image_shape])
         return images / float(self.levels - 1)
 
+    # ------------------------------------------------------------------ completion
+    def complete_batch(self, images, mask, labels, seed, particles=1):
+        """Complete each image by the pixel loop, known sub-pixels written in and the others drawn.
+
+        Each unknown sub-pixel x_i is drawn from p(x_i | x_<i) with the known values in x_<i:
+        when every known sub-pixel comes before every unknown one in raster order (a known top
+        part: `--mask bottom`), that is exactly the model's conditional p(x_unknown | x_known).
+        Otherwise an unknown pixel does not see the known pixels after it (a known bottom
+        half constrains nothing above it), and `particles` = K > 1 corrects for that by
+        self-normalised importance resampling: K completions are drawn that way and one is
+        kept with probability ∝ ∏ p(x_k | x_<k) over the known sub-pixels k, the part of the
+        joint the proposal left out — exact as K → ∞, with the cost of K samples. (The
+        weights are constant over particles for a raster-order prefix, where K = 1 is exact.)
+
+        Known sub-pixels are returned as given, quantised to the model's levels.
+        """
+        particles = checks.positive_int(particles, "particles")
+        count = images.shape[0]
+        values = tf.reshape(self.to_levels(images), [count, self.num_dims])
+        known = tf.reshape(mask > 0.5, [count, self.num_dims])
+        if self.conditional and labels is None:
+            raise ValueError(f"{type(self).__name__} is conditional: complete needs the images' labels (labels=...)")
+        pixel_seed, pick_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
+        labels = self._sample_labels(count, labels, None)  # the labels checked, or zeros for an unconditional model
+        # Particles of row i are rows i·K … i·K + K − 1.
+        canvas, log_weight = self._completer()(tf.repeat(labels, particles, axis=0),
+                                               tf.repeat(values, particles, axis=0),
+                                               tf.repeat(known, particles, axis=0), pixel_seed)
+        pick = tf.random.stateless_categorical(tf.reshape(log_weight, [count, particles]), 1, pick_seed)[:, 0]
+        canvas = tf.gather(tf.reshape(canvas, [count, particles, self.num_dims]), pick, batch_dims=1)
+        return tf.reshape(tf.cast(canvas, tf.float32), [count, *self.image_shape]) / float(self.levels - 1)
+
+    def _seeded_complete(self, images, mask, seed, labels):
+        """`complete_batch` with one particle from graph tensors (the exported endpoint)."""
+        count = tf.shape(images)[0]
+        values = tf.reshape(self.to_levels(images), [count, self.num_dims])
+        known = tf.reshape(check_mask_values(mask) > 0.5, [count, self.num_dims])
+        if self.conditional:
+            labels = conditioning.as_labels(labels, self.num_classes)
+        pixel_seed, _ = tf.unstack(tf.random.experimental.stateless_split(stateless_seed(seed), 2))
+        canvas, _ = self._loop(labels, tf.constant(1.0), tf.constant(0), pixel_seed, given=(values, known))
+        return tf.reshape(tf.cast(canvas, tf.float32), [-1, *self.image_shape]) / float(self.levels - 1)
+
+    def _completer(self):
+        return self.cached_function("completer", lambda: tf.function(
+            lambda labels, values, known, seed: self._loop(labels, tf.constant(1.0), tf.constant(0), seed,
+                                                           given=(values, known)),
+            input_signature=[
+                tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, self.num_dims], tf.int32),
+                tf.TensorSpec([None, self.num_dims], tf.bool), tf.TensorSpec([2], tf.int64),
+            ],
+            autograph=False,
+        ))
+
     def export_endpoints(self):
         """SavedModel endpoints (see `tfgen.export`): `log_prob(images[, labels])` → nats per image,
-        and `sample(n, seed)` — `sample(labels, seed)` for conditional models — → images in [0, 1].
+        `sample(n, seed)` — `sample(labels, seed)` for conditional models — → images in [0, 1], and
+        `complete(images, mask, seed[, labels])` → one completion per image, what `complete(..., n=1,
+        particles=1, seed=seed)` gives (mask (B, H, W, C), 1 = known).
 
         The int64 `seed` plays the part of `sample(..., seed=seed)`: the endpoint returns what
         `model.sample(n, labels, seed=seed)` does (temperature 1, every level).
         """
         seed = tf.TensorSpec([], tf.int64, name="seed")
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
         if self.conditional:
             labels = tf.TensorSpec([None], tf.int32, name="labels")
-            return {"sample": (self._seeded_sample, [labels, seed]), "log_prob": (self.log_prob, [images, labels])}
+            return {"sample": (self._seeded_sample, [labels, seed]), "log_prob": (self.log_prob, [images, labels]),
+                    "complete": (self._seeded_complete, [images, mask, seed, labels])}
         return {
             "sample": (lambda n, seed: self._seeded_sample(tf.zeros([n], tf.int32), seed),
                        [tf.TensorSpec([], tf.int32, name="n"), seed]),
             "log_prob": (self.log_prob, [images]),
+            "complete": (lambda images, mask, seed: self._seeded_complete(
+                images, mask, seed, tf.zeros([tf.shape(images)[0]], tf.int32)), [images, mask, seed]),
         }
 
     def _seeded_sample(self, labels, seed):

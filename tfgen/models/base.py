@@ -355,6 +355,48 @@ class GenerativeModel(keras.Model):
         """Draw `n` images in [0, 1], NHWC float32."""
         raise NotImplementedError
 
+    #: Why this family cannot complete a given image, in one line (families that can override `complete_batch`).
+    CANNOT_COMPLETE = "it has no way to condition its samples on given pixels"
+
+    @property
+    def can_complete(self) -> bool:
+        """Whether `complete` works for this family (it overrides `complete_batch`)."""
+        return type(self).complete_batch is not GenerativeModel.complete_batch
+
+    def complete(self, images, mask, n: int = 1, seed=None, labels=None, **options):
+        """Fill in the unknown pixels of `images`: `n` completions of each, (B, n, H, W, C) in [0, 1].
+
+        images: (B, H, W, C) in [0, 1]. mask: 1 where a pixel is known, 0 where it is filled in —
+        one mask for all images or one per image, per pixel or per sub-pixel (`tfgen.complete.check_mask`:
+        wrong shapes, values other than 0/1, masks that keep or hide a whole image are one-line errors).
+        labels: class ids of the images, for models that take labels (an int: the same for all).
+        seed: an int makes the completions reproducible. `options`: the family's (see its `complete_batch`).
+        What each family does (exact conditional, RePaint, latent iteration) is its `complete_batch`'s docstring;
+        one that cannot raises `CompletionNotSupported` saying why (`CANNOT_COMPLETE`). All of image i's
+        completions are computed in one batch with the other images': call it with many images at once.
+        """
+        from tfgen.complete import check_mask, repeat_for_completions
+
+        if not self.can_complete:
+            self.complete_batch(None, None, None, None)  # raises, naming the family and why
+        n = checks.positive_int(n, "n")
+        images = self.check_images(images)
+        batch = images.shape[0]
+        mask = check_mask(mask, images.shape)
+        if labels is not None and np.ndim(labels) > 0:
+            if len(labels) != batch:
+                raise ValueError(f"labels: expected one per image ({batch}), got {len(labels)}")
+            labels = repeat_for_completions(labels, n)
+        out = self.complete_batch(tf.repeat(images, n, axis=0), tf.constant(repeat_for_completions(mask, n)),
+                                  labels, seed, **options)
+        return tf.reshape(out, [batch, n, *self.image_shape])
+
+    def complete_batch(self, images, mask, labels, seed, **options):
+        """One completion per row: images and mask (N, H, W, C) float32 (mask 0/1, checked), labels as given
+        (None, an int, or N ids), seed an int or None; returns (N, H, W, C) in [0, 1]. Families override this."""
+        raise CompletionNotSupported(f"{self.registry_name or type(self).__name__} cannot complete a given image: "
+                                     f"{self.CANNOT_COMPLETE}")
+
     def default_compile(self, **kwargs):
         """Compile with the optimiser settings stored in the model's hyperparameters."""
         raise NotImplementedError
@@ -400,6 +442,23 @@ class GenerativeModel(keras.Model):
             f"model family {self.registry_name or type(self).__name__!r} does not declare export endpoints: "
             f"implement export_endpoints() in {type(self).__module__}"
         )
+
+
+class CompletionNotSupported(NotImplementedError, ValueError):
+    """A family that cannot complete a given image (`GenerativeModel.complete`); a ValueError too, so the command line
+    prints its one line."""
+
+
+def stateless_seed(seed):
+    """An int64 scalar seed tensor → what `draw_seed(int seed)` gives: [seed, 0]."""
+    return tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+
+
+def check_mask_values(mask):
+    """A mask tensor after a graph assertion that every value is 0 or 1 (exported `complete` endpoints)."""
+    ok = tf.reduce_all(tf.equal(mask, 0.0) | tf.equal(mask, 1.0))
+    with tf.control_dependencies([tf.debugging.Assert(ok, ["mask values must be 0 (fill in) or 1 (known)"])]):
+        return tf.identity(mask)
 
 
 def _config_value(value):

@@ -54,6 +54,11 @@ App. B; decay 0.9999 there, with warm-up here for short runs). The EMA network i
 second sub-model, `ema_network`, updated at the end of every `train_step`, so a
 `.keras` file saves it with the model.
 
+Given images: `complete(images, mask)` inpaints by RePaint (Lugmayr et al. 2022: the known region
+replaced at every step by the image noised to that step's level, with resampling), and
+`edit(images, strength)` is SDEdit (Meng et al. 2022: noise the image part of the way, denoise);
+both run in one compiled loop and are exported as endpoints.
+
 Everything but the process is `DenoisingModel`, which the `flow` family
 (`tfgen.models.flow`) shares: a family is its process (`build_process`) and its samplers
 (`SAMPLERS`, `make_sampler`).
@@ -62,12 +67,13 @@ Everything but the process is `DenoisingModel`, which the `flow` family
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfgen import checks, samplers, schedules
 from tfgen.layers import conditioning, ema
 from tfgen.layers.unet import build_unet, check_channel_mults
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 from tfgen.registry import register_model
 
 SAMPLERS = ("ddim", "ddpm", "dpm++")
@@ -311,11 +317,33 @@ class DenoisingModel(GenerativeModel):
                                       sampler=sampler)
             return self.to_images(x0)
 
-        settings = {"steps": int(steps), "guidance": self.guidance, **self.export_sampler_settings()}
+        settings = {"steps": int(steps), "guidance": self.guidance, **self.export_sampler_settings(),
+                    "complete_sampler": self.REPAINT_SAMPLER, "complete_resample": self.RESAMPLE}
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.class_conditional else []
         if labels:
             settings["unconditional_label"] = -1
-        return {"sample": (run, [noise, *labels]), "settings": (lambda: settings, [])}
+        images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
+        seed = tf.TensorSpec([], tf.int64, name="seed")
+        strength = tf.TensorSpec([], tf.float32, name="strength")
+        repaint_grid = tf.constant(self.sampling_grid(self.REPAINT_SAMPLER, steps))
+        repaint_eta = tf.constant(self.sampler_eta(self.REPAINT_SAMPLER, None), tf.float32)
+        guidance = tf.constant(self.guidance, tf.float32)
+
+        def complete(images, mask, seed, labels=None):
+            guided = labels is not None and self.guidance != 1.0
+            return self.repaint_images(stateless_seed(seed), self.network_labels(labels, tf.shape(images)[0]),
+                                       repaint_grid, repaint_eta, guidance, images, check_mask_values(mask),
+                                       tf.constant(self.RESAMPLE), guided=guided, sampler=self.REPAINT_SAMPLER)
+
+        def edit(images, strength, seed, labels=None):
+            guided = labels is not None and self.guidance != 1.0
+            return self.edit_process(stateless_seed(seed), self.network_labels(labels, tf.shape(images)[0]), grid,
+                                     tf.constant(0.0), guidance, images, strength, guided=guided, sampler=sampler)
+
+        return {"sample": (run, [noise, *labels]), "settings": (lambda: settings, []),
+                "complete": (complete, [images, mask, seed, *labels]),
+                "edit": (edit, [images, strength, seed, *labels])}
 
     def export_sampler_settings(self) -> dict:
         """How the exported `sample` samples, for its `settings` endpoint."""
@@ -357,6 +385,22 @@ class DenoisingModel(GenerativeModel):
         shape = tf.concat([tf.shape(labels), tf.constant(self.sample_shape, tf.int32)], 0)
         if x_start is None:  # given by an exported endpoint, which takes its noise as input
             x_start = tf.random.stateless_normal(shape, seed=seed)
+        predict = self.guided_prediction(labels, guidance, guided)
+
+        def step(i, x, state):
+            z = None
+            if sampler.stochastic:
+                z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
+            x, state = sampler.step(predict, grid, i, x, state, z)
+            return i - 1, x, state
+
+        last = tf.shape(grid)[0] - 1
+        _, x, _ = tf.while_loop(lambda i, x, state: i >= 0, step, (last, x_start, sampler.initial_state(x_start)))
+        return x
+
+    def guided_prediction(self, labels, guidance, guided):
+        """`predict(x, t)`: the EMA network's output at the scalar time t for the (n,) `labels`, with
+        classifier-free guidance when `guided` (a second pass with the null label)."""
         null = tf.fill(tf.shape(labels), self.null_label)
 
         def predict(x, t):
@@ -369,16 +413,142 @@ class DenoisingModel(GenerativeModel):
             conditional, unconditional = tf.split(both, 2, axis=0)
             return tf.cast(unconditional + guidance * (conditional - unconditional), tf.float32)
 
-        def step(i, x, state):
-            z = None
-            if sampler.stochastic:
-                z = tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(seed, i + 1))
-            x, state = sampler.step(predict, grid, i, x, state, z)
-            return i - 1, x, state
+        return predict
 
+    # ------------------------------------------------------------------ completion and editing
+    #: RePaint's resampling when none is asked for: each step is taken this many times, the result
+    #: re-noised back to the step's start in between (see `complete_batch`).
+    RESAMPLE = 3
+    #: The sampler `complete` uses when none is asked for (one of `SAMPLERS`; each family sets it).
+    REPAINT_SAMPLER = ""
+
+    def mask_to_model_space(self, mask):
+        """A pixel mask (N, H, W, C), 1 = known → the mask of x_t's known entries: here the same."""
+        return mask
+
+    def sampler_eta(self, sampler, eta):
+        """The η that `sampler` runs with (`eta` as the user gave it, None for the default)."""
+        return 0.0
+
+    def complete_batch(self, images, mask, labels, seed, steps=50, resample=None, sampler=None, eta=None,
+                       guidance=None):
+        """RePaint inpainting (Lugmayr et al. 2022, "RePaint: Inpainting using Denoising Diffusion Probabilistic
+        Models", Alg. 1) in the compiled reverse loop.
+
+        After every reverse step to time s, the known entries of x_s are replaced by the given image
+        noised to s by the forward process, x_s = q(x_s | x_0) (fresh noise each time), so the
+        unknown part is generated next to a known part at its own noise level; the last step
+        pastes the image itself. Each step is taken `resample` times (default `RESAMPLE`): between
+        two, x_s goes back to the step's start t by the forward transition q(x_t | x_s), which
+        lets the generated part adapt to the known one (RePaint's resampling with jumps of one
+        step; their 250 steps × 10 resamplings cost 2,500 network calls, the default here
+        50 × 3). `sampler` as `sample`'s (default: the family's `REPAINT_SAMPLER`, stochastic
+        like RePaint's ancestral steps, for diffusion); multistep DPM-Solver++ only without resampling. Known
+        pixels are returned as given.
+        """
+        steps = checks.positive_int(steps, "steps")
+        resample = checks.positive_int(self.RESAMPLE if resample is None else resample, "resample")
+        sampler = checks.one_of(sampler or self.REPAINT_SAMPLER, self.SAMPLERS, "sampler")
+        if resample > 1 and self.make_sampler(sampler, tf.constant(0.0)).initial_state(tf.zeros([1])):
+            raise ValueError(f"sampler {sampler!r} carries state from step to step, which resampling would undo: "
+                             f"use resample=1 or another sampler ({', '.join(self.SAMPLERS)})")
+        guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
+        guided = labels is not None and guidance != 1.0
+        labels = self.network_labels(labels, images.shape[0])
+        repaint = self.cached_function(("repaint", sampler, guided), lambda: tf.function(
+            lambda *args: self.repaint_images(*args, guided=guided, sampler=sampler), autograph=False))
+        return repaint(self.draw_seed(seed), labels, tf.constant(self.sampling_grid(sampler, steps)),
+                       tf.constant(self.sampler_eta(sampler, eta), tf.float32), tf.constant(guidance, tf.float32),
+                       images, mask, tf.constant(resample))
+
+    def repaint_images(self, seed, labels, grid, eta, guidance, images, mask, resample, guided=False, sampler=None):
+        """`repaint_process` from images and a pixel mask to images, the known pixels pasted (one graph: the
+        compiled `complete` and the exported endpoint)."""
+        x0 = self.repaint_process(seed, labels, grid, eta, guidance, self.to_model_space(images),
+                                  self.mask_to_model_space(mask), resample, guided=guided, sampler=sampler)
+        return mask * images + (1.0 - mask) * self.to_images(x0)
+
+    def repaint_process(self, seed, labels, grid, eta, guidance, known, mask, resample, guided=False, sampler=None,
+                        trace=False):
+        """The reverse process with RePaint's known region (see `complete_batch`): x̂_0, or with `trace`
+        (x̂_0, trajectory, times) — x after each pass of the loop and the grid index it is at (−1: the data).
+
+        known: the given x_0 (model space); mask: 1 on its known entries.
+        """
+        sampler = self.make_sampler(sampler or self.SAMPLERS[0], eta)
+        predict = self.guided_prediction(labels, guidance, guided)
+        shape = tf.shape(known)
+        step_seed, known_seed, back_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        noise = lambda stream, k: tf.random.stateless_normal(shape, seed=tf.random.experimental.stateless_fold_in(
+            stream, k))
         last = tf.shape(grid)[0] - 1
-        _, x, _ = tf.while_loop(lambda i, x, state: i >= 0, step, (last, x_start, sampler.initial_state(x_start)))
-        return x
+
+        def known_at(index, k):
+            """The known entries noised to grid[index] (the data itself at index −1)."""
+            noised = self.process.add_noise(known, noise(known_seed, k), grid[tf.maximum(index, 0)])
+            return tf.where(index >= 0, noised, known)
+
+        def body(k, i, u, x, state, trajectory, times):
+            z = noise(step_seed, k) if sampler.stochastic else None
+            x_prev, new_state = sampler.step(predict, grid, i, x, state, z)
+            x_prev = mask * known_at(i - 1, k) + (1.0 - mask) * x_prev
+            back = (u + 1 < resample) & (i > 0)  # resample this step: from grid[i − 1] back to grid[i]
+            renoised = self.process.forward_transition(x_prev, grid[tf.maximum(i - 1, 0)], grid[i], noise(back_seed, k))
+            x = tf.where(back, renoised, x_prev)
+            state = tf.nest.map_structure(lambda old, new: tf.where(back, old, new), state, new_state)
+            at = tf.where(back, i, i - 1)  # the grid index x is now at
+            if trace:
+                trajectory, times = trajectory.write(k, x), times.write(k, at)
+            return k + 1, at, tf.where(back, u + 1, 0), x, state, trajectory, times
+
+        x_start = mask * known_at(last, -1) + (1.0 - mask) * tf.random.stateless_normal(shape, seed=step_seed)
+        loop = (tf.constant(0), last, tf.constant(0), x_start, sampler.initial_state(x_start),
+                tf.TensorArray(tf.float32, size=0, dynamic_size=True), tf.TensorArray(tf.int32, size=0,
+                                                                                      dynamic_size=True))
+        _, _, _, x, _, trajectory, times = tf.while_loop(lambda k, i, *_: i >= 0, body, loop)
+        return (x, trajectory.stack(), times.stack()) if trace else x
+
+    def edit(self, images, strength=0.5, n=1, labels=None, seed=None, steps=50, sampler=None, eta=None,
+             guidance=None):
+        """SDEdit image-to-image (Meng et al. 2022, "SDEdit: Guided Image Synthesis and Editing with Stochastic
+        Differential Equations", §3): noise each image to the time a fraction `strength` of the way from
+        the data to pure noise, then run the reverse process from there: (B, n, H, W, C) in [0, 1].
+
+        strength in (0, 1]: near 0 returns the image nearly as it is, 1 is a fresh sample (nothing
+        kept); between, the result keeps the image's layout and colours and redraws its detail
+        (Meng et al.'s realism-faithfulness trade-off). `steps` are the whole process's: an edit
+        runs the last round(strength · steps) of them (at least one). `sampler`, `eta`, `guidance`,
+        `labels` as `sample`'s.
+        """
+        images = self.check_images(images)
+        strength = checks.fraction(strength, "strength")
+        if strength == 0:
+            raise ValueError("strength must be in (0, 1]: 0 would return the images unchanged")
+        n, steps = checks.positive_int(n, "n"), checks.positive_int(steps, "steps")
+        sampler = checks.one_of(sampler or self.SAMPLERS[0], self.SAMPLERS, "sampler")
+        guidance = self.guidance if guidance is None else checks.number_at_least(guidance, "guidance", 0)
+        guided = labels is not None and guidance != 1.0
+        batch = images.shape[0]
+        if labels is not None and np.ndim(labels) > 0:
+            labels = np.repeat(np.asarray(labels), n, axis=0)
+        labels = self.network_labels(labels, batch * n)
+        editor = self.cached_function(("edit", sampler, guided), lambda: tf.function(
+            lambda *args: self.edit_process(*args, guided=guided, sampler=sampler), autograph=False))
+        edited = editor(self.draw_seed(seed), labels, tf.constant(self.sampling_grid(sampler, steps)),
+                        tf.constant(self.sampler_eta(sampler, eta), tf.float32), tf.constant(guidance, tf.float32),
+                        tf.repeat(images, n, axis=0), tf.constant(strength, tf.float32))
+        return tf.reshape(edited, [batch, n, *self.image_shape])
+
+    def edit_process(self, seed, labels, grid, eta, guidance, images, strength, guided=False, sampler=None):
+        """SDEdit in one graph (`edit`, the exported endpoint): images noised to the grid's first
+        max(1, round(strength · steps)) times (round half to even), the reverse process from there."""
+        count = tf.shape(grid)[0]
+        kept = tf.clip_by_value(tf.cast(tf.round(strength * tf.cast(count, tf.float32)), tf.int32), 1, count)
+        grid = grid[:kept]
+        x0 = self.to_model_space(images)
+        x_start = self.process.add_noise(x0, tf.random.stateless_normal(tf.shape(x0), seed), grid[-1])
+        return self.to_images(self.reverse_process(tf.random.experimental.stateless_fold_in(seed, 1), labels, grid,
+                                                   eta, guidance, guided=guided, sampler=sampler, x_start=x_start))
 
 
 @register_model("diffusion")
@@ -426,6 +596,16 @@ class Diffusion(DenoisingModel):
         # DPM-Solver++ on timesteps evenly spaced in log-SNR (see `schedules.log_snr_timesteps`).
         return self.process.sampling_grid(steps, "log_snr" if name == "dpm++" else "time")
 
+    #: RePaint's sampler: ancestral steps, as in Lugmayr et al.
+    REPAINT_SAMPLER = "ddpm"
+
+    def sampler_eta(self, sampler, eta):
+        if sampler == "ddpm":
+            return 1.0
+        if sampler == "dpm++":
+            return 0.0
+        return 0.0 if eta is None else checks.number_at_least(eta, "eta", 0)
+
     def make_sampler(self, name, eta):
         if name == "dpm++":
             return samplers.DPMSolverPP(self.process, clip=self.clip_denoised)
@@ -447,8 +627,7 @@ class Diffusion(DenoisingModel):
         """
         n = checks.positive_int(n, "n")
         checks.one_of(sampler, SAMPLERS, "sampler")
-        eta = 1.0 if sampler == "ddpm" else 0.0 if sampler == "dpm++" else checks.number_at_least(eta, "eta", 0)
-        return self.draw(n, labels, steps, sampler, guidance, seed, eta)
+        return self.draw(n, labels, steps, sampler, guidance, seed, self.sampler_eta(sampler, eta))
 
     def export_sampler_settings(self) -> dict:
         return {"eta": 0.0, "sampler": "ddim"}

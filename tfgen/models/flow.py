@@ -63,6 +63,9 @@ class Flow(DenoisingModel):
     def build_process(self):
         return schedules.FlowPath(self.time_distribution)
 
+    #: RePaint's sampler (`complete`): Euler, one network call per step.
+    REPAINT_SAMPLER = "euler"
+
     def make_sampler(self, name, eta):
         return samplers.Heun() if name == "heun" else samplers.Euler()
 

@@ -67,6 +67,9 @@ class GAN(GenerativeModel):
     # late in a run (a cGAN on 1,906 emoji drew three classes as one image each after 117 epochs, not after
     # fewer): `tfgen train` keeps the best-scoring epoch (`tfgen.keep_best`). The cGAN inherits it.
     quality_monotone = False
+    CANNOT_COMPLETE = ("a GAN has no encoder, so no way to find the noise that explains given pixels "
+                       "(a latent-optimisation inversion is not implemented); use diffusion, flow, a VAE or an "
+                       "autoregressive model")
 
     PRESETS = {
         # The articles' networks, corrected for 28×28×1 (formerly `document`; 28×28 only). Generator: an

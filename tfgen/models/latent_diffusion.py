@@ -156,6 +156,19 @@ class LatentMixin(GenerativeModel):
     def to_model_space(self, images):
         return self.encode(images)
 
+    def mask_to_model_space(self, mask):
+        """A pixel mask → a latent mask: a latent position is known when all of the 4×4 pixels (every channel)
+        it encodes are known (a min-pool), so RePaint never pins a latent that also encodes unknown pixels.
+
+        An approximation, as latent inpainting is (Rombach et al. 2022 train a model conditioned on the mask
+        instead): the autoencoder's receptive field is wider than 4×4, and a known pixel in a cell that is
+        partly unknown is held only by the final paste of the given pixels (`complete_batch`), so a seam can
+        show at the hole's edge.
+        """
+        cells = -tf.nn.max_pool2d(-tf.reduce_min(mask, axis=-1, keepdims=True), autoencoder.DOWNSAMPLE,
+                                  autoencoder.DOWNSAMPLE, "VALID")
+        return tf.repeat(cells, self.latent_channels, axis=-1)
+
     def to_images(self, x0):
         return self.decode(x0)
 

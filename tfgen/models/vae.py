@@ -19,6 +19,9 @@ cross-entropy is not a normalised likelihood (its normaliser is missing: Loaiza-
 (keras.io's VAE, most VAE zoos), its minimiser is still the pixel value, and it
 keeps one loss for grey and colour data; nats are then comparable between runs of
 this model, not with published likelihoods on colour images.
+
+Given images: `reconstruct`, `interpolate(first, second)` between their codes, and
+`complete(images, mask)` by the encode–decode chain of Rezende et al. 2014 (`complete_batch`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import tensorflow as tf
 from keras import layers
 
 from tfgen import checks, losses
+from tfgen.layers import conditioning
 from tfgen.layers.networks import DOWNSAMPLING, conv_features, dense_stack, upsampling_decoder
-from tfgen.models.base import GenerativeModel
+from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 from tfgen.registry import register_model
 
 
@@ -141,16 +145,87 @@ class VAE(GenerativeModel):
         z = self.normal([checks.positive_int(n, "n"), self.latent_dim], seed=seed)
         return self.decode(z, labels)
 
+    # ------------------------------------------------------------------ completion, interpolation
+    #: Passes of the encode–decode chain that `complete` runs when none are asked for.
+    COMPLETE_ITERATIONS = 50
+
+    def complete_batch(self, images, mask, labels, seed, iterations=None):
+        """Fill in the unknown pixels by iterating the latent: the chain of Rezende et al. 2014 ("Stochastic
+        Backpropagation and Approximate Inference in Deep Generative Models", §7.3 and App. F).
+
+        Start from the known pixels with the unknown ones decoded from a prior draw z ~ p(z); then,
+        `iterations` times (default `COMPLETE_ITERATIONS`): draw z ~ q(z | x) from the encoder, decode
+        it, and replace the unknown pixels by the decoder's mean, keeping the known ones. Each pass
+        pulls z towards codes that explain the known pixels; Rezende et al. show the chain
+        converges to the model's conditional when q is exact (with an approximate q it is an
+        approximation: Mattei & Frellsen 2018 correct it with Metropolis–Hastings). Known pixels
+        are returned as given; the draws make the n completions of an image differ.
+        """
+        iterations = checks.positive_int(self.COMPLETE_ITERATIONS if iterations is None else iterations, "iterations")
+        count = images.shape[0]
+        if self.conditional:
+            labels = conditioning.as_labels(labels, self.num_classes, count)
+        elif labels is not None:
+            raise ValueError(f"{type(self).__name__} is unconditional: complete takes no labels")
+        else:
+            labels = tf.zeros([count], tf.int32)
+        chain = self.cached_function("complete", lambda: tf.function(self._latent_chain, autograph=False))
+        return chain(images, mask, labels, self.draw_seed(seed), tf.constant(iterations))
+
+    def _latent_chain(self, images, mask, labels, seed, iterations):
+        labels = labels if self.conditional else None
+        keep = lambda decoded: mask * images + (1.0 - mask) * decoded
+        z = tf.random.stateless_normal([tf.shape(images)[0], self.latent_dim], seed=seed)
+
+        def body(k, x):
+            z_mean, z_log_var = self.encode(x, labels)
+            eps = tf.random.stateless_normal(tf.shape(z_mean), seed=tf.random.experimental.stateless_fold_in(seed, k))
+            return k + 1, keep(self.decode(z_mean + tf.exp(0.5 * z_log_var) * eps, labels))
+
+        _, x = tf.while_loop(lambda k, x: k <= iterations, body, (tf.constant(1), keep(self.decode(z, labels))))
+        return x
+
+    def interpolate(self, first, second, steps=8, labels=None, method="slerp"):
+        """Decode points on the way between the codes (posterior means) of two batches of images:
+        (B, steps, H, W, C) in [0, 1], the first and last being the two reconstructions.
+
+        method: "slerp" (default, along the great circle, White 2016) or "linear" (`tfgen.plotting.interpolate`).
+        labels: conditional models only — the class to encode and decode every image with (an int or B ids).
+        """
+        from tfgen.plotting import interpolate
+
+        first, second = self.check_images(first), self.check_images(second)
+        if first.shape[0] != second.shape[0]:
+            raise ValueError(f"interpolate needs as many first images as second ones, got {first.shape[0]} and "
+                             f"{second.shape[0]}")
+        count = first.shape[0]
+        if self.conditional:
+            labels = conditioning.as_labels(labels, self.num_classes, count)
+        elif labels is not None:
+            raise ValueError(f"{type(self).__name__} is unconditional: interpolate takes no labels")
+        z = interpolate(self.encode(first, labels)[0].numpy(), self.encode(second, labels)[0].numpy(), steps, method)
+        decoded_labels = None if labels is None else tf.repeat(labels, steps)
+        return tf.reshape(self.decode(tf.constant(z), decoded_labels), [count, steps, *self.image_shape])
+
     def export_endpoints(self):
         """`sample(noise[, labels])` and `decode(z[, labels])` → images in [0, 1];
+        `complete(images, mask, seed[, labels])` → `complete(..., n=1, seed=seed)`'s completions;
         `encode(images[, labels])` → {z_mean, z_log_var} (outputs named, for `saved_model_cli` and TF Serving).
         Labels for conditional subclasses."""
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
+        mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
+
+        def complete(images, mask, seed, labels=None):
+            labels = tf.zeros([tf.shape(images)[0]], tf.int32) if labels is None else labels
+            return self._latent_chain(images, check_mask_values(mask), labels, stateless_seed(seed),
+                                      tf.constant(self.COMPLETE_ITERATIONS))
+
         return {
             "sample": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise"), *labels]),
             "encode": (self._encode_named, [images, *labels]),
             "decode": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *labels]),
+            "complete": (complete, [images, mask, tf.TensorSpec([], tf.int64, name="seed"), *labels]),
         }
 
     def _encode_named(self, images, labels=None):
