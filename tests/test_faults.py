@@ -189,7 +189,8 @@ def test_sigterm_stops_tfgen_train_after_the_epoch_with_status_143_and_the_resum
     monkeypatch.setattr(Throughput, "on_train_batch_end", kill_in_epoch_2)
     assert main(["train", "vae", "--preset", "tiny", "--epochs", "3", "--batch-size", "32", "--limit", "128",
                  "--out", str(run), "--verbose", "0"]) == 143  # 128 + SIGTERM, as a shell reports a killed job
-    err = capsys.readouterr().err.strip().splitlines()
+    # Health warnings (a tiny VAE's collapsed latents) may come first: the signal's own lines are what is tested.
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line and not line.startswith("warning:")]
     assert err[0] == "SIGTERM: stopping after this epoch and its checkpoint (SIGTERM again to stop now and lose this epoch)"
     assert err[-1] == (f"tfgen: interrupted after epoch 2 of 3; the checkpoint of epoch 2 is kept in "
                        f"{run / 'checkpoints' / 'last.keras'}; continue with: tfgen train --resume {run}")

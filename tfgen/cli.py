@@ -649,10 +649,6 @@ def _same_kind(value, default) -> bool:
     return isinstance(value, type(default))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # ---------------------------------------------------------------------------------------------- complete, edit,
 # interpolate: a given image through a trained run (`GenerativeModel.complete`, `DenoisingModel.edit`,
 # `VAE.interpolate`). The images come from files (--image) or the run's held-out split (--from-test).
@@ -841,3 +837,7 @@ def cmd_interpolate(args) -> None:
                              labels=None if labels is None else labels[:1]).numpy()
     save_grid(path[0], out, ncols=args.steps)
     print(f"wrote {out}: {args.steps} images from the first image's code to the second's")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
