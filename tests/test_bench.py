@@ -308,7 +308,7 @@ def test_cli_bench_measures_the_users_own_data_at_its_shape_and_reports_measurem
 
     # The machine's peaks are measured by the fixtures above; here only the data and the models matter.
     peak = lambda dtype, *_: {kind: {"gflops": 100.0, "dtype": dtype} for kind in ("matmul", "conv")}
-    monkeypatch.setattr(bench, "peaks", peak)
+    monkeypatch.setattr(bench.suite, "peaks", peak)
     rng = np.random.default_rng(0)
     for name in ("flags", "food"):
         (tmp_path / "emoji" / name).mkdir(parents=True)

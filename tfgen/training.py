@@ -150,7 +150,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         data["steps_per_pass"], config["total_steps"], passes=config["epochs"] is not None)
     if data["info"].class_names:
         config["class_names"] = list(data["info"].class_names)
-    net = _build_model(model_cls, config, data["info"], overrides)
+    net = build_model(model_cls, config, data["info"], overrides)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):
         runs.refuse_existing_run(out)  # again, under the lock: another `train --out` may have started meanwhile
@@ -201,11 +201,13 @@ def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
     return requested, requested
 
 
-def _build_model(model_cls, config: dict, info, overrides: dict | None):
+def build_model(model_cls, config: dict, info, overrides: dict | None):
     """The run's model, shaped by the data, built and compiled under the run's strategy and precision.
 
-    The data also set what the family asks for data without labels (`unlabelled_overrides`) and for
-    a small training set (`small_data_overrides`); the user's `overrides` win over both.
+    config: the run's config.json (`model`, `preset`, `seed`, `strategy`, `precision`, `jit_compile`,
+    optionally `autoencoder_from`). The data also set what the family asks for data without labels
+    (`unlabelled_overrides`) and for a small training set (`small_data_overrides`); the user's
+    `overrides` win over both. Public for benchmarks that time the model `tfgen train` trains.
     """
     unlabelled = model_cls.unlabelled_overrides() if info.num_classes == 0 else {}
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],

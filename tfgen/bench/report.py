@@ -30,7 +30,8 @@ def flop_goal(results: dict) -> dict:
 
 
 # ---------------------------------------------------------------------- output
-def _fmt(value, spec=".0f", missing="—"):
+def format_cell(value, spec=".0f", missing="—") -> str:
+    """`value` formatted by `spec` for a table cell; `missing` for None or a non-finite number."""
     return missing if value is None or (isinstance(value, float) and not math.isfinite(value)) else format(value, spec)
 
 
@@ -61,7 +62,7 @@ def render_markdown(results: dict, extra: str = "") -> str:
         for preset, e in presets.items():
             t, smp = e["train"], e["sample"]
             steps = f", {smp['steps']} steps" if "steps" in smp else ""
-            fraction = _fmt(100 * t.get("fraction_of_matmul_peak", float("nan")))
+            fraction = format_cell(100 * t.get("fraction_of_matmul_peak", float("nan")))
             lines.append(
                 f"| `{name}` | {preset} | {e['batch_size']} | {t['images_per_second']:.0f} "
                 f"| {t['compile_seconds']:.1f} | {t['gflop_per_step']:.2f} | {t['gflops']:.1f} | {fraction}% "
@@ -105,9 +106,9 @@ def precision_lines(results: dict) -> list[str]:
         where = format_categories(profile["categories"]) if profile and "categories" in profile else "—"
         lines.append(
             f"| `{name}` | {preset} | {precision} | {t['images_per_second']:.0f} "
-            f"| {_fmt(t.get('speedup_vs_float32'), '.2f')} | {t['gflops']:.1f} "
-            f"| {_fmt(100 * t.get('fraction_of_dtype_peak', math.nan))}% "
-            f"| {_fmt(100 * t.get('fraction_of_float32_peak', math.nan))}% "
+            f"| {format_cell(t.get('speedup_vs_float32'), '.2f')} | {t['gflops']:.1f} "
+            f"| {format_cell(100 * t.get('fraction_of_dtype_peak', math.nan))}% "
+            f"| {format_cell(100 * t.get('fraction_of_float32_peak', math.nan))}% "
             f"| {row['sample']['images_per_second']:.1f} | {where} |")
     s = results["settings"]
     lines += ["", f"Each precision's own model (same seed), trained side by side: {s['steps']} steps in "
