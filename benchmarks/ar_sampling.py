@@ -20,7 +20,7 @@ process, for a batch of 16 images of 784 pixels:
 Wall-clock seconds are the headline; CPU seconds of this process are recorded
 too, because on a shared machine the wall clock depends on everyone else's load.
 
-    python benchmarks/ar_sampling.py [--transformer-run DIR] [--pixelcnn-run DIR] [--baseline-pixels 200]
+    python -m benchmarks.ar_sampling [--transformer-run DIR] [--pixelcnn-run DIR] [--baseline-pixels 200]
                                      [--reference-pixels 50]
 
 Merges its results under the "autoregressive" key of benchmarks/results/sampling.json
@@ -33,7 +33,6 @@ import argparse
 import datetime
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -44,7 +43,8 @@ import tensorflow as tf  # noqa: E402
 
 import tfgen  # noqa: E402
 from tfgen.bench.hardware import load_average  # noqa: E402
-from sampling_results import RESULTS, merge_results  # noqa: E402  (benchmarks/, the script's directory)
+from benchmarks.common import public_command  # noqa: E402
+from benchmarks.sampling_results import RESULTS, merge_results  # noqa: E402
 
 KEY = "autoregressive"
 MODELS = ("pixel_transformer", "pixelcnn")
@@ -141,7 +141,7 @@ def main(argv=None):
     runs = {"pixel_transformer": args.transformer_run, "pixelcnn": args.pixelcnn_run}
     load_before = load_average()
     result = {
-        "command": "python benchmarks/ar_sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": public_command("ar_sampling", argv, paths=("--transformer-run", "--pixelcnn-run", "--out")),
         "date": datetime.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__},
     }

@@ -51,7 +51,8 @@ TRAIN_BASELINES = ("gan", "cgan", "vae", "diffusion")
 GOALS = {"gan": 1.2, "cgan": 1.5, "vae": 0.95, "diffusion": 0.95, "diffusion_sampling": 0.95}
 
 
-def _images(data):
+def images_of(data):
+    """The images of a batch that may be (images, labels) or images alone."""
     return data[0] if isinstance(data, (tuple, list)) else data
 
 
@@ -91,14 +92,14 @@ class KerasIOGAN(keras.Model):
         return [self.d_loss_metric, self.g_loss_metric]
 
     def call(self, inputs, training=False):
-        return self.discriminator(_images(inputs), training=training)
+        return self.discriminator(images_of(inputs), training=training)
 
     def d_output(self, images):
         logits = self.discriminator(images, training=True)
         return ops.sigmoid(logits) if self.d_probabilities else logits
 
     def train_step(self, data):
-        real_images = _images(data) * 2.0 - 1.0 if self.tanh_generator else _images(data)
+        real_images = images_of(data) * 2.0 - 1.0 if self.tanh_generator else images_of(data)
         batch_size = ops.shape(real_images)[0]
         # Sample random points in the latent space and decode them to fake images
         random_latent_vectors = keras.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
@@ -243,10 +244,10 @@ class KerasIOVAE(keras.Model):
         return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
     def call(self, inputs, training=False):
-        return self.decoder(self.encoder(_images(inputs), training=training)[2], training=training)
+        return self.decoder(self.encoder(images_of(inputs), training=training)[2], training=training)
 
     def train_step(self, data):
-        data = _images(data)
+        data = images_of(data)
         with tf.GradientTape() as tape:
             z_mean, z_log_var, z = self.encoder(data, training=True)
             reconstruction = self.decoder(z, training=True)
@@ -300,7 +301,7 @@ class KerasIODiffusion(keras.Model):
         return [self.noise_loss_tracker, self.image_loss_tracker]
 
     def call(self, inputs, training=False):
-        images = _images(inputs)
+        images = images_of(inputs)
         batch = ops.shape(images)[0]
         return self.network([images, ops.zeros((batch,), "int32"), ops.full((batch,), self.null_label, "int32")])
 
@@ -312,7 +313,7 @@ class KerasIODiffusion(keras.Model):
         return pred_noises, pred_images
 
     def train_step(self, images):
-        images = _images(images) * 2.0 - 1.0
+        images = images_of(images) * 2.0 - 1.0
         batch_size = ops.shape(images)[0]
         noises = keras.random.normal(shape=ops.shape(images), seed=self.seed_generator)
         # Sample uniform random diffusion times
@@ -357,7 +358,7 @@ def build(name: str, preset: str, seed: int = 0):
 # ---------------------------------------------------------------------- diffusion sampling
 def predict_loop_sample(model, n: int, steps: int, seed: int = 0):
     """keras.io DDPM's sampling loop (`predict` per step, NumPy between) over tfgen's DDIM `steps` timesteps."""
-    from diffusion_sampling import predict_loop_sample as loop  # benchmarks/, on sys.path beside this file
+    from benchmarks.diffusion_sampling import predict_loop_sample as loop
 
     from tfgen import schedules
 

@@ -17,7 +17,7 @@ by FID on evaluator features against the test split. The (a) samples for FID com
 from tfgen's compiled DDPM sampler (`sampler="ddpm", steps=1000`): the same algorithm
 as the predict loop, which would take hours for N images.
 
-    python benchmarks/diffusion_sampling.py --run runs/diffusion-default [--fid-samples 256]
+    python -m benchmarks.diffusion_sampling --run runs/diffusion-default [--fid-samples 256]
 
 Merges its results under the "diffusion" key of benchmarks/results/sampling.json
 (other keys, written by other benchmarks, are kept).
@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 import tfgen  # noqa: E402
 from tfgen import schedules  # noqa: E402
 from tfgen.bench.hardware import load_average  # noqa: E402
-from sampling_results import RESULTS, merge_results  # noqa: E402  (benchmarks/, the script's directory)
+from benchmarks.common import public_command  # noqa: E402
+from benchmarks.sampling_results import RESULTS, merge_results  # noqa: E402
 
 KEY = "diffusion"
 
@@ -150,7 +151,7 @@ def main(argv=None):
     print(f"(c) predict-loop DDIM-50: {c_seconds:.2f} s", flush=True)
 
     result = {
-        "command": "python benchmarks/diffusion_sampling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": public_command("diffusion_sampling", argv, paths=("--run", "--out")),
         "date": datetime.date.today().isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1min": load_average()},

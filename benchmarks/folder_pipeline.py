@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How fast `folder:DIR` datasets load and feed training, and how much memory they hold.
 
-    python benchmarks/make_emoji_folder.py /tmp/emoji/emoji-datasource-google-*.tgz /tmp/emoji-folder
-    python benchmarks/folder_pipeline.py /tmp/emoji-folder --image-size 32
+    python -m benchmarks.make_emoji_folder /tmp/emoji/emoji-datasource-google-*.tgz /tmp/emoji-folder
+    python -m benchmarks.folder_pipeline /tmp/emoji-folder --image-size 32
 
 Measures, on the training split:
 

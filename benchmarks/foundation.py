@@ -6,7 +6,7 @@ through `tfgen.train` (the same path as `tfgen train`) and record, per model:
 * for the VAE, the test −ELBO in nats per image after the last epoch (one-sample
   estimate over the whole test split; continuous grayscale targets, Bernoulli decoder).
 
-    python benchmarks/foundation.py [--epochs N] [--out benchmarks/results]
+    python -m benchmarks.foundation [--epochs N] [--out benchmarks/results]
 
 Each model trains for its own default steps and batch size (`FIT_DEFAULTS`, what
 `tfgen train MODEL` uses) unless `--epochs` is given.
@@ -34,7 +34,9 @@ import tfgen  # noqa: E402
 from tfgen.bench.hardware import cpu_model  # noqa: E402
 from tfgen.io import write_json, write_text  # noqa: E402
 
-COMMAND = "python benchmarks/foundation.py"
+from benchmarks.common import RESULTS  # noqa: E402
+
+COMMAND = "python -m benchmarks.foundation"
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -46,7 +48,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, help="default: each model's own (tfgen list)")
     parser.add_argument("--models", default="vae,gan")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     out = Path(args.out)
     results = {

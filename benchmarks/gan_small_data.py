@@ -1,7 +1,7 @@
 """GAN on a small data set: what DiffAugment, the generator EMA, spectral normalisation and R1 each do.
 
-    nice -n 10 python benchmarks/gan_small_data.py [--examples 2000] [--steps 1000] [--seeds 0] [--out DIR]
-    nice -n 10 python benchmarks/gan_small_data.py --dataset folder:/path/to/emoji --image-size 32 ...
+    nice -n 10 python -m benchmarks.gan_small_data [--examples 2000] [--steps 1000] [--seeds 0] [--out DIR]
+    nice -n 10 python -m benchmarks.gan_small_data --dataset folder:/path/to/emoji --image-size 32 ...
 
 Trains the `gan` `default` preset for exactly --steps optimiser steps of batch 16 on the first
 --examples training images of --dataset (default: the bundled digits), once per configuration
@@ -19,6 +19,8 @@ import datetime
 import json
 import time
 from pathlib import Path
+
+from benchmarks.common import RESULTS
 
 CONFIGURATIONS = {
     "plain": {},
@@ -67,7 +69,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--configurations", default=",".join(CONFIGURATIONS))
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     from tfgen.data import load_arrays

@@ -17,8 +17,8 @@ a few percent of an epoch is within the spread of epoch times on a shared machin
 Latent diffusion is timed in its second stage (`autoencoder_steps=0`): in the first its
 noise bands are not measured.
 
-    python benchmarks/health_cost.py --dataset mnist_bundled
-    python benchmarks/health_cost.py --dataset folder:DIR --image-size 32 --out-name health_cost_emoji
+    python -m benchmarks.health_cost --dataset mnist_bundled
+    python -m benchmarks.health_cost --dataset folder:DIR --image-size 32 --out-name health_cost_emoji
 
 Writes benchmarks/results/health_cost.{json,md} (or `--out-name`).
 """
@@ -30,7 +30,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -43,9 +42,10 @@ from tfgen.bench.timing import time_fit  # noqa: E402
 from tfgen.data.pipeline import training_batches  # noqa: E402
 from tfgen.health import training_monitor  # noqa: E402
 from tfgen.registry import get_model_class  # noqa: E402
-from tfgen.training import _build_model, seed_everything  # noqa: E402
+from tfgen.training import build_model, seed_everything  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from benchmarks.common import RESULTS, public_command  # noqa: E402
+
 FAMILIES = ("vae", "cvae", "gan", "cgan", "diffusion", "flow", "latent_diffusion", "pixelcnn", "pixel_transformer")
 #: The issue's budget: health figures at most this fraction of an epoch.
 BUDGET = 0.05
@@ -59,7 +59,7 @@ def measure(name: str, preset: str, train, test, args) -> dict:
               "jit_compile": False}
     overrides = {"autoencoder_steps": 0} if name == "latent_diffusion" else {}
     seed_everything(0)
-    model = _build_model(model_cls, config, train.info, overrides)
+    model = build_model(model_cls, config, train.info, overrides)
     per_pass = run_length.steps_per_pass(train.info.num_examples, batch)
     epoch_steps = args.epoch_steps or run_length.epoch_length(per_pass, model_cls.FIT_DEFAULTS["steps"], passes=False)
     monitor = training_monitor(model, train, test, seed=2)
@@ -122,7 +122,7 @@ def main(argv=None):
         print(f"{name:18s} epoch {row['epoch_seconds']:8.1f} s ({row['epoch_steps']} steps)  health "
               f"{row['health_seconds']:6.3f} s = {row['health_fraction']:.2%}  (load {load_average()})", flush=True)
     result = {"dataset": args.dataset, "data_options": options, "rounds": args.rounds, "timed_steps": args.steps,
-              "command": "python benchmarks/health_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "command": public_command("health_cost", argv, paths=("--out-dir",), datasets=("--dataset",)),
               "machine": facts, "budget": BUDGET, "rows": rows}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-import baselines  # noqa: E402  (benchmarks/, this file's directory)
+from benchmarks import baselines
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -197,7 +197,7 @@ class KerasIODDIM(keras.Model):
         return [self.noise_loss_tracker, self.image_loss_tracker]
 
     def call(self, inputs, training=False):
-        images = baselines._images(inputs)
+        images = baselines.images_of(inputs)
         return self.network([images, ops.ones((ops.shape(images)[0], 1, 1, 1))], training=training)
 
     def denormalize(self, images):
@@ -217,7 +217,7 @@ class KerasIODDIM(keras.Model):
         return pred_noises, pred_images
 
     def train_step(self, data):
-        images = self.normalizer(baselines._images(data), training=True)
+        images = self.normalizer(baselines.images_of(data), training=True)
         batch_size = ops.shape(images)[0]
         noises = keras.random.normal(shape=ops.shape(images), seed=self.seed_generator)
         diffusion_times = keras.random.uniform((batch_size, 1, 1, 1), minval=0.0, maxval=1.0,

@@ -13,7 +13,7 @@ the machine's load falls on both; each figure is the median over rounds.
 * sampling: `model.sample(n, steps)` (DDIM, compiled loop; latent: the loop on latents, then
   one decoder pass).
 
-    python benchmarks/latent_speed.py --size 64 --batch-size 64 --steps 3 --rounds 3 --sample-n 16 --sample-steps 20
+    python -m benchmarks.latent_speed --size 64 --batch-size 64 --steps 3 --rounds 3 --sample-n 16 --sample-steps 20
 
 Prints a table and writes benchmarks/results/latent_speed.json.
 """
@@ -36,7 +36,7 @@ import tfgen  # noqa: E402
 from tfgen.bench.hardware import load_average, machine  # noqa: E402
 from tfgen.bench.timing import time_fit  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "latent_speed.json"
+from benchmarks.common import RESULTS  # noqa: E402
 
 
 def main(argv=None):
@@ -53,7 +53,7 @@ def main(argv=None):
                         help="latent_diffusion hyperparameters over the default preset, e.g. '{\"base_channels\": 32}'; "
                              "repeat to compare variants in the same rounds (default: the preset as it is)")
     parser.add_argument("--no-train", action="store_true", help="time sampling only")
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--out", default=str(RESULTS / "latent_speed.json"))
     args = parser.parse_args(argv)
 
     shape = (args.size, args.size, args.channels)

@@ -1,9 +1,9 @@
 """Leaderboard: every registered model, trained for the same wall-clock budget, scored the same way.
 
-    nice -n 10 python benchmarks/leaderboard.py --minutes 2                      # bundled digits
-    python benchmarks/leaderboard.py --minutes 10 --dataset idx:/usr/share/datasets/fashion-mnist
-    python benchmarks/leaderboard.py --name own_images --dataset folder:DIR --image-size 32   # your images
-    python benchmarks/leaderboard.py --models pixelcnn --steps 300 --precision mixed_bfloat16
+    nice -n 10 python -m benchmarks.leaderboard --minutes 2                      # bundled digits
+    python -m benchmarks.leaderboard --minutes 10 --dataset idx:/usr/share/datasets/fashion-mnist
+    python -m benchmarks.leaderboard --name own_images --dataset folder:DIR --image-size 32   # your images
+    python -m benchmarks.leaderboard --models pixelcnn --steps 300 --precision mixed_bfloat16
 
 For each model (its `default` preset unless --preset): train on the dataset's
 train split until the budget is spent (a `TimeBudget` callback stops `fit`
@@ -43,10 +43,8 @@ import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tfgen.precision import POLICIES  # noqa: E402  (loads neither Keras nor TensorFlow)
+from benchmarks.common import RESULTS, public_command
+from tfgen.precision import POLICIES  # loads neither Keras nor TensorFlow
 
 #: Training budget per model when neither --minutes nor --steps is given.
 DEFAULT_MINUTES = 3.0
@@ -165,7 +163,8 @@ def run(args) -> dict:
         "evaluator": {k: evaluator.meta.get(k) for k in ("dataset", "test_accuracy", "train_examples",
                                                           "test_examples", "feature_dim", "epochs", "augment")},
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "command": " ".join(["python", *sys.argv]),
+        "command": public_command("leaderboard", paths=("--save-models", "--evaluator-dir", "--out"),
+                                  datasets=("--dataset",)),
         "machine": machine(),
         "versions": _versions(),
         "fid_note": "FID/KID/precision/recall are computed on the evaluator classifier's features, not Inception",
@@ -335,7 +334,7 @@ def parse_args(argv=None):
     p.add_argument("--save-models", help="also save each trained model as DIR/<model>/model.keras")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluator-dir")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--merge", action="store_true",
                    help="keep other models' entries of an existing leaderboard.json made with the same settings")
     p.add_argument("--render-only", action="store_true", help="rewrite leaderboard.md from leaderboard.json")

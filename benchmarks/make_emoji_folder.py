@@ -6,7 +6,7 @@ The package holds Google's Noto emoji (artwork under the Apache License 2.0) as
 writes one class folder per category, for `tfgen train MODEL --dataset folder:OUT`:
 
     mkdir -p /tmp/emoji && (cd /tmp/emoji && npm pack emoji-datasource-google)
-    python benchmarks/make_emoji_folder.py /tmp/emoji/emoji-datasource-google-*.tgz /tmp/emoji-folder
+    python -m benchmarks.make_emoji_folder /tmp/emoji/emoji-datasource-google-*.tgz /tmp/emoji-folder
 
 Classes: the package's categories (`Smileys & Emotion` -> `smileys_and_emotion`,
 …). Categories with fewer than `--min-class-size` images (default 20) are left

@@ -4,7 +4,7 @@
 A second real colour data set besides the Noto emoji, one that installs as a package:
 
     apt-get install -y oxygen-icon-theme
-    python benchmarks/make_icon_folder.py /tmp/icons
+    python -m benchmarks.make_icon_folder /tmp/icons
 
 writes one class folder per context folder of the theme (`apps`, `devices`,
 `mimetypes`, `places` by default: 412 icons, the small-folder case tfgen

@@ -1,8 +1,8 @@
 """Precision quality: after the same number of steps, is a mixed-precision model as good as a float32 one?
 
-    nice -n 10 python benchmarks/precision_quality.py --models diffusion,pixelcnn,pixel_transformer \\
+    nice -n 10 python -m benchmarks.precision_quality --models diffusion,pixelcnn,pixel_transformer \\
         --steps diffusion=1500,pixelcnn=1000,pixel_transformer=1000 --seeds 0,1 --precisions float32,mixed_bfloat16
-    python benchmarks/precision_quality.py --models vae --preset tiny --steps 20 --n 100 --out /tmp/pq   # a look
+    python -m benchmarks.precision_quality --models vae --preset tiny --steps 20 --n 100 --out /tmp/pq   # a look
 
 For each model, seed and precision: train the model's preset for exactly N optimiser
 steps and score it, with the leaderboard's own functions (`leaderboard.train_and_score`):
@@ -39,18 +39,14 @@ import argparse
 import datetime
 import math
 import os
-import sys
 import time
 import traceback
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the leaderboard, this file's sibling
-
-import leaderboard  # noqa: E402
-from tfgen.checks import int_at_least, positive_int, unknown_name  # noqa: E402
-from tfgen.precision import POLICIES, check_policy  # noqa: E402
+from benchmarks import leaderboard
+from benchmarks.common import RESULTS, public_command
+from tfgen.checks import int_at_least, positive_int, unknown_name
+from tfgen.precision import POLICIES, check_policy
 
 REFERENCE = "float32"
 #: The tolerance never falls below this fraction of the float32 mean (see the module docstring).
@@ -239,7 +235,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="mnist_bundled")
     p.add_argument("--batch-size", type=int, help="default: each model's own")
     p.add_argument("--evaluator-dir")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--merge", action="store_true", help="keep the runs of an earlier precision_quality.json")
     args = p.parse_args(argv)
     try:
@@ -290,6 +286,7 @@ def run(args) -> dict:
 
     from tfgen.eval.evaluator import get_evaluator
     from tfgen.io import write_json, write_text
+    from tfgen.runs import versions
 
     out = Path(args.out)
     path = out / "precision_quality.json"
@@ -298,8 +295,9 @@ def run(args) -> dict:
                "runs": {}}
     if args.merge and path.exists():
         results["runs"] = json.loads(path.read_text())["runs"]
-    context = {"command": " ".join(["python", *sys.argv]), "machine": leaderboard.machine(),
-               "versions": leaderboard._versions()}
+    context = {"command": public_command("precision_quality", paths=("--evaluator-dir", "--out"),
+                                         datasets=("--dataset",)),
+               "machine": leaderboard.machine(), "versions": versions()}
     for model in args.models:
         for seed in args.seeds:
             for precision in args.precisions:

@@ -10,8 +10,8 @@ and its content becomes the file benchmarks/results/name.md (e.g. `leaderboard`,
 written by benchmarks/leaderboard.py). Blocks with no such file are left alone
 and reported.
 
-    python benchmarks/render_readme.py            # rewrite README.md in place
-    python benchmarks/render_readme.py --check    # exit 1 if README.md is out of date (for CI)
+    python -m benchmarks.render_readme            # rewrite README.md in place
+    python -m benchmarks.render_readme --check    # exit 1 if README.md is out of date (for CI)
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import RESULTS, ROOT
+
 BLOCK = re.compile(r"(<!-- BEGIN (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- END (?P=name) -->)", re.DOTALL)
 
 
@@ -47,7 +48,7 @@ def render(text: str, results_dir: Path) -> tuple[str, list[str], list[str]]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--readme", default=str(ROOT / "README.md"))
-    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--check", action="store_true", help="do not write; exit 1 if README.md would change")
     args = p.parse_args(argv)
 
@@ -59,11 +60,10 @@ def main(argv=None) -> int:
               file=sys.stderr)
     if args.check:
         if new != text:
-            print(f"render_readme: {readme} is out of date; run python benchmarks/render_readme.py", file=sys.stderr)
+            print(f"render_readme: {readme} is out of date; run python -m benchmarks.render_readme", file=sys.stderr)
             return 1
         return 0
     if new != text:
-        sys.path.insert(0, str(ROOT))
         from tfgen.io import write_text
 
         write_text(readme, new)

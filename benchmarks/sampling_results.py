@@ -5,17 +5,17 @@
 regenerates sampling.md from the whole file, which README.md embeds
 (benchmarks/render_readme.py).
 
-    python benchmarks/sampling_results.py      # re-render sampling.md from sampling.json
+    python -m benchmarks.sampling_results      # re-render sampling.md from sampling.json
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "sampling.json"
+from benchmarks import common
+
+RESULTS = common.RESULTS / "sampling.json"
 
 
 def merge_results(path: Path, key: str, value) -> None:
@@ -75,7 +75,6 @@ def _star(entry: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     from tfgen.io import write_text
 
     write_text(RESULTS.with_suffix(".md"), markdown(json.loads(RESULTS.read_text())))

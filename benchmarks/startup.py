@@ -1,6 +1,6 @@
 """How long `tfgen` takes to answer what needs no TensorFlow, against importing TensorFlow.
 
-    python benchmarks/startup.py [--repeats 5]
+    python -m benchmarks.startup [--repeats 5]
 
 Runs each command in a fresh interpreter `--repeats` times (interleaved, so a busy
 machine slows them alike) and writes the medians to benchmarks/results/startup.json
@@ -18,10 +18,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "startup.json"
+from benchmarks import common
+
+RESULTS = common.RESULTS / "startup.json"
 COMMANDS = {
     "tfgen --help": ["-m", "tfgen", "--help"],
     "tfgen --version": ["-m", "tfgen", "--version"],
@@ -32,7 +32,7 @@ COMMANDS = {
 
 
 def seconds(args) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(common.ROOT)}
     start = time.perf_counter()
     subprocess.run([sys.executable, *args], env=env, capture_output=True, timeout=600)
     return time.perf_counter() - start
@@ -48,7 +48,7 @@ def measure(repeats: int) -> dict:
 
 def markdown(data: dict) -> str:
     tf_seconds = data["median_seconds"]['python -c "import tensorflow"']
-    lines = [f"Measured with `python benchmarks/startup.py` on {data['date']}, {data['cpus']} CPU cores, "
+    lines = [f"Measured with `python -m benchmarks.startup` on {data['date']}, {data['cpus']} CPU cores, "
              f"median of {data['repeats']} fresh processes each.", "",
              "| command | seconds | of `import tensorflow` |", "|---|---:|---:|"]
     for name, value in data["median_seconds"].items():
@@ -60,7 +60,6 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     from tfgen.io import write_json, write_text
 
     data = {"date": datetime.datetime.now().isoformat(timespec="minutes"), "cpus": os.cpu_count(),

@@ -17,10 +17,10 @@ issue's goals; tfgen and the baseline are timed in alternating rounds on the sam
 batches, so drift in machine load hits both alike. A missed goal comes with its
 FLOP ratio and the op types whose time differs most between the two profiles.
 
-    python benchmarks/throughput.py                      # every model and preset (~40 min, quiet 2-core machine)
-    python benchmarks/throughput.py --quick              # default presets, 5 steps (a few minutes)
-    python benchmarks/throughput.py --models gan,vae --presets default --steps 30
-    python benchmarks/throughput.py --quick --precision float32,mixed_bfloat16   # each model under both
+    python -m benchmarks.throughput                      # every model and preset (~40 min, quiet 2-core machine)
+    python -m benchmarks.throughput --quick              # default presets, 5 steps (a few minutes)
+    python -m benchmarks.throughput --models gan,vae --presets default --steps 30
+    python -m benchmarks.throughput --quick --precision float32,mixed_bfloat16   # each model under both
 
 Writes benchmarks/results/throughput.json and throughput.md.
 """
@@ -37,11 +37,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from benchmarks import baselines  # noqa: E402
+from benchmarks.common import RESULTS, public_command  # noqa: E402
 from tfgen import bench  # noqa: E402
-
-import baselines  # noqa: E402  (benchmarks/, the script's directory)
-
-COMMAND = "python benchmarks/throughput.py"
+from tfgen.bench.report import format_cell  # noqa: E402
 
 
 def measure_train_baseline(name, preset, entry, steps, warmup, rounds=3, log=print):
@@ -136,7 +135,7 @@ def baselines_markdown(results: dict) -> str:
     notes = []
     for r in rows:
         goal = f"≥ {r['goal']:.2f} {'✓' if r.get('met') else '✗'}" if r.get("goal") is not None else "—"
-        flops = bench._fmt(r.get("flop_ratio_baseline_over_tfgen"), ".2f")
+        flops = format_cell(r.get("flop_ratio_baseline_over_tfgen"), ".2f")
         lines.append(f"| `{r['comparison']}` | {r['preset']} | {r['batch_size']} | {r['kind']} "
                      f"| {r['tfgen_images_per_second']:.1f} | {r['baseline_images_per_second']:.1f} "
                      f"| {r['ratio']:.3f} | {goal} | {flops} |")
@@ -170,7 +169,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="few steps, default presets: a look at the table")
     parser.add_argument("--precision", help="comma-separated dtype policies, each model measured under each side by "
                                             "side, e.g. float32,mixed_bfloat16 (default float32; baselines: float32)")
-    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     try:
@@ -193,7 +192,7 @@ def main(argv=None):
         if name == "diffusion":
             rows.append(measure_sampling_baseline(preset, entry))
 
-    command = " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])])
+    command = public_command("throughput", argv, paths=("--out",))
     start = time.perf_counter()
     results = bench.run(models, presets, command=command, each=each, **settings)
     results["flop_goal"] = bench.flop_goal(results)  # the project's goal, for its README table

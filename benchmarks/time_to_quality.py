@@ -15,8 +15,8 @@ until `--cap` × tfgen's time (the goal is decided by then: tfgen must reach the
 threshold in at most half the recipe's time), or `--max-minutes` when tfgen did
 not reach it.
 
-    python benchmarks/time_to_quality.py                     # gan, vae, diffusion (~75 min on a quiet 2-core machine)
-    python benchmarks/time_to_quality.py --models gan --fid 25
+    python -m benchmarks.time_to_quality                     # gan, vae, diffusion (~75 min on a quiet 2-core machine)
+    python -m benchmarks.time_to_quality --models gan --fid 25
 
 Writes benchmarks/results/time_to_quality.json and time_to_quality.md (a README
 block), and a sample grid of each contender at its last check under
@@ -28,18 +28,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_io_recipes  # noqa: E402  (benchmarks/, this file's directory)
+from benchmarks import keras_io_recipes  # noqa: E402
+from benchmarks.common import RESULTS, public_command  # noqa: E402
 
 FAMILIES = ("gan", "vae", "diffusion")
 #: Seconds of training between two checks, per family (scoring a diffusion model costs a sampler run).
@@ -186,7 +184,7 @@ def run(args) -> dict:
         "cap": args.cap,
         "goal": f"tfgen reaches the threshold in at most 1/{GOAL:g} of the keras.io recipe's time",
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "command": " ".join(["python", *sys.argv]),
+        "command": public_command("time_to_quality", paths=("--out",)),
         "machine": _machine(),
         "models": {},
     }
@@ -275,7 +273,7 @@ def parse_args(argv=None):
     p.add_argument("--cap", type=float, default=2.5, help="the recipe stops at this multiple of tfgen's time")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--merge", action="store_true", help="keep other models' rows of an earlier run")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     unknown = sorted(set(args.models) - set(FAMILIES))
     if unknown:

@@ -1,7 +1,7 @@
 """Trained runs: score run directories written by `tfgen train`, the way the leaderboard scores.
 
-    python benchmarks/trained_runs.py runs/pixelcnn-long runs/pixel_transformer-long
-    python benchmarks/trained_runs.py RUN_DIR --n 1000 --n-likelihood 0     # NLL on the whole test split
+    python -m benchmarks.trained_runs runs/pixelcnn-long runs/pixel_transformer-long
+    python -m benchmarks.trained_runs RUN_DIR --n 1000 --n-likelihood 0     # NLL on the whole test split
 
 The leaderboard gives every model the same few minutes; some families need hours on
 a CPU before their samples are digits (the autoregressive models: issue 6). This
@@ -27,13 +27,10 @@ import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks.common import RESULTS, public_command, public_path
+from benchmarks.leaderboard import number_cell  # the leaderboard's cell format, so both tables read alike
 
-from leaderboard import number_cell  # noqa: E402  (the leaderboard's cell format, so both tables read alike)
-
-RESULTS = "trained_runs"
+NAME = "trained_runs"
 
 
 def run_facts(run_dir: Path) -> dict:
@@ -90,8 +87,8 @@ def set_options(model: str, preset: str, model_config: dict) -> list[tuple[str, 
     return options
 
 
-def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
-    """`facts` (from `run_facts`) plus the run's scores, likelihood and sample grid."""
+def score(run_dir: Path, facts: dict, args, evaluator, out: Path, command: str) -> dict:
+    """`facts` (from `run_facts`) plus the run's scores, likelihood and sample grid; `command` scored it."""
     from tfgen.eval.scoring import evaluate, format_table
     from tfgen.plotting import sample_for_grid, save_grid
     from tfgen.runs import load_run
@@ -106,7 +103,7 @@ def score(run_dir: Path, facts: dict, args, evaluator, out: Path) -> dict:
     entry["scores"] = result
     entry["likelihood_images"] = next((row["n_images"] for row in result.get("likelihood", []) if "n_images" in row),
                                       None)
-    entry["command"] = " ".join(["python", *sys.argv])
+    entry["command"] = command
     images, ncols = sample_for_grid(model, 100, seed=args.seed + 1)
     grid = out / "samples" / f"trained_{run_dir.name}.png"
     save_grid(images, grid, ncols=ncols)
@@ -164,19 +161,23 @@ def parse_args(argv=None):
     p.add_argument("--n-likelihood", type=int, default=0, help="test images for likelihoods (0: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluator-dir")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default=str(RESULTS))
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    # The run directories named without this machine's directories, as the options' paths.
+    command = public_command(NAME, [public_path(a) if a in args.runs else a for a in argv],
+                             paths=("--evaluator-dir", "--out"))
     from tfgen.bench.hardware import machine
     from tfgen.eval.evaluator import get_evaluator
     from tfgen.io import write_json, write_text
 
     out = Path(args.out)
-    path = out / f"{RESULTS}.json"
+    path = out / f"{NAME}.json"
     results = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     if results.get("n_samples", args.n) != args.n:
         raise SystemExit(f"{path} holds runs scored on {results['n_samples']} samples; score with --n "
@@ -193,10 +194,10 @@ def main(argv=None) -> int:
                     "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")})
     for run_dir, run in facts.items():
         print(f"=== {run_dir}", flush=True)
-        results["runs"][run_dir.name] = score(run_dir, run, args, evaluator, out)
+        results["runs"][run_dir.name] = score(run_dir, run, args, evaluator, out, command)
         write_json(path, results)  # after each run: an interrupted scoring keeps what it finished
-        write_text(out / f"{RESULTS}.md", markdown(results))
-    print(f"wrote {path} and {out / (RESULTS + '.md')}")
+        write_text(out / f"{NAME}.md", markdown(results))
+    print(f"wrote {path} and {out / (NAME + '.md')}")
     return 0
 
 

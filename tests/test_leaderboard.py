@@ -1,15 +1,10 @@
 """benchmarks/leaderboard.py: `--steps` trains exactly N optimiser steps, `--precision` builds under that policy."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "leaderboard", Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard.py")
-leaderboard = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(leaderboard)
+from benchmarks import leaderboard
 
 
 def test_steps_trains_exactly_that_many_optimiser_steps_under_the_precision():

@@ -1,18 +1,11 @@
 """benchmarks/precision_quality.py: the verdict on hand-made numbers, its Markdown, its arguments and bookkeeping."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling, the leaderboard
-_spec = importlib.util.spec_from_file_location("precision_quality", BENCHMARKS / "precision_quality.py")
-pq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pq)
+from benchmarks import precision_quality as pq
 
 
 def test_within_noise_when_the_deviation_is_at_most_the_float32_spread():

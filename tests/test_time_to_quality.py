@@ -1,20 +1,12 @@
 """benchmarks/time_to_quality.py and its keras.io recipes: the clock, the verdict, and that each recipe trains."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the scripts import their siblings (baselines, keras_io_recipes)
-_spec = importlib.util.spec_from_file_location("time_to_quality", BENCHMARKS / "time_to_quality.py")
-ttq = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ttq)
-recipes = ttq.keras_io_recipes
+from benchmarks import keras_io_recipes as recipes
+from benchmarks import time_to_quality as ttq
 
 
 def _fit_with_clock(scores, threshold, every=0.0, max_seconds=1e9, steps=10):

@@ -1,21 +1,10 @@
 """The leaderboard's Markdown and README rendering (pure text; no training)."""
 
-import importlib.util
-from pathlib import Path
-
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import leaderboard, render_readme, trained_runs
+from benchmarks import sampling_results as sampling
 
 
 def test_render_replaces_only_blocks_with_results(tmp_path):
-    render_readme = _load("render_readme")
     (tmp_path / "leaderboard.md").write_text("| a | b |\n")
     text = ("intro\n<!-- BEGIN leaderboard -->\nold table\n<!-- END leaderboard -->\nmiddle\n"
             "<!-- BEGIN speed -->\nkept\n<!-- END speed -->\n")
@@ -34,7 +23,6 @@ def test_render_replaces_only_blocks_with_results(tmp_path):
 
 
 def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
-    leaderboard = _load("leaderboard")
     scores = dict(fid=5.0, kid=0.004, kid_std=0.001, classifier_score=9.1, precision=0.8, recall=0.7)
     board = {
         "preset": "default", "budget_minutes_per_model": 2, "dataset": "mnist_bundled", "n_samples": 2000,
@@ -64,7 +52,6 @@ def test_leaderboard_markdown_orders_by_fid_and_shows_the_floor():
 
 
 def test_sampling_results_merge_keeps_other_keys_and_renders_the_speedups(tmp_path):
-    sampling = _load("sampling_results")
     timing = lambda seconds, **kw: {"seconds": seconds, "images_per_second": 64 / seconds, **kw}
     diffusion = {
         "images": 64, "command": "python d", "date": "2026-01-01",
@@ -87,7 +74,6 @@ def test_sampling_results_merge_keeps_other_keys_and_renders_the_speedups(tmp_pa
 
 
 def test_trained_runs_markdown_names_the_likelihood_data_and_the_commands():
-    trained_runs = _load("trained_runs")
     scores = dict(fid=5.0, classifier_score=9.1, precision=0.8, recall=0.7)
     run = dict(model="pixelcnn", preset="default", dataset="mnist_bundled", params=160_000, epochs=26,
                train_hours=0.8, likelihood_images=1500, samples="samples/trained_pcnn.png", command="python b x",
@@ -112,7 +98,6 @@ def test_trained_runs_markdown_names_the_likelihood_data_and_the_commands():
 
 
 def test_trained_runs_train_command_repeats_what_differs_from_the_preset():
-    trained_runs = _load("trained_runs")
     import tfgen
 
     config = tfgen.get_model("pixelcnn", "default", seed=3).get_config()
