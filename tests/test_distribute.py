@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 
 import tfgen
+from child_processes import HANG_SECONDS
 
 CHECKS = Path(__file__).with_name("distribute_checks.py")
 MODELS = list(tfgen.list_models())
-TIMEOUT = 400  # seconds, for all processes together (a hung collective must fail the tests, not hang CI)
+TIMEOUT = HANG_SECONDS  # for all processes together: generous for a loaded machine; a hung collective fails
 # Two workers, global batch 8 (4 per worker), 16 examples: 2 steps per epoch, 2 epochs.
 WORKER_ARGS = ["train", "gan", "--preset", "tiny", "--strategy", "multiworker", "--epochs", "2", "--batch-size", "8",
                "--limit", "16", "--seed", "0", "--verbose", "2"]

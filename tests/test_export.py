@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 import tfgen
+from child_processes import HANG_SECONDS
 from model_checks import N, SEED, make_inputs
 from tfgen.cli import main
 from tfgen.export import ExportError, export_model, read_metadata
@@ -149,7 +150,7 @@ def without_tfgen(exported):
     procs = {**procs, "loader": start_without_tfgen(root, "-c", LOADER, str(root / "cases.json"))}
     results = {}
     for key, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
+        out, err = proc.communicate(timeout=HANG_SECONDS)
         assert proc.returncode == 0, f"{key} failed:\n{out}\n{err[-3000:]}"
         results[key] = out
     return results
@@ -299,7 +300,7 @@ def test_export_of_a_folder_run_carries_its_class_names_and_the_command_prints_n
     # The command imports TensorFlow, which prints its C++ start-up lines (oneDNN, cudart_stub, cuInit)
     # before absl logging reads TF_CPP_MIN_LOG_LEVEL: tfgen's command line keeps them off stderr.
     done = subprocess.run([sys.executable, "-m", "tfgen", "export", str(run)], capture_output=True, text=True,
-                          env=env, timeout=300)
+                          env=env, timeout=HANG_SECONDS)
     assert done.returncode == 0, done.stderr
     noise = [line for line in done.stderr.splitlines()
              if re.match(r"[IWEF]\d{4} |WARNING: All log messages before absl", line)

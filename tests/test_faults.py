@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
 import pytest
 
+from child_processes import HANG_SECONDS, let_go, start_train_held_at_step, wait_until_reached
 from tfgen.callbacks import EpochSeed, NonFiniteLossError, Throughput
 from tfgen.cli import main
 from tfgen.training import TrainingInterrupted, resume, train
@@ -143,30 +143,26 @@ def test_ctrl_c_stops_tfgen_train_after_a_checkpoint_that_resume_continues(tmp_p
     ends it after the epoch in progress and its checkpoint, leaving no lock file; `--resume` finishes
     the run."""
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tfgen.cli", "train", "vae", "--preset", "tiny", "--epochs", "4", "--batch-size", "32",
-         "--limit", "4096", "--out", str(run), "--verbose", "0"], env=ENV,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
+    # The child waits after step 2 of epoch 2 until the test has acted: Ctrl-C lands in epoch 2, whatever the load.
+    proc, reached, go = start_train_held_at_step(
+        4096 // 32 + 2, ["vae", "--preset", "tiny", "--epochs", "4", "--batch-size", "32", "--limit", "4096",
+                         "--out", run, "--verbose", "0"], tmp_path, env=ENV)
     try:
-        while not (run / "checkpoints" / "state.json").exists():
-            assert proc.poll() is None, f"training exited early: {proc.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "no checkpoint within 240 s"
-            time.sleep(0.02)
-        # Into epoch 2 (128 steps: more than a second). A second writer is refused:
+        wait_until_reached(proc, reached)
+        # A second writer is refused:
         assert main(["train", "--resume", str(run)]) == 2
         err = capsys.readouterr().err.strip()
         assert f"{run} is being written by another running tfgen process (pid {proc.pid})" in err, err
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=240)
+        let_go(go)
+        _, stderr = proc.communicate(timeout=HANG_SECONDS)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
     last = stderr.strip().splitlines()[-1]
-    stopped_at = checkpointed_epoch(run)
-    assert 2 <= stopped_at < 4 and epochs_logged(run) == stopped_at, stderr
-    assert last == (f"tfgen: interrupted after epoch {stopped_at} of 4; the checkpoint of epoch {stopped_at} is kept "
+    assert checkpointed_epoch(run) == epochs_logged(run) == 2, stderr
+    assert last == (f"tfgen: interrupted after epoch 2 of 4; the checkpoint of epoch 2 is kept "
                     f"in {run / 'checkpoints' / 'last.keras'}; continue with: tfgen train --resume {run}")
     assert "Traceback" not in stderr and not (run / "model.keras").exists()
     assert not (run / ".lock").exists()  # removed by the writer as it stopped
@@ -216,7 +212,7 @@ def test_deterministic_runs_in_two_processes_give_identical_weights_and_samples(
     procs = [subprocess.Popen([sys.executable, "-c", DETERMINISTIC_RUN, str(run)], env=ENV, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for run in runs]
     for proc in procs:
-        _, err = proc.communicate(timeout=300)
+        _, err = proc.communicate(timeout=HANG_SECONDS)
         assert proc.returncode == 0, err[-3000:]
     a, b = (np.load(run / "result.npz") for run in runs)
     assert a.files == b.files and len(a.files) > 10

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from child_processes import HANG_SECONDS
 from tfgen import io as tio
 
 
@@ -63,7 +64,7 @@ def test_a_waiting_locker_gets_the_lock_once_released(tmp_path):
         thread = threading.Thread(target=waiter)
         thread.start()
         order.append("holder")
-    thread.join(timeout=60)
+    thread.join(timeout=HANG_SECONDS)
     assert order == ["holder", "waiter"] and not path.exists()
 
 

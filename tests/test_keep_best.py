@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from child_processes import HANG_SECONDS
 from tfgen import keep_best, runs
 from tfgen.cli import main
 from tfgen.keep_best import SCORE, EpochScore, KeepBest
@@ -191,6 +192,6 @@ def test_bad_keep_and_checkpoint_values_are_argument_errors_without_tensorflow(a
     code = ("import sys; from tfgen.cli import main; status = main(sys.argv[1:]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'; "
             "sys.exit(status)")
-    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 2, result.stderr
     assert "--keep" in result.stderr or "--checkpoint" in result.stderr

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from child_processes import HANG_SECONDS
 from tfgen.cli import main
 
 COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
@@ -150,7 +151,7 @@ def test_the_whole_loop_from_the_command_line_names_classes_and_prints_no_tensor
 
     def tfgen_process(*args, cwd):
         done = subprocess.run([sys.executable, "-m", "tfgen", *map(str, args)], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=HANG_SECONDS)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output
         assert not re.findall(r"(?m)^[IWEF][0-9]{4} ", output), output

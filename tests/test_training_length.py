@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from child_processes import HANG_SECONDS
 from tfgen import length
 from tfgen import training
 from tfgen.callbacks import Throughput
@@ -262,7 +263,7 @@ def test_bad_lengths_are_one_line_errors_before_tensorflow_loads():
               "    err = io.StringIO()\n    with contextlib.redirect_stderr(err):\n        code = main(argv)\n"
               "    print(code, err.getvalue().strip().replace(chr(10), ' | '))\n"
               "print('tensorflow' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=HANG_SECONDS).stdout
     lines = out.splitlines()
     assert lines[-1] == "False", out
     for (argv, message), line in zip(BAD_LENGTHS, lines):

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from child_processes import HANG_SECONDS
 from tfgen.cli import main
 from tfgen.data.preview import class_blocks
 from tfgen.data.summary import folder_summary
@@ -73,7 +74,7 @@ NO_TENSORFLOW = ("import sys; from tfgen.cli import main; status = main(sys.argv
 
 def run_cli(*args):
     result = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, *map(str, args)], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=HANG_SECONDS)
     return result.returncode, result.stderr.strip()
 
 

@@ -155,13 +155,18 @@ def test_sample_score_callback_logs_before_csv_logger(tmp_path, evaluator, rando
 def test_time_budget_stops_training(random_batches):
     from tfgen.callbacks import TimeBudget
 
+    class OneSecondPerBatch(keras.callbacks.Callback):  # a fake clock: each batch takes exactly one second
+        def on_train_batch_end(self, batch, logs=None):
+            now[0] += 1.0
+
+    now = [100.0]
     model = tfgen.get_model("vae", "tiny", seed=0)
     model.default_compile()
-    budget = TimeBudget(seconds=3)
-    history = model.fit(random_batches.repeat(), steps_per_epoch=5, epochs=10_000, verbose=0, callbacks=[budget])
-    assert budget.stopped_early
-    assert len(history.history["loss"]) < 10_000
-    assert 3 <= history.history["elapsed_seconds"][-1] < 60
+    budget = TimeBudget(seconds=3, clock=lambda: now[0])
+    history = model.fit(random_batches.repeat(), steps_per_epoch=5, epochs=10_000, verbose=0,
+                        callbacks=[OneSecondPerBatch(), budget])
+    assert budget.stopped_early and budget.batches == 3 and int(model.optimizer.iterations.numpy()) == 3
+    assert len(history.history["loss"]) == 1 and history.history["elapsed_seconds"] == [3.0]
     with pytest.raises(ValueError):
         TimeBudget(0)
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tfgen
+from child_processes import HANG_SECONDS
 from model_checks import assert_finite_history, assert_roundtrip, train_tiny
 from tfgen.registry import UnknownNameError
 
@@ -97,7 +98,7 @@ def test_a_saved_model_reloads_in_a_fresh_process_after_import_tfgen(tmp_path):
     path = tmp_path / "gan.keras"
     tfgen.get_model("gan", "tiny").save(path)
     code = f"import keras, tfgen; print(type(keras.saving.load_model({str(path)!r})).__name__)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_SECONDS)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("GAN")
 
