@@ -297,7 +297,8 @@ def test_python_m_tfgen_answers_without_importing_tensorflow_and_prints_no_c_log
 def test_version_and_python_m_tfgen():
     import tfgen
 
-    result = subprocess.run([sys.executable, "-m", "tfgen", "--version"], capture_output=True, text=True, timeout=HANG_SECONDS)
+    result = subprocess.run([sys.executable, "-m", "tfgen", "--version"], capture_output=True, text=True,
+                            timeout=HANG_SECONDS)
     assert result.returncode == 0 and result.stdout.strip() == f"tfgen {tfgen.__version__}"
 
 
@@ -318,7 +319,8 @@ def test_import_tfgen_is_lazy_and_keras_still_loads_tfgen_files_after_it(tmp_pat
     for imports in (f"{lazy}; import keras", "import keras; import tfgen", f"{lazy}; import tensorflow; import keras",
                     "import tfgen.io; import keras"):
         code = f"import sys; {imports}; print(type(keras.saving.load_model(sys.argv[1])).__name__)"
-        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=HANG_SECONDS)
+        result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                                timeout=HANG_SECONDS)
         assert result.returncode == 0 and result.stdout.strip() == "GAN", (imports, result.stderr[-2000:])
 
 

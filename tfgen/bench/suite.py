@@ -80,9 +80,9 @@ def run(models=None, presets=None, *, steps: int = 20, warmup: int = 3, sample_n
             f"3×3 conv {peak['conv']['gflops']:.1f} GFLOP/s")
     results = {
         "command": command, "date": datetime.datetime.now().isoformat(timespec="minutes"), "machine": machine(),
-        "dataset": dataset, "data_options": data_options, "settings": {"steps": steps, "warmup": warmup, "sample_n": sample_n,
-                                         "sample_repeats": sample_repeats, "jit_compile": False,
-                                         "precisions": precisions},
+        "dataset": dataset, "data_options": data_options,
+        "settings": {"steps": steps, "warmup": warmup, "sample_n": sample_n, "sample_repeats": sample_repeats,
+                     "jit_compile": False, "precisions": precisions},
         "matmul": {"before": before["float32"]["matmul"]}, "methods": {
             "flops": FLOPS_METHOD, "memory": MEMORY_METHOD, "input_wait": INPUT_WAIT_METHOD},
         "models": {},
