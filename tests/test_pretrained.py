@@ -115,7 +115,7 @@ def test_tfgen_list_shows_the_presets_without_importing_tensorflow(shipped):
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
     line = next(line for line in out.stdout.splitlines() if line.startswith("digits/diffusion"))
-    assert "28x28x1" in line and "fid 12.3" in line and "precision 0.8" in line
+    assert "28x28x1" in line and "FID 12.3" in line and "precision 0.8" in line
 
 
 def test_init_takes_the_weights_whose_shapes_match_and_names_the_others(shipped):

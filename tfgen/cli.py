@@ -304,7 +304,7 @@ def cmd_list(args) -> None:
         print(f"{name:<20} {fit['steps']:>5,} steps, batch {fit['batch_size']:<5} {' '.join(family.presets)}")
     lines = pretrained.listing()
     if lines:
-        print("\ntrained models (tfgen sample NAME, tfgen.from_preset(NAME); metrics on the shipped weights)")
+        print("trained models (tfgen sample NAME, tfgen.from_preset(NAME); metrics measured on the shipped weights)")
         print("\n".join(lines))
 
 

@@ -41,6 +41,9 @@ SHIPPED_ROOT = Path(__file__).resolve().parent
 #: (trained network, its average that sampling uses): the pairs a preset ships once, as the average.
 AVERAGED_TWINS = (("network", "ema_network"), ("generator", "ema_generator"))
 FORMAT = 1
+#: metadata.json "metrics" that `tfgen list` shows (`python -m benchmarks.pretrained` measures them).
+LISTED_METRICS = {"fid": "FID", "precision": "precision", "recall": "recall", "conditional_accuracy": "cond.acc",
+                  "sample_16_seconds": "s/16"}
 
 
 class PresetError(ValueError):
@@ -104,7 +107,7 @@ def listing() -> list[str]:
         meta = read_metadata(path)
         shape = "x".join(map(str, meta.get("image_shape", ())))
         metrics = meta.get("metrics") or {}
-        scores = " ".join(f"{key} {metrics[key]:.3g}" for key in ("fid", "precision", "recall", "accuracy")
+        scores = " ".join(f"{label} {metrics[key]:.3g}" for key, label in LISTED_METRICS.items()
                           if isinstance(metrics.get(key), (int, float)))
         lines.append(f"{name:<28} {shape:<9} {meta.get('parameters', 0) / 1e6:5.2f}M params  "
                      f"{meta.get('weights_bytes', 0) / 1e6:5.1f} MB  {scores or 'not measured'}")
@@ -193,10 +196,13 @@ def _skipped_indices(model, shared: dict) -> set[int]:
 
 
 # ---------------------------------------------------------------------- saving
-def save_preset(source, out, *, command: str | None = None, dataset: str | None = None, checkpoint=None) -> Path:
+def save_preset(source, out, *, command: str | None = None, dataset: str | None = None, data_options=None,
+                class_names=None, checkpoint=None) -> Path:
     """Write the preset directory `out` from a run directory (its model as `tfgen sample` uses it: the best
     epoch if it kept one) or a `.keras` file. `command`: how it was trained (default: rebuilt from the
-    run's config.json); `dataset`: the data set's name as metadata.json gives it (default: the run's).
+    run's config.json); `dataset`, `data_options` (how the images were read: size, channels) and
+    `class_names`: as metadata.json gives them (default: the run's; a directory the leaderboard saved
+    holds a model.keras only).
     """
     import keras
 
@@ -204,7 +210,7 @@ def save_preset(source, out, *, command: str | None = None, dataset: str | None 
     from tfgen.io import atomic_path, write_json
 
     source = Path(source)
-    config = runs.read_run_config(source) if source.is_dir() else {}
+    config = runs.read_run_config(source) if (source / runs.CONFIG_FILE).is_file() else {}
     model = runs.load_run(source, checkpoint) if source.is_dir() else runs.load_checkpoint(source)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,13 +226,14 @@ def save_preset(source, out, *, command: str | None = None, dataset: str | None 
         "family": model.registry_name,
         "preset": config.get("preset"),
         "dataset": dataset or config.get("dataset"),
-        "data_options": config.get("data_options") or {},
+        "data_options": data_options or config.get("data_options") or {},
         "image_shape": list(model.image_shape),
         "num_classes": model.num_classes,
-        "class_names": config.get("class_names"),
+        "class_names": class_names or config.get("class_names"),
         "accepts_labels": bool(model.accepts_labels),
         "command": command or _training_command(config),
         "steps": config.get("total_steps"),
+        "checkpoint": _which_checkpoint(source, checkpoint),
         "versions": versions,
         "parameters": int(sum(int(v.numpy().size) for i, v in enumerate(model.weights)
                               if i not in _skipped_indices(model, shared))),
@@ -238,6 +245,16 @@ def save_preset(source, out, *, command: str | None = None, dataset: str | None 
     }
     write_json(out / METADATA_FILE, metadata)
     return out
+
+
+def _which_checkpoint(source: Path, checkpoint) -> dict | None:
+    """Which epoch of a run the preset holds (`tfgen.runs.run_checkpoint`): the best one, or the last."""
+    from tfgen import runs
+
+    if not source.is_dir():
+        return None
+    choice = runs.run_checkpoint(source, checkpoint)
+    return {key: choice[key] for key in ("checkpoint", "epoch", "epochs")}
 
 
 def _write_weights(model, path: Path, shared: dict) -> None:
