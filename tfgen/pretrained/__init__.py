@@ -85,9 +85,14 @@ def resolve(name_or_path) -> Path:
                       f"name{did_you_mean(name_or_path, names)}{listing}")
 
 
+def _directory(preset) -> Path:
+    """A preset given by name or directory, as its directory (`resolve`)."""
+    return Path(preset) if is_preset(preset) else resolve(preset)
+
+
 def read_metadata(preset) -> dict:
     """metadata.json of a preset (a name or a directory); a `PresetError` if it is missing or corrupt."""
-    path = Path(preset) if is_preset(preset) else resolve(preset)
+    path = _directory(preset)
     return _read_json(path / METADATA_FILE)
 
 
@@ -97,7 +102,7 @@ def run_config(preset) -> dict:
     meta = read_metadata(preset)
     return {"model": meta["family"], "preset": meta.get("preset"), "dataset": meta.get("dataset"),
             "data_options": meta.get("data_options") or {}, "class_names": meta.get("class_names"),
-            "versions": meta.get("versions"), "trained_preset": str(preset)}
+            "versions": meta.get("versions")}
 
 
 def listing() -> list[str]:
@@ -133,7 +138,7 @@ def sha256(path) -> str:
 
 def verify(preset) -> Path:
     """The preset's weights file, after checking it against the size and sha256 in metadata.json."""
-    path = Path(preset) if is_preset(preset) else resolve(preset)
+    path = _directory(preset)
     meta, weights = read_metadata(path), path / WEIGHTS_FILE
     size, expected = weights.stat().st_size, meta.get("sha256")
     if size != meta.get("weights_bytes", size) or sha256(weights) != expected:
@@ -151,7 +156,7 @@ def from_preset(preset):
 
     import tfgen.models  # noqa: F401  (registers the families with Keras)
 
-    path = Path(preset) if is_preset(preset) else resolve(preset)
+    path = _directory(preset)
     if not is_preset(path):
         raise PresetError(f"{path} is not a trained preset: it has no {METADATA_FILE} and {WEIGHTS_FILE}")
     weights = verify(path)
@@ -292,7 +297,7 @@ def write_metrics(preset, metrics: dict) -> None:
     """Put measured `metrics` into a preset's metadata.json (the sha256 covers the weights only)."""
     from tfgen.io import write_json
 
-    path = Path(preset) if is_preset(preset) else resolve(preset)
+    path = _directory(preset)
     write_json(path / METADATA_FILE, {**read_metadata(path), "metrics": metrics})
 
 
