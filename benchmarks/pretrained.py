@@ -126,7 +126,8 @@ def main(argv=None) -> None:
     out = Path(args.out)
     board = {"title": "Trained presets shipped with tfgen, scored from the shipped files", "machine": machine(),
              "date": datetime.date.today().isoformat(), "n": args.n,
-             "command": public_command("pretrained", _public_data(sys.argv[1:] if argv is None else argv)),
+             "command": public_command("pretrained", _public_data(sys.argv[1:] if argv is None else argv),
+                                       paths=("--out",)),
              "presets": {}}
     for name in names:
         meta = tfgen.pretrained.read_metadata(name)

@@ -137,3 +137,21 @@ def test_train_init_of_another_family_is_refused_before_tensorflow(shipped, caps
     assert tfgen(["train", "vae", "--init", "digits/diffusion"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "trained diffusion" in err and "same family only" in err
+
+
+def test_train_init_fine_tunes_from_a_preset_on_a_colour_folder(shipped, tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("red", "blue"):
+        (tmp_path / "folder" / name).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "folder" / name / f"{i}.png")
+    out = tmp_path / "run"
+    assert tfgen(["train", "diffusion", "--preset", "tiny", "--init", "digits/diffusion", "--dataset",
+                  f"folder:{tmp_path / 'folder'}", "--steps", "1", "--batch-size", "4", "--out", str(out),
+                  "--verbose", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "--init digits/diffusion: took" in err and "network/stem/kernel: (3, 3, 3, 8) here vs (3, 3, 1, 8)" in err
+    assert "label_embedding" in err  # 2 classes here, 10 digits there
+    assert json.loads((out / "config.json").read_text())["init"] == "digits/diffusion"
