@@ -10,10 +10,11 @@ Each digits entry of `PRESETS` is one `tfgen train` run on the bundled digits, m
 
 unless RUNS/FAMILY already holds a model (a finished run, or one that checkpointed), which is then used as
 it is. The preset is written from the run (`tfgen.pretrained.save_preset`: the model that `tfgen sample`
-would use) with that command in its metadata.json. The emoji entries come from models the colour
-leaderboard trained for ten minutes each and saved (`--save-models DIR`, one DIR/<family>/model.keras):
-the Noto emoji folder cannot ship with tfgen, so they are not retrained here; give the saved model's
-directory with `--from NAME=DIR`. Their command is the leaderboard's, as its results file records it.
+would use) with that command in its metadata.json. The emoji entries are not trained here (the
+Noto emoji folder cannot ship with tfgen): give their model with `--from NAME=DIR`, a `tfgen train` run
+on the folder at 32×32 (metadata.json then records its command, the folder by its name only) or a
+directory the colour leaderboard saved (`--save-models DIR`: DIR/<family>/model.keras, recorded with the
+leaderboard's command).
 
 Metrics are not measured here: `python -m benchmarks.pretrained` scores the written files and puts its
 numbers into each metadata.json (a preset remade here starts without metrics).
@@ -26,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, public_dataset_name
 
 #: The bundled digits: one preset per family, its training steps (at most about ten minutes each on 2 CPU cores).
 DIGITS_STEPS = {"cgan": 2000, "diffusion": 1320, "vae": 1500, "cvae": 1500, "gan": 8000, "flow": 1320,
@@ -71,7 +72,7 @@ def make(name: str, entry: dict, runs_dir: Path, given: dict[str, Path], out_roo
     """The preset `name` written from its run (trained first when missing); None when an emoji entry's
     model was not given."""
     from tfgen import runs
-    from tfgen.pretrained import save_preset
+    from tfgen.pretrained import save_preset, training_command
 
     if "train" in entry:
         run = runs_dir / entry["family"]
@@ -90,6 +91,9 @@ def make(name: str, entry: dict, runs_dir: Path, given: dict[str, Path], out_roo
                   f"records the run's own settings", flush=True)
     elif name in given:
         run, command = given[name], entry["command"]
+        if (run / runs.CONFIG_FILE).is_file():  # a `tfgen train` run: its own command, the folder by name only
+            recorded = runs.read_run_config(run)
+            command = training_command({**recorded, "dataset": public_dataset_name(recorded["dataset"])})
     else:
         print(f"{name}: skipped: give the leaderboard's saved model with --from {name}=DIR", flush=True)
         return None

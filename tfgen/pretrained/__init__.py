@@ -236,7 +236,7 @@ def save_preset(source, out, *, command: str | None = None, dataset: str | None 
         "num_classes": model.num_classes,
         "class_names": class_names or config.get("class_names"),
         "accepts_labels": bool(model.accepts_labels),
-        "command": command or _training_command(config),
+        "command": command or training_command(config),
         "steps": config.get("total_steps"),
         "checkpoint": _which_checkpoint(source, checkpoint),
         "versions": versions,
@@ -279,14 +279,21 @@ def _write_weights(model, path: Path, shared: dict) -> None:
             data.attrs["path"] = variable.path
 
 
-def _training_command(config: dict) -> str | None:
-    """The `tfgen train` command of a run's config.json (model, preset, data set, steps, seed)."""
+def training_command(config: dict) -> str | None:
+    """The `tfgen train` command of a run's config.json (model, preset, data set and image options, steps, seed)."""
     if not config:
         return None
     parts = ["tfgen train", config["model"]]
     if config.get("preset") not in (None, "default"):
         parts += ["--preset", config["preset"]]
     parts += ["--dataset", str(config.get("dataset"))]
+    options = config.get("data_options") or {}
+    size = options.get("image_size")
+    if size:
+        height, width = (size, size) if isinstance(size, int) else size
+        parts += ["--image-size", str(height) if height == width else f"{height}x{width}"]
+    if options.get("channels"):
+        parts += ["--channels", str(options["channels"])]
     if config.get("steps") is not None:
         parts += ["--steps", str(config["steps"])]
     parts += ["--seed", str(config.get("seed", 0))]
