@@ -12,7 +12,9 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tfgen", "tfgen.*"]),
     package_data={"tfgen.data": ["mnist_bundled.npz", "BUNDLED_DATA.md"],
-                  "tfgen.eval": ["evaluators/*/evaluator.keras", "evaluators/*/evaluator.json"]},
+                  "tfgen.eval": ["evaluators/*/evaluator.keras", "evaluators/*/evaluator.json"],
+                  # Trained presets (`tfgen.pretrained`): tfgen/pretrained/<dataset>/<family>/.
+                  "tfgen.pretrained": ["*/*/config.json", "*/*/metadata.json", "*/*/model.weights.h5"]},
     install_requires=[
         "tensorflow>=2.16,<2.22",
         "keras>=3.15,<3.16",

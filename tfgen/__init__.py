@@ -4,6 +4,7 @@
     model = tfgen.get_model("vae", preset="default")
     model = keras.saving.load_model("runs/vae/model.keras")   # works once tfgen is imported
     model = tfgen.load_run("runs/vae")                         # the same, or the last checkpoint
+    model = tfgen.from_preset("digits/cvae")                   # a trained model shipped with tfgen
 
 `import tfgen` is cheap: TensorFlow loads when a model, `train` or Keras is first
 used (PEP 562 lazy attributes), so the command line answers `--help` at once.
@@ -24,6 +25,7 @@ _LAZY = {
     "train": "tfgen.training",
     "resume": "tfgen.training",
     "load_run": "tfgen.runs",
+    "from_preset": "tfgen.pretrained",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -31,7 +33,7 @@ __all__ = ["__version__", *_LAZY]
 
 # Subpackages reachable as attributes (`tfgen.data.load(...)`) without importing them by hand.
 _SUBMODULES = {"bench", "callbacks", "checks", "data", "distribute", "eval", "export", "io", "layers", "losses",
-               "models", "plotting", "precision", "registry", "runs", "schedules", "training"}
+               "models", "plotting", "precision", "pretrained", "registry", "runs", "schedules", "training"}
 
 
 def __getattr__(name):

@@ -54,6 +54,8 @@ from tfgen.precision import POLICIES, PRECISIONS, check_policies  # loads neithe
 from tfgen.runs import KEEP  # loads neither Keras nor TensorFlow
 
 EXIT_USAGE = 2
+RUN_HELP = ("a run directory (finished or checkpointed), a .keras file, or a trained preset: a shipped one's name "
+            "(digits/cvae; see `tfgen list`) or a preset directory")
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: what a shell reports for Ctrl-C (143 for SIGTERM)
 
 
@@ -74,6 +76,7 @@ def main(argv=None) -> int:
 def run_command(args) -> int:
     """Run the parsed command; a user's error becomes one line on stderr and status 2."""
     try:
+        trained_preset_argument(args)
         return args.func(args) or 0
     except KeyboardInterrupt as err:  # from training: which checkpoint --resume continues from
         print(f"tfgen: {err or 'interrupted'}", file=sys.stderr)
@@ -107,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(commands)
 
     p = commands.add_parser("sample", help="draw a sample grid from a trained run")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help=RUN_HELP)
     p.add_argument("--n", type=int, default=64,
                    help="number of images (default 64); with one row per class (--labels all), images per class = "
                         "N // classes, at least 1")
@@ -128,13 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("export", help="export a run as a TensorFlow SavedModel with generation endpoints")
-    p.add_argument("run_dir", help="a run directory (finished or checkpointed) or a .keras file")
+    p.add_argument("run_dir", help=RUN_HELP)
     p.add_argument("--out", help="export directory (default RUN_DIR/saved_model; for a .keras file, saved_models/<name>)")
     add_checkpoint_option(p)
     p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("eval", help="score a trained run: FID/KID on evaluator features, likelihoods, health")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help=RUN_HELP)
     p.add_argument("--n", type=int, help="number of samples (default: as many as the test split has images, "
                                          "200 to 2000: more would not make FID more exact)")
     p.add_argument("--dataset", help="dataset of the evaluator and real data (default: the run's)")
@@ -223,6 +226,10 @@ def add_train_parser(commands) -> None:
     p.add_argument("--autoencoder-from", metavar="RUN_DIR|FILE.keras",
                    help="latent models: take the trained autoencoder (and latent scale) of an earlier run of the same "
                         "model, skip the first stage and train the latent model only")
+    p.add_argument("--init", metavar="PRESET|RUN_DIR|FILE.keras",
+                   help="fine-tune: start from the weights of a trained preset (e.g. digits/vae, see `tfgen list`) "
+                        "or an earlier run of the same model wherever their shapes match (the others start fresh "
+                        "and are named)")
     p.add_argument("--data-dir", help="TFDS data_dir")
     p.add_argument("--manual-dir", help="directory with the original dataset files for TFDS")
     p.add_argument("--limit", type=int, help="use only the first N training/test examples")
@@ -289,10 +296,38 @@ def cmd_data(args) -> None:
 
 
 def cmd_list(args) -> None:
+    from tfgen import pretrained  # reads metadata.json only: no TensorFlow
+
     print(f"{'model':<20} {'default steps, batch':<24} presets")
     for name, family in catalog.families().items():
         fit = family.fit_defaults
         print(f"{name:<20} {fit['steps']:>5,} steps, batch {fit['batch_size']:<5} {' '.join(family.presets)}")
+    lines = pretrained.listing()
+    if lines:
+        print("trained models (tfgen sample NAME, tfgen.from_preset(NAME); metrics measured on the shipped weights)")
+        print("\n".join(lines))
+
+
+# ------------------------------------------------------------------------ trained presets as a RUN argument
+def trained_preset_argument(args) -> None:
+    """A command's RUN argument may name a trained preset (`digits/cvae`) or be a preset directory
+    (`tfgen.pretrained`): it becomes the preset's directory, and what the command writes into RUN by
+    default (samples/, eval.json, saved_model/) goes to the working directory instead, named after it."""
+    if getattr(args, "run_dir", None) is None:
+        return
+    from tfgen import pretrained  # no TensorFlow
+
+    path = pretrained.resolve(args.run_dir)
+    args.run_dir = str(path)
+    if not pretrained.is_preset(path):
+        return
+    name = f"{path.parent.name}-{path.name}"
+    if args.command == "eval":
+        args.json = args.json or f"eval-{name}.json"
+    elif args.command == "export":
+        args.out = args.out or str(Path("saved_models") / name)
+    else:
+        args.out = args.out or str(Path("samples") / f"{name}-{args.command}.png")
 
 
 def cmd_train(args) -> None:
@@ -309,6 +344,7 @@ def cmd_train(args) -> None:
         catalog.check_preset(args.model, args.preset)
         overrides = parse_overrides(args.model, args.set)
         check_autoencoder_source(args)
+        check_init_source(args)
         check_data_first(args)
     from tfgen.distribute import is_chief
     from tfgen.training import resume, train
@@ -324,7 +360,7 @@ def cmd_train(args) -> None:
             seed=args.seed, out=args.out, overrides=overrides, strategy=args.strategy,
             jit_compile=args.jit_compile, precision=args.precision, data_dir=args.data_dir, manual_dir=args.manual_dir,
             limit=args.limit, verbose=verbose, deterministic=args.deterministic, autoencoder_from=args.autoencoder_from,
-            keep=args.keep,
+            keep=args.keep, init=args.init,
             **data_options_from_args(args),
         )
         if not is_chief():  # a non-chief worker of a multi-worker run: the chief writes (and exports)
@@ -403,13 +439,33 @@ def check_autoencoder_source(args) -> None:
                                 f"or a .keras file)")
 
 
+def check_init_source(args) -> None:
+    """--init: a trained preset or run that exists, of the model being trained (read without TensorFlow)."""
+    if args.init is None:
+        return
+    import json
+
+    from tfgen import pretrained
+
+    path = pretrained.resolve(args.init)  # one line listing the shipped presets if it is none
+    if pretrained.is_preset(path):
+        family = pretrained.read_metadata(path)["family"]
+    elif (path / "config.json").is_file():
+        family = json.loads((path / "config.json").read_text()).get("model")
+    else:
+        return  # a .keras file: its family is known once it loads
+    if family != args.model:
+        raise ValueError(f"--init {args.init} is a trained {family}; this run trains {args.model}: weights are "
+                         f"taken from the same family only (tfgen train {family} --init {args.init} ...)")
+
+
 def check_resume_args(args) -> None:
     """--resume takes the run's settings from its config.json: refuse options that would be ignored."""
     defaults = build_parser().parse_args(["train", "vae"])
     changed = [f"--{name.replace('_', '-')}" for name in (
         "preset", "dataset", "batch_size", "seed", "out", "set", "data_dir", "manual_dir", "limit", "strategy",
         "jit_compile", "precision", "deterministic", "image_size", "channels", "skip_corrupt", "background",
-        "augment", "epoch_steps", "sample_every", "autoencoder_from", "keep") if getattr(args, name) != getattr(defaults, name)]
+        "augment", "epoch_steps", "sample_every", "autoencoder_from", "keep", "init") if getattr(args, name) != getattr(defaults, name)]
     if args.model is not None:
         changed.insert(0, "MODEL")
     if changed:
@@ -654,7 +710,7 @@ def _same_kind(value, default) -> bool:
 # `VAE.interpolate`). The images come from files (--image) or the run's held-out split (--from-test).
 def add_completion_parsers(commands) -> None:
     def add_inputs(p, what):
-        p.add_argument("run_dir")
+        p.add_argument("run_dir", help=RUN_HELP)
         p.add_argument("--image", action="append", metavar="PATH",
                        help=f"an image file {what} (repeat for more); resized and converted to the run's images")
         p.add_argument("--from-test", metavar="K[,K...]",

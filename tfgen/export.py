@@ -126,9 +126,13 @@ def export_run(run, out=None, checkpoint: str | None = None) -> Path:
     else:
         config = runs.read_run_config(run)
         choice = runs.run_checkpoint(run, checkpoint)
-        model = runs.load_checkpoint(choice["path"])
+        model = runs.load_run(run, checkpoint)
         class_names = config.get("class_names")  # a folder's subfolder names
         source = run / runs.MODEL_FILE
+        if runs.is_trained_preset(run):  # `tfgen.pretrained`: its weights, as shipped
+            from tfgen.pretrained import WEIGHTS_FILE
+
+            source = run / WEIGHTS_FILE
         metadata = {
             "preset": config.get("preset"),
             "dataset": config.get("dataset"),

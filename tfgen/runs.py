@@ -61,7 +61,12 @@ def read_run_config(run_dir) -> dict:
     """`config.json`: the run's model name, preset, settings and model config.
 
     Its data paths come back absolute (`absolute_data_paths`), whatever the working directory.
+    A trained preset's directory (`tfgen.pretrained`) answers from its metadata.json.
     """
+    if is_trained_preset(run_dir):
+        from tfgen import pretrained
+
+        return pretrained.run_config(run_dir)
     path = Path(run_dir) / CONFIG_FILE
     config = _read_json(path, f"{run_dir} is not a tfgen run directory")
     if not isinstance(config, dict) or "model" not in config:
@@ -117,7 +122,12 @@ def has_checkpoint(run_dir) -> bool:
 def load_run(run_dir, checkpoint: str | None = None):
     """The model of a run directory: its best epoch (`checkpoint="best"`: `best/`, kept by `--keep best`), or
     its last (`"last"`: `model.keras`, else the last checkpoint). None: the best if the run kept one, else
-    the last. `run_checkpoint` says which file that is."""
+    the last. `run_checkpoint` says which file that is. A trained preset's directory: its model
+    (`tfgen.pretrained.from_preset`)."""
+    if is_trained_preset(run_dir):
+        from tfgen import pretrained
+
+        return pretrained.from_preset(run_dir)
     return load_checkpoint(run_checkpoint(run_dir, checkpoint)["path"])
 
 
@@ -132,6 +142,9 @@ def run_checkpoint(run_dir, checkpoint: str | None = None) -> dict:
         one_of(checkpoint, KEEP, "checkpoint")
     if not run_dir.is_dir():
         raise RunDirectoryError(f"run directory {run_dir} does not exist")
+    if is_trained_preset(run_dir):  # one set of weights, the last of the run that made it
+        return {"path": run_dir, "checkpoint": "last", "epoch": None, "epochs": None, "best_epoch": None,
+                "score": None}
     best = read_best(run_dir / BEST_DIR)
     epochs = _epochs_done(run_dir)
     if checkpoint == "best" and best is None:
@@ -152,13 +165,21 @@ def run_checkpoint(run_dir, checkpoint: str | None = None) -> dict:
 
 
 def load_run_or_file(path, action: str = "load"):
-    """The model of a run directory (`load_run`) or of a `.keras` file; a path that is neither is one line."""
-    path = Path(path)
+    """The model of a run directory (`load_run`), a `.keras` file or a trained preset (its name or directory);
+    anything else is one line listing the shipped presets."""
+    from tfgen import pretrained
+
+    path = pretrained.resolve(path)
     if path.is_dir():
         return load_run(path)
-    if not path.exists():
-        raise RunDirectoryError(f"{path} does not exist: nothing to {action} (give a run directory or a .keras file)")
     return load_checkpoint(path, action)
+
+
+def is_trained_preset(path) -> bool:
+    """Whether `path` is a trained preset's directory (`tfgen.pretrained`), which commands read as a run."""
+    from tfgen import pretrained
+
+    return pretrained.is_preset(path)
 
 
 def read_best(best_dir) -> dict | None:

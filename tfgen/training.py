@@ -80,7 +80,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
           strategy: str = "auto", jit_compile: bool | str = False, precision: str = "auto", data_dir=None,
           manual_dir=None, limit: int | None = None, sample_every: int = 1, verbose="auto",
           deterministic: bool = False, steps: int | None = None, minutes: float | None = None,
-          augment: str | None = None, epoch_steps: int | None = None, autoencoder_from=None, keep: str | None = None, **data_options):
+          augment: str | None = None, epoch_steps: int | None = None, autoencoder_from=None, keep: str | None = None, init=None, **data_options):
     """Train a registered model on a dataset and write a run directory; return its path.
 
     Length: `steps` optimiser steps, or `epochs` passes over the data (not both), and/or
@@ -111,6 +111,10 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     autoencoder_from: latent models only: a run directory or `.keras` file of an earlier run of
     the family, whose trained autoencoder the model takes (`load_autoencoder`) instead of
     training its own first stage; kept in config.json (absolute).
+    init: fine-tuning: a trained preset (`tfgen.pretrained`: a shipped name or a directory), run
+    directory or `.keras` file of the same family, whose weights the model starts from wherever their
+    shapes match (`tfgen.pretrained.take_matching_weights`; the others start fresh, and are named on
+    stderr); kept in config.json.
     """
     model_cls = get_model_class(model)
     fit_defaults = model_cls.FIT_DEFAULTS
@@ -139,6 +143,8 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     }
     if autoencoder_from is not None:
         config["autoencoder_from"] = _checked_autoencoder_source(autoencoder_from, model_cls)
+    if init is not None:
+        config["init"] = _checked_init_source(init)
     _check_time_budget(config["minutes"], strategy)
     out, requested_out = _output_directories(out, model, strategy)
     runs.refuse_existing_run(out)
@@ -191,6 +197,28 @@ def _load_autoencoder(net, config: dict) -> None:
         net.load_autoencoder(config["autoencoder_from"])
 
 
+def _checked_init_source(source) -> str:
+    """`init` as config.json keeps it: a shipped preset's name as given, a path absolute."""
+    from tfgen import pretrained
+
+    path = pretrained.resolve(source)  # one line listing the shipped presets if it is neither
+    return str(source) if not Path(source).exists() else str(path.absolute())
+
+
+def _take_initial_weights(net, config: dict) -> None:
+    """The weights of `init` (a preset or an earlier run) wherever their shapes match; the others named."""
+    if not config.get("init"):
+        return
+    from tfgen.pretrained import take_matching_weights
+
+    left = take_matching_weights(net, config["init"])
+    taken = len(net.weights) - len(left)
+    print(f"--init {config['init']}: took {taken} of {len(net.weights)} weights"
+          + (f"; {len(left)} start fresh (their shapes differ):" if left else ""), file=sys.stderr, flush=True)
+    for line in left:
+        print(f"  {line}", file=sys.stderr, flush=True)
+
+
 def _output_directories(out, model: str, strategy: str) -> tuple[Path, Path]:
     """(the directory this process writes, the run directory `train` returns): the same, but on the
     non-chief workers of a multi-worker run, which write to a scratch copy."""
@@ -217,6 +245,7 @@ def build_model(model_cls, config: dict, info, overrides: dict | None):
         net = model_cls.from_preset(config["preset"], **overrides)
         net.default_compile(jit_compile=config["jit_compile"])
     _load_autoencoder(net, config)
+    _take_initial_weights(net, config)
     if net.conditional:  # the model needs labels (an unlabelled folder has none)
         tfdata.require_labels(info, f"{config['model']} ({config['preset']} preset)")
     return net
@@ -347,6 +376,7 @@ def _start_over(run_dir: Path, config: dict, length: dict, verbose):
         net = get_model_class(config["model"]).from_config(config["config"])
         net.default_compile(jit_compile=config.get("jit_compile", False))
     _load_autoencoder(net, config)
+    _take_initial_weights(net, config)
     _announce_data(config, data, run_dir, verbose)
     _announce_precision(config, verbose, resumed=True)
     _announce_plan(config, data["info"], verbose)
