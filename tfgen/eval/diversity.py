@@ -52,9 +52,9 @@ def _build_random_features(image_shape, seed):
 
 def mean_pairwise_distance(features) -> float:
     """Mean Euclidean distance over the pairs i < j of the rows of `features` (NaN for fewer than 2 rows)."""
-    f = np.asarray(features, np.float64).reshape(len(features), -1)
-    if len(f) < 2:
+    if len(features) < 2:  # before the reshape: an empty group has no row length to infer
         return float("nan")
+    f = np.asarray(features, np.float64).reshape(len(features), -1)
     squared = np.sum(f * f, axis=1)
     distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * f @ f.T, 0.0))
     return float(distances[np.triu_indices(len(f), 1)].mean())
