@@ -333,7 +333,7 @@ def test_the_offline_message_names_flags_on_the_command_line_and_keywords_in_the
                                                                                          capsys):
     from tfgen import data
 
-    monkeypatch.setattr(data, "network_available", lambda: False)
+    monkeypatch.setattr("tfgen.data.tfds.network_available", lambda: False)
     with pytest.raises(data.DataUnavailableError) as info:
         data.load("mnist", data_dir=str(tmp_path))
     assert "manual_dir=DIR" in str(info.value) and "data_dir=DIR" in str(info.value)

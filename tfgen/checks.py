@@ -123,10 +123,19 @@ def fraction_below_one(value, name: str) -> float:
     return float(value)
 
 
-def check_image_size(image_size):
-    """None, an int (square) or a (height, width) pair of positive ints -> None or (height, width)."""
+def parse_image_size(image_size):
+    """The one reading of an image size option: None -> None; an int (square), a (height, width) pair of
+    positive ints, or a command-line string '32' or '48x64' (height x width) -> (height, width).
+
+    Which sizes a model can use is the model's question (`GenerativeModel.check_image_size`)."""
     if image_size is None:
         return None
+    if isinstance(image_size, str):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", image_size)
+        if not match:
+            raise ValueError(f"image size must be N or HxW with positive integers (e.g. 32 or 48x64), "
+                             f"got {image_size!r}")
+        image_size = (int(match[1]), int(match[2] or match[1]))
     if isinstance(image_size, (tuple, list)) and len(image_size) == 2:
         return tuple(positive_int(side, "image_size") for side in image_size)
     try:
@@ -135,16 +144,6 @@ def check_image_size(image_size):
         raise ValueError(f"image_size must be a positive integer or a (height, width) pair of positive integers, "
                          f"got {image_size!r}") from None
     return side, side
-
-
-def parse_image_size(text):
-    """A command-line size: '32' -> (32, 32), '48x64' -> (48, 64) (height x width); tuples as `check_image_size`."""
-    if not isinstance(text, str):
-        return check_image_size(text)
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", text)
-    if not match:
-        raise ValueError(f"image size must be N or HxW with positive integers (e.g. 32 or 48x64), got {text!r}")
-    return check_image_size((int(match[1]), int(match[2] or match[1])))
 
 
 def check_channels(channels):

@@ -413,9 +413,13 @@ def check_data_first(args) -> None:
     rather than after TensorFlow loads."""
     family = catalog.family(args.model)
     if args.image_size is not None and family.halving_networks:
-        from tfgen.layers.resolution import check_image_size
+        # The halving families' rule of `GenerativeModel.image_size_error`, asked without TensorFlow;
+        # `tfgen.train` asks the model class itself (every family's rule) before reading any data.
+        from tfgen.layers.resolution import size_error
 
-        check_image_size((*args.image_size, 1), family.class_name)
+        error = size_error((*args.image_size, 1))
+        if error:
+            raise ValueError(f"{family.class_name} {error}")
     from tfgen.data.summary import check_folder, check_source
 
     if not args.dataset.startswith("folder:"):

@@ -1,4 +1,4 @@
-"""Training health: cheap figures, every epoch, that say when a run is going bad (issue 32).
+"""Training health: cheap figures, every epoch, that say when a run is going bad.
 
 Each family says which figures it has: `GenerativeModel.health_checks()` returns a list of
 `HealthCheck` objects (none by default), so a new family adds its own without edits here or
@@ -441,18 +441,15 @@ def evaluation_figures(model, data: HealthData, samples=None, sample_labels=None
 def sample_diversity(image_shape, samples, sample_labels, real_images, real_labels, num_classes: int) -> dict:
     """{"diversity": overall, and with labels "diversity_per_class", "diversity_min"}: samples' mean pairwise
     distance over the real images' in `tfgen.eval.diversity`'s fixed random features."""
-    from tfgen.eval.diversity import features_of, mean_pairwise_distance, random_features
+    from tfgen.eval.diversity import features_of, group_spreads, random_features
 
     features = random_features(image_shape)
-
-    def spread(images):
-        return mean_pairwise_distance(features_of(features, images))
-
-    out = {"diversity": _ratio(spread(samples), spread(real_images))}
+    fake, real = features_of(features, samples), features_of(features, real_images)
+    out = {"diversity": _ratio(group_spreads(fake)[0], group_spreads(real)[0])}
     if sample_labels is not None:
-        sample_labels, real_labels = np.asarray(sample_labels), np.asarray(real_labels)
-        per_class = [_ratio(spread(samples[sample_labels == c]), spread(real_images[real_labels == c]))
-                     for c in range(num_classes)]
+        classes = range(num_classes)
+        per_class = [_ratio(a, b) for a, b in zip(group_spreads(fake, sample_labels, classes),
+                                                   group_spreads(real, real_labels, classes))]
         out["diversity_per_class"] = per_class
         finite = [v for v in per_class if v is not None]
         out["diversity_min"] = min(finite) if finite else None

@@ -1,4 +1,4 @@
-"""Keep the best epoch, not only the last (`tfgen train --keep best`; issue 32).
+"""Keep the best epoch, not only the last (`tfgen train --keep best`).
 
 A GAN's samples do not get better monotonically with training: an adversarial step
 can undo the ones before it, and a class can collapse late (a default cGAN on 1,906
@@ -117,7 +117,7 @@ class EpochScore:
             return
         self._features = random_features(model.image_shape)
         self._real = self._embed(self.images)
-        self._real_spread = self._spreads(self._real, self._groups(model, self.labels))
+        self._real_spread = self._spreads(model, self._real)
         # One image per class, repeated as often as the class has real images: total collapse.
         first = {c: np.flatnonzero(self.labels == c)[0] for c in np.unique(self.labels)}
         collapsed = self._real[[first[c] for c in self.labels]]
@@ -138,14 +138,16 @@ class EpochScore:
         if not np.all(np.isfinite(samples)):
             return {SCORE: math.nan, KID: math.nan, DIVERSITY: math.nan}
         features = self._embed(np.clip(samples, 0.0, 1.0))
-        ratios = self._spreads(features, self._groups(model, self.labels)) / self._real_spread
+        ratios = self._spreads(model, features) / self._real_spread
         diversity = float(np.nanmin(ratios)) if np.isfinite(ratios).any() else math.nan
         kid = self._kid(features)
         shortfall = max(0.0, 1.0 - diversity / self.threshold) if math.isfinite(diversity) else 0.0
         return {SCORE: kid / self.kid_scale + shortfall, KID: kid, DIVERSITY: diversity}
 
     def _embed(self, images) -> np.ndarray:
-        return np.asarray(self._features.predict_on_batch(images), np.float64)
+        from tfgen.eval.diversity import features_of
+
+        return np.asarray(features_of(self._features, images), np.float64)
 
     def _kid(self, features) -> float:
         from tfgen.eval.metrics import kernel_inception_distance
@@ -153,20 +155,13 @@ class EpochScore:
         # Equal-sized sets: one subset of all of them is the whole estimate (no subsampling noise).
         return kernel_inception_distance(features, self._real, num_subsets=1, subset_size=len(self._real), seed=0)[0]
 
-    @staticmethod
-    def _groups(model, labels) -> list[np.ndarray]:
-        """The index sets diversity is measured over: each class's, or all samples for a model without labels."""
+    def _spreads(self, model, features) -> np.ndarray:
+        """Diversity's spreads of `features` (ordered as `labels`): each class's, or one of all of them for a
+        model without labels."""
+        from tfgen.eval.diversity import group_spreads
         from tfgen.layers.conditioning import takes_labels
 
-        if not takes_labels(model):
-            return [np.arange(len(labels))]
-        return [np.flatnonzero(labels == c) for c in np.unique(labels)]
-
-    @staticmethod
-    def _spreads(features, groups) -> np.ndarray:
-        from tfgen.eval.diversity import mean_pairwise_distance
-
-        return np.array([mean_pairwise_distance(features[g]) for g in groups])
+        return group_spreads(features, self.labels if takes_labels(model) else None, np.unique(self.labels))
 
 
 def is_better(score: float, best: dict | None) -> bool:

@@ -6,8 +6,8 @@ The unit that matters is the optimiser step: a family's default length
 `--epochs` still counts passes over the data; `--minutes` is a wall-clock budget.
 
 Keras' epoch stays the unit of logging and checkpointing (a history.csv row,
-a sample grid, a checkpoint, a validation pass), but it is no longer one pass:
-`epoch_length` chooses it in steps. No TensorFlow here: the command line checks
+a sample grid, a checkpoint, a validation pass), but it is not one pass over the
+data: `epoch_length` chooses it in steps. No TensorFlow here: the command line checks
 a length before TensorFlow loads.
 """
 

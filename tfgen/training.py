@@ -240,7 +240,7 @@ def build_model(model_cls, config: dict, info, overrides: dict | None):
     unlabelled = model_cls.unlabelled_overrides() if info.num_classes == 0 else {}
     overrides = {"image_shape": info.image_shape, "num_classes": max(info.num_classes, 1), "seed": config["seed"],
                  **unlabelled, **model_cls.small_data_overrides(info.num_examples), **(overrides or {})}
-    tfdata._check_fits(info, overrides["image_shape"], overrides["num_classes"])
+    info.check_fits(overrides["image_shape"], overrides["num_classes"])
     with get_strategy(config["strategy"]).scope(), dtype_policy(config["precision"]):
         net = model_cls.from_preset(config["preset"], **overrides)
         net.default_compile(jit_compile=config["jit_compile"])
@@ -465,7 +465,7 @@ def _fit(net, out: Path, config: dict, data: dict, initial_epoch: int, first_ste
     if verbose != 0:
         callbacks.insert(1, TimeEstimate(remaining, seconds, clock=clock))
         callbacks.append(OpenEndedProgbar(open_ended=remaining is None))
-    if config.get("keep") == "best":  # before the loggers (runs of a tfgen before --keep kept the last)
+    if config.get("keep") == "best":  # before the loggers; a config without "keep" keeps the last epoch
         callbacks.insert(1, keep_best.run_callback(out / runs.BEST_DIR, data["examples"], data["test_examples"],
                                                    seed=seed + 3, first_step=first_step,
                                                    sample_options=GRID_SAMPLE_OPTIONS))

@@ -227,7 +227,8 @@ def test_downscaling_averages(tmp_path):
     assert out.shape == (4, 4, 3) and out[:, 0].min() == 255 and out[:, -1].max() == 0
 
 
-@pytest.mark.parametrize("text, size", [("32", (32, 32)), ("48x64", (48, 64)), (" 5 X 7 ", (5, 7))])
+@pytest.mark.parametrize("text, size", [("32", (32, 32)), ("48x64", (48, 64)), (" 5 X 7 ", (5, 7)), (None, None),
+                                        (32, (32, 32)), ((48, 64), (48, 64)), ([5, 7], (5, 7))])
 def test_parse_image_size(text, size):
     assert parse_image_size(text) == size
 
@@ -297,7 +298,7 @@ def test_bad_folders_are_one_line_errors(tmp_path):
     (dict(image_size=0), "image_size must be a positive integer or a .height, width. pair"),
     (dict(image_size=-3), "image_size must be a positive integer"),
     (dict(image_size=(4, 0)), "image_size must be a positive integer, got 0"),
-    (dict(image_size="32"), "image_size must be a positive integer"),
+    (dict(image_size="32px"), "image size must be N or HxW with positive integers"),
     (dict(channels=2), r"channels must be 1 \(grey\) or 3 \(RGB\), got 2"),
     (dict(channels=4), "channels must be 1"),
     (dict(background="pink"), "background must be 'white', 'black' or an"),

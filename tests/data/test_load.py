@@ -23,7 +23,7 @@ def _check_batches(ds, batch, shape=(28, 28, 1)):
 def test_tfds_path_through_mock_data(monkeypatch):
     # mock_data replaces TFDS's download and reading; the builder still reports "not
     # prepared", so tell the offline guard there is a network (nothing is fetched).
-    monkeypatch.setattr(data, "network_available", lambda: True)
+    monkeypatch.setattr("tfgen.data.tfds.network_available", lambda: True)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (20, 28, 28, 1), dtype=np.uint8)
     digits = rng.integers(0, 10, 20)
@@ -55,7 +55,7 @@ def test_tfds_unknown_name_and_offline_errors_are_fast_and_clear(tmp_path, monke
     with pytest.raises(data.DataUnavailableError, match="download=False.*Offline options.*mnist_bundled"):
         data.load("mnist", data_dir=str(tmp_path), download=False)
     # With download allowed but no network, the check answers at once instead of TFDS retrying.
-    monkeypatch.setattr(data, "network_available", lambda: False)
+    monkeypatch.setattr("tfgen.data.tfds.network_available", lambda: False)
     with pytest.raises(data.DataUnavailableError, match="no network.*Offline options"):
         data.load("mnist", data_dir=str(tmp_path))
 

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tfgen.health import ClassDiversity
-from tfgen.eval.diversity import class_diversity, mean_pairwise_distance, random_features, real_diversities
+from tfgen.eval.diversity import (class_diversity, group_spreads, mean_pairwise_distance, random_features,
+                                  real_diversities)
 
 
 class FakeGenerator:
@@ -38,6 +39,20 @@ def data():
 def test_mean_pairwise_distance_by_hand():
     assert mean_pairwise_distance(np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0]])) == pytest.approx((5 + 4 + 3) / 3)
     assert np.isnan(mean_pairwise_distance(np.zeros((1, 2))))
+
+
+def test_group_spreads_by_class_and_overall_by_hand():
+    features = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0], [1.0, 0.0]])
+    labels = np.array([0, 0, 1, 1])
+    np.testing.assert_allclose(group_spreads(features, labels, [0, 1]), [5.0, np.hypot(1.0, 4.0)])
+    np.testing.assert_allclose(group_spreads(features, labels, [1, 2]), [np.hypot(1.0, 4.0), np.nan])  # empty class
+    assert group_spreads(features)[0] == pytest.approx(mean_pairwise_distance(features))
+
+
+def test_the_random_network_is_built_once_per_shape_and_seed():
+    assert random_features((12, 12, 1)) is random_features([12, 12, 1])
+    assert random_features((12, 12, 1)) is not random_features((12, 12, 3))
+    assert random_features((12, 12, 1)) is not random_features((12, 12, 1), seed=1)
 
 
 def test_one_image_per_class_scores_zero_and_the_data_about_one(data):

@@ -20,7 +20,7 @@ def _untrained(seed=0):
     meta = {"dataset": "mnist_bundled", "test_accuracy": 0.1, "image_shape": [28, 28, 1], "num_classes": 10,
             "feature_dim": 128, "recipe_version": ev.RECIPE_VERSION, "feature_scale": 1.0,
             "fingerprint": dataset_arrays("mnist_bundled").fingerprint}
-    return ev.Evaluator(ev.build_classifier(seed=seed), meta)
+    return ev.Evaluator(networks.build_classifier(seed=seed), meta)
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def test_loss_is_nats_per_image_and_bits_per_dim():
     images = np.concatenate([digit_like(seed=s) for s in range(3)])
     assert_metrics_in_nats_and_bits(model, images)
     # 784 · ln 2 nats per image is exactly 1 bit per dimension.
-    from tfgen.models.autoregressive import bits_per_dim
+    from tfgen.eval.likelihood import bits_per_dim
     assert bits_per_dim(784 * math.log(2), 784) == pytest.approx(1.0)
 
 

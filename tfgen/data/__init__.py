@@ -13,15 +13,15 @@ Names:
 
 * any TFDS image-classification dataset (`mnist`, `fashion_mnist`, `kmnist`, …),
   with `data_dir`, `manual_dir` (the original files; TFDS verifies checksums)
-  and `download`;
+  and `download`: `tfgen.data.tfds`;
 * `idx:DIR` — a directory with the four standard IDX files, gzipped or not
   (e.g. `idx:/usr/share/datasets/fashion-mnist` from Debian); images
-  (N, H, W) or (N, H, W, C);
+  (N, H, W) or (N, H, W, C): `tfgen.data.idx`;
 * `folder:DIR` — a folder of PNG/JPEG/GIF/BMP images, one subfolder per class
   or none (unlabelled): `tfgen.data.folder`;
 * `npz:FILE` — arrays in a NumPy `.npz` file: `tfgen.data.npz`;
 * `mnist_bundled` — real MNIST digits shipped inside tfgen, so that nothing
-  needs the network (see `BUNDLED_DATA.md`).
+  needs the network: `tfgen.data.bundled` (see `BUNDLED_DATA.md`).
 
 `image_size` and `channels` resize and convert any of them (centre crop, then
 resize; grey <-> RGB); `folder:` datasets take more options (`background`,
@@ -35,25 +35,22 @@ line checks a folder before TensorFlow loads.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tfgen.checks import UnknownNameError, did_you_mean, one_of, positive_int
+from tfgen.checks import UnknownNameError, check_channels, one_of, parse_image_size, positive_int
+from tfgen.data.bundled import NAME as BUNDLED_NAME
+from tfgen.data.bundled import load_bundled
 from tfgen.data.folder import PREFIX as FOLDER_PREFIX
-from tfgen.checks import check_channels, check_image_size, parse_image_size
+from tfgen.data.idx import PREFIX as IDX_PREFIX
 from tfgen.data.messages import DataWarning, ranges, warn
 from tfgen.data.npz import PREFIX as NPZ_PREFIX
-from tfgen.data.split import DEFAULT_HOLDOUT
+from tfgen.data.split import DEFAULT_HOLDOUT, SPLITS
+from tfgen.data.tfds import DataUnavailableError, network_available, read_tfds
 
-BUNDLED_NAME = "mnist_bundled"
-BUNDLED_PATH = Path(__file__).with_name("mnist_bundled.npz")
-IDX_PREFIX = "idx:"
-SPLITS = ("train", "test")
 # Keyword arguments of `load` that describe the data (not how it is batched): a run must store
 # them with the dataset name and pass them to every later load of that dataset.
 DATA_OPTIONS = ("image_size", "channels", "background", "skip_corrupt", "holdout")
@@ -61,17 +58,6 @@ DATA_OPTIONS = ("image_size", "channels", "background", "skip_corrupt", "holdout
 __all__ = ["load", "load_arrays", "load_examples", "load_bundled", "Examples", "DatasetInfo", "DataWarning",
            "DataUnavailableError", "DATA_OPTIONS", "parse_image_size", "require_labels", "network_available",
            "absolute_name", "absolute_path", "path_of"]
-
-
-class DataUnavailableError(RuntimeError):
-    """The data cannot be had here (not prepared, and no network to download it).
-
-    The message names the offline options as keyword arguments of `load`; `cli_message()`
-    names them as the command line's flags (`tfgen` prints that one).
-    """
-
-    def cli_message(self) -> str:
-        return str(self).replace(_OFFLINE_HINT, _OFFLINE_HINT_CLI)
 
 
 @dataclass(frozen=True)
@@ -83,6 +69,16 @@ class DatasetInfo:
     num_classes: int
     num_examples: int
     class_names: tuple = ()
+
+    def check_fits(self, image_shape=None, num_classes=None) -> None:
+        """A one-line ValueError if a model of `image_shape` and `num_classes` cannot train on this data
+        (None: not checked), naming what the data has and what the model expects."""
+        if image_shape is not None and tuple(self.image_shape) != tuple(image_shape):
+            raise ValueError(f"dataset {self.name!r} has images of shape {tuple(self.image_shape)}, "
+                             f"but the model expects {tuple(image_shape)}")
+        if num_classes is not None and self.num_classes > num_classes:
+            raise ValueError(f"dataset {self.name!r} has labels up to {self.num_classes - 1}, but the model has "
+                             f"num_classes={num_classes} (labels must be in [0, {num_classes}))")
 
 
 class Examples:
@@ -145,7 +141,7 @@ def load(
     """
     batch_size = positive_int(batch_size, "batch_size")
     examples = load_examples(name, split, **options)
-    _check_fits(examples.info, image_shape, num_classes)
+    examples.info.check_fits(image_shape, num_classes)
     shuffle = shuffle if shuffle is not None else split.startswith("train")
     ds = examples.batches(batch_size, seed if shuffle else None, drop_remainder)
     return (ds, examples.info) if with_info else ds
@@ -158,7 +154,7 @@ def load_examples(name: str = "mnist", split: str = "train", *, limit: int | Non
     """One split of a dataset, read into memory once as uint8: see `Examples`.
 
     limit: keep only the first `limit` examples (of a folder: decode only those).
-    image_size (int or (height, width)) and channels (1 or 3): convert the images,
+    image_size (int, (height, width) or "HxW") and channels (1 or 3): convert the images,
         by centre crop and resize (`tfgen.data.pixels`); default: as stored.
     background, skip_corrupt: `folder:` datasets only (`tfgen.data.folder.read_folder`).
     holdout: the test fraction of `folder:` datasets and of `.npz` files of one array.
@@ -166,7 +162,7 @@ def load_examples(name: str = "mnist", split: str = "train", *, limit: int | Non
     """
     if limit is not None:
         limit = positive_int(limit, "limit")
-    size, channels = check_image_size(image_size), check_channels(channels)
+    size, channels = parse_image_size(image_size), check_channels(channels)
     if name.startswith(FOLDER_PREFIX):
         from tfgen.data.folder import read_folder
 
@@ -200,7 +196,7 @@ def _read_arrays(name, split, holdout, limit, data_dir, manual_dir, download):
         images, labels, labelled = read_npz(name[len(NPZ_PREFIX):], _check_split(split), holdout)
     else:
         _refuse_bare_path(name)
-        return _from_tfds(name, split, data_dir, manual_dir, download, limit)
+        return read_tfds(name, split, data_dir, manual_dir, download, limit)
     if images.ndim == 3:
         images = images[..., None]
     num_classes = int(labels.max()) + 1 if labelled and len(labels) else 0
@@ -273,7 +269,7 @@ def load_arrays(name: str = BUNDLED_NAME, split: str = "train", limit: int | Non
     import tensorflow as tf
 
     examples = load_examples(name, split, limit=limit, **options)
-    _check_fits(examples.info, image_shape, num_classes)
+    examples.info.check_fits(image_shape, num_classes)
     images, labels = examples.lookup(tf.range(examples.info.num_examples))
     return images.numpy(), labels.numpy()
 
@@ -285,139 +281,5 @@ def require_labels(info: DatasetInfo, what: str) -> None:
                          f"subfolders, or arrays without labels): put the images in one subfolder per class")
 
 
-def load_bundled(split: str = "train"):
-    """The bundled real MNIST digits: uint8 images (N, 28, 28) and int32 labels."""
-    split = _check_split(split)
-    with np.load(BUNDLED_PATH) as data:
-        return data[f"x_{split}"], data[f"y_{split}"].astype(np.int32)
-
-
 def _check_split(split: str) -> str:
     return one_of(split, SPLITS, "split")
-
-
-def _from_tfds(name, split, data_dir, manual_dir, download, limit):
-    """(uint8 images, int32 labels, number of classes) of a TFDS split, prepared first if need be."""
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError:
-        known = [BUNDLED_NAME, *tfds.list_builders(with_community_datasets=False)]
-        raise UnknownNameError(
-            f"unknown dataset {name!r}{did_you_mean(name, known)}: use a TFDS image dataset name (mnist, fashion_mnist, kmnist, ...), "
-            f"{BUNDLED_NAME!r}, or {IDX_PREFIX}DIR for a directory of IDX files"
-        ) from None
-    if manual_dir is not None:
-        _prepare_from_manual_dir(builder, name, manual_dir)
-    elif not builder.is_prepared():
-        if not download:
-            raise DataUnavailableError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir} "
-                                       f"and download=False. {_OFFLINE_HINT}")
-        if not network_available():
-            raise DataUnavailableError(f"TFDS dataset {name!r} is not prepared and there is no network "
-                                       f"to download it. {_OFFLINE_HINT}")
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
-    features = builder.info.features
-    if "image" not in features or "label" not in features:
-        raise ValueError(f"TFDS dataset {name!r} has no 'image' and 'label' features: not an image classification set")
-    if limit is not None:
-        split = f"{split}[:{limit}]"
-    try:
-        ds = builder.as_dataset(split=split, as_supervised=True)
-    except ValueError as err:  # unknown split: TFDS lists the valid ones
-        raise ValueError(f"TFDS dataset {name!r}: {err}") from None
-    parts = [(x, y) for x, y in ds.batch(4096).as_numpy_iterator()]
-    if not parts:
-        return np.zeros((0, *features["image"].shape), np.uint8), np.zeros(0, np.int32), 0
-    images, labels = np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
-    return images, labels.astype(np.int32), int(features["label"].num_classes)
-
-
-def _prepare_from_manual_dir(builder, name: str, manual_dir) -> None:
-    """Prepare a TFDS dataset from the original files in `manual_dir`, or fail in one line, leaving nothing behind.
-
-    TFDS finds the files by name and verifies their checksums. Files that were
-    recompressed (Debian's `dataset-fashion-mnist` rewrote the .gz headers) fail
-    that check though their content is intact; IDX files can then be read with
-    `idx:DIR`, which checks their structure instead. TFDS leaves the empty
-    folders it made on failure, which later runs warn about: they are removed.
-    """
-    import tensorflow_datasets as tfds
-    from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
-
-    root = Path(builder.data_dir_root)
-    folders = [*_ancestors_below(Path(builder.data_dir), root), root / "downloads" / "extracted", root / "downloads", root]
-    made = [p for p in folders if not p.exists()]
-    config = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir), try_download_gcs=False)
-    try:
-        builder.download_and_prepare(download_config=config)
-    except NonMatchingChecksumError as err:
-        _remove_empty_dirs(made)
-        file = Path(str(err).split(" downloaded to ", 1)[-1].split(",", 1)[0]).name or "a file"
-        raise DataUnavailableError(
-            f"{file} in {manual_dir} is not the file TFDS knows for {name!r} (its checksum differs; "
-            f"recompressed copies such as Debian's differ this way); if the files are IDX, "
-            f"read them with --dataset {IDX_PREFIX}{manual_dir}") from None
-    except BaseException:
-        _remove_empty_dirs(made)
-        raise
-
-
-def _ancestors_below(path: Path, root: Path) -> list[Path]:
-    """`path` and its parents up to (not including) `root`, deepest first."""
-    chain = []
-    while path != root and root in path.parents:
-        chain.append(path)
-        path = path.parent
-    return chain
-
-
-def _remove_empty_dirs(paths) -> None:
-    for path in paths:  # deepest first: a parent is empty once its children are gone
-        try:
-            path.rmdir()
-        except OSError:  # not empty (TFDS wrote something worth keeping) or already gone
-            pass
-
-
-_OFFLINE_HINT = (
-    f"Offline options: name={BUNDLED_NAME!r} (real digits shipped with tfgen); "
-    f"name='{IDX_PREFIX}DIR' (a directory of IDX files); manual_dir=DIR holding the original "
-    "*-ubyte.gz files; or data_dir=DIR with a TFDS copy prepared on another machine."
-)
-#: The same options as `tfgen` flags.
-_OFFLINE_HINT_CLI = (
-    f"Offline options: --dataset {BUNDLED_NAME} (real digits shipped with tfgen); "
-    f"--dataset {IDX_PREFIX}DIR (a directory of IDX files); --manual-dir DIR holding the original "
-    "*-ubyte.gz files; or --data-dir DIR with a TFDS copy prepared on another machine."
-)
-
-
-def network_available(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
-    """Whether TFDS's download host resolves within `timeout` seconds.
-
-    Without this check an offline TFDS download retries for minutes before it
-    fails; a name lookup answers (or not) in a moment.
-    """
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(socket.getaddrinfo, host, 443).result(timeout=timeout)
-        return True
-    except Exception:
-        return False
-    finally:
-        pool.shutdown(wait=False)
-
-
-def _check_fits(info: DatasetInfo, image_shape, num_classes) -> None:
-    if image_shape is not None and tuple(info.image_shape) != tuple(image_shape):
-        raise ValueError(
-            f"dataset {info.name!r} has images of shape {tuple(info.image_shape)}, "
-            f"but the model expects {tuple(image_shape)}"
-        )
-    if num_classes is not None and info.num_classes > num_classes:
-        raise ValueError(
-            f"dataset {info.name!r} has labels up to {info.num_classes - 1}, "
-            f"but the model has num_classes={num_classes} (labels must be in [0, {num_classes}))"
-        )

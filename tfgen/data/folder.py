@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfgen.checks import check_channels, check_image_size, fraction
+from tfgen.checks import check_channels, fraction, parse_image_size
 from tfgen.data.messages import warn
 from tfgen.data.split import DEFAULT_HOLDOUT, holdout_indices
 
@@ -324,7 +324,7 @@ def survey(root, image_size=None, channels=None, skip_corrupt: bool = False) -> 
     without `image_size`. Arguments as `read_folder`'s.
     """
     where = f"{PREFIX}{root}"
-    size, channels = check_image_size(image_size), check_channels(channels)
+    size, channels = parse_image_size(image_size), check_channels(channels)
     root = Path(root).expanduser()  # "folder:~/pictures": no shell expands a tilde after "folder:"
     paths, labels, class_names = scan(root)
     headers, bad = read_headers(root, paths)
@@ -349,7 +349,7 @@ def read_folder(root, split: str, *, image_size=None, channels=None, background=
     from tfgen.data.pixels import background_rgb
 
     where = f"{PREFIX}{root}"
-    check_image_size(image_size)  # the options' errors in the order the signature names them
+    parse_image_size(image_size)  # the options' errors in the order the signature names them
     check_channels(channels)
     background, holdout = background_rgb(background), fraction(holdout, "holdout", closed=False)
     found = survey(root, image_size, channels, skip_corrupt)

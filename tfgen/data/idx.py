@@ -44,6 +44,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 
 SPLITS = ("train", "test")
+#: A dataset name `idx:DIR` reads the IDX files in DIR.
+PREFIX = "idx:"
 # Standard file-name prefixes per split; "test-" appears in some re-distributions
 # in place of the original "t10k-".
 _SPLIT_PREFIXES = {"train": ("train",), "test": ("t10k", "test")}

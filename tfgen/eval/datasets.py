@@ -125,8 +125,3 @@ def _load(dataset: str, data_kwargs: dict) -> DatasetArrays:
 def _as_nhwc(images) -> np.ndarray:
     images = np.asarray(images, np.float32)
     return images[..., None] if images.ndim == 3 else images
-
-
-def clear_memory() -> None:
-    """Forget the memoised datasets (tests that replace `load_arrays` call this)."""
-    _MEMORY.clear()

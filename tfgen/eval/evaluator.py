@@ -57,133 +57,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from tfgen.eval.datasets import dataset_arrays, safe_name  # noqa: F401  (safe_name: public since v0.1)
-from tfgen.eval.networks import FEATURES_LAYER, build_autoencoder, build_classifier  # noqa: F401
+from tfgen.eval.datasets import dataset_arrays, safe_name
+from tfgen.eval.evaluator_training import train_evaluator
+from tfgen.eval.networks import RECIPE_VERSION, Evaluator
 
 ENV_DIR = "TFGEN_EVALUATOR_DIR"
 ENV_HOME = "TFGEN_HOME"
 MODEL_FILE = "evaluator.keras"
 META_FILE = "evaluator.json"
-CLASSIFIER, AUTOENCODER = "classifier", "autoencoder"
 #: `features=` choices: the dataset's own evaluator, or Inception-v3 (tfgen.eval.inception).
 FEATURES = ("evaluator", "inception")
 SHIPPED_ROOT = Path(__file__).with_name("evaluators")
-#: Bump when the architecture or training recipe changes: older caches are then retrained.
-RECIPE_VERSION = 1
-
-
-class Evaluator:
-    """A trained evaluator network and its features (plus class predictions if it is a classifier).
-
-    Attributes: `dataset`, `kind` ("classifier" or "autoencoder"), `labelled`,
-    `accuracy` (test-split accuracy in [0, 1]; None for an autoencoder),
-    `image_shape`, `num_classes` (0 for an autoencoder), `meta` (everything
-    recorded in evaluator.json), `directory`.
-    """
-
-    def __init__(self, network, meta: dict, directory=None):
-        import keras
-        import tensorflow as tf
-
-        self.network = network
-        self.meta = dict(meta)
-        self.directory = Path(directory) if directory is not None else None
-        self.dataset = meta["dataset"]
-        self.kind = meta.get("kind", CLASSIFIER)
-        self.labelled = self.kind == CLASSIFIER
-        self.accuracy = float(meta["test_accuracy"]) if self.labelled else None
-        self.image_shape = tuple(meta["image_shape"])
-        self.num_classes = int(meta["num_classes"]) if self.labelled else 0
-        # Features are multiplied by a fixed scale chosen at training time so that real images have
-        # mean ||f||²/d = 1: KID's kernel (x·y/d + 1)³ then works on O(1) inputs, as with Inception features.
-        self.feature_scale = float(meta.get("feature_scale", 1.0))
-        outputs = [network.get_layer(FEATURES_LAYER).output] + ([network.outputs[0]] if self.labelled else [])
-        feature_model = keras.Model(network.inputs, outputs)
-        spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
-        # One traced function for every batch size: features (and logits) in one pass.
-        self._forward = tf.function(lambda x: feature_model(x, training=False), input_signature=[spec])
-
-    @property
-    def classifier(self):
-        """The network (named for the labelled kind; kept for code written before autoencoders)."""
-        return self.network
-
-    def __repr__(self):
-        return f"Evaluator({self.describe()!r}, feature_dim={self.meta.get('feature_dim')})"
-
-    def describe(self) -> str:
-        """One line: what the network is, what it was trained on, how good it is on the test split."""
-        if self.labelled:
-            return f"CNN classifier trained on {self.dataset}, test accuracy {100 * self.accuracy:.2f}%"
-        rmse = self.meta.get("test_rmse")
-        quality = f", test reconstruction RMSE {rmse:.3f}" if rmse is not None else ""
-        return f"convolutional autoencoder trained on {self.dataset} without labels{quality}"
-
-    def _run(self, images, batch_size=1000):
-        images = self._check_images(images)
-        feats, logits = [], []
-        for start in range(0, len(images), batch_size):
-            out = self._forward(images[start:start + batch_size])
-            out = out if isinstance(out, (list, tuple)) else (out,)  # a one-output model returns a tensor
-            feats.append(np.asarray(out[0]) * np.float32(self.feature_scale))
-            if self.labelled:
-                logits.append(np.asarray(out[1]))
-        if not feats:
-            return np.zeros((0, self.meta["feature_dim"]), np.float32), np.zeros((0, self.num_classes), np.float32)
-        return np.concatenate(feats), (np.concatenate(logits) if self.labelled else None)
-
-    def _check_images(self, images):
-        images = np.asarray(images, dtype=np.float32)
-        if images.ndim == 3 and self.image_shape[-1] == 1:
-            images = images[..., None]
-        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"the {self.dataset} evaluator expects images of shape (N, "
-                             f"{', '.join(map(str, self.image_shape))}) in [0, 1], got shape {images.shape}")
-        if images.size and not np.all(np.isfinite(images)):
-            raise ValueError("images contain NaN or infinite values")
-        return images
-
-    def _need_labels(self, what: str):
-        if not self.labelled:
-            raise ValueError(f"{what} needs a classifier, but the {self.dataset} evaluator is an autoencoder "
-                             "(the dataset has no labels)")
-
-    def features(self, images) -> np.ndarray:
-        """Feature-layer activations (scaled), float32 (N, feature_dim)."""
-        return self._run(images)[0]
-
-    def logits(self, images) -> np.ndarray:
-        self._need_labels("logits")
-        return self._run(images)[1]
-
-    def probabilities(self, images) -> np.ndarray:
-        """Class probabilities, float64 (N, num_classes), rows summing to 1."""
-        return softmax(self.logits(images))
-
-    def predict_labels(self, images) -> np.ndarray:
-        """Most probable class of each image, int32 (N,)."""
-        return np.argmax(self.logits(images), axis=1).astype(np.int32)
-
-    def features_and_probabilities(self, images):
-        """Features and class probabilities; probabilities are None for an autoencoder."""
-        feats, logits = self._run(images)
-        return feats, (softmax(logits) if logits is not None else None)
-
-
-def softmax(logits) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def train_evaluator(*args, **kwargs) -> Evaluator:
-    """`tfgen.eval.evaluator_training.train_evaluator` (kept here, where it always was)."""
-    from tfgen.eval.evaluator_training import train_evaluator as train
-
-    return train(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------- the cache

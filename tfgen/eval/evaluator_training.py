@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from tfgen.eval.datasets import DatasetArrays, dataset_arrays
-from tfgen.eval.evaluator import AUTOENCODER, CLASSIFIER, FEATURES_LAYER, RECIPE_VERSION, Evaluator
-from tfgen.eval.networks import build_autoencoder, build_classifier, training_minutes
+from tfgen.eval.networks import (AUTOENCODER, CLASSIFIER, FEATURES_LAYER, RECIPE_VERSION, Evaluator,
+                                 build_autoencoder, build_classifier, training_minutes)
 
 #: Small datasets get more epochs, so that the network sees at least this many batches...
 MIN_STEPS = 500

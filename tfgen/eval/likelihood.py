@@ -63,9 +63,10 @@ def stochastic_binarize(images, seed: int = 0):
     return (np.random.default_rng(seed).random(images.shape, dtype=np.float32) < images).astype(np.float32)
 
 
-def bits_per_dim(nats_per_image: float, image_shape) -> float:
-    """nats per image → bits per dimension."""
-    return float(nats_per_image) / (int(np.prod(image_shape)) * math.log(2.0))
+def bits_per_dim(nats_per_image, image_shape):
+    """Nats per image -> bits per dimension, nats / (D · ln 2), with D the values in an image of `image_shape`
+    ((H, W, C), or D itself). A number or a tensor of nats gives the same kind back (models log it per step)."""
+    return nats_per_image / (int(np.prod(image_shape)) * math.log(2.0))
 
 
 def is_vae(model) -> bool:

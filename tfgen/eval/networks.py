@@ -1,4 +1,5 @@
-"""The evaluator networks: a CNN classifier (labelled data) and a convolutional autoencoder (unlabelled data).
+"""The evaluator networks: a CNN classifier (labelled data) and a convolutional autoencoder (unlabelled data),
+and `Evaluator`, a trained one with its features and predictions.
 
 Both share one convolutional body, sized from the image shape: conv-BN-ReLU
 blocks with 2×2 max-pooling until the feature map is at most 8 pixels on its
@@ -6,13 +7,23 @@ shorter side (two poolings for 28×28 or 32×32, three for 48 or 64 pixels), so
 the flattened map stays a few thousand numbers at any size and the network
 stays cheap on a CPU. The layer named `features` is what FID, KID and
 precision/recall are computed on.
+
+`Evaluator` is here rather than in `tfgen.eval.evaluator` (which finds, caches and
+trains evaluators) because training (`tfgen.eval.evaluator_training`) makes one too:
+both import it from here, so neither imports the other.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+
+import numpy as np
 
 FEATURES_LAYER = "features"
+CLASSIFIER, AUTOENCODER = "classifier", "autoencoder"
+#: Bump when the architecture or training recipe changes: older caches are then retrained.
+RECIPE_VERSION = 1
 #: Poolings continue until the shorter side is at most this many pixels.
 MAX_FINAL_SIDE = 8
 
@@ -135,3 +146,103 @@ def training_minutes(net, images: int, epochs: int, cores: int | None = None) ->
 
     cores = min(cores or os.cpu_count() or 1, 4)
     return multiply_adds(net) * images * epochs * CPU_SECONDS_PER_MAC / cores / 60
+
+
+class Evaluator:
+    """A trained evaluator network and its features (plus class predictions if it is a classifier).
+
+    Attributes: `dataset`, `kind` ("classifier" or "autoencoder"), `labelled`,
+    `accuracy` (test-split accuracy in [0, 1]; None for an autoencoder),
+    `image_shape`, `num_classes` (0 for an autoencoder), `meta` (everything
+    recorded in evaluator.json), `directory`.
+    """
+
+    def __init__(self, network, meta: dict, directory=None):
+        import keras
+        import tensorflow as tf
+
+        self.network = network
+        self.meta = dict(meta)
+        self.directory = Path(directory) if directory is not None else None
+        self.dataset = meta["dataset"]
+        self.kind = meta.get("kind", CLASSIFIER)
+        self.labelled = self.kind == CLASSIFIER
+        self.accuracy = float(meta["test_accuracy"]) if self.labelled else None
+        self.image_shape = tuple(meta["image_shape"])
+        self.num_classes = int(meta["num_classes"]) if self.labelled else 0
+        # Features are multiplied by a fixed scale chosen at training time so that real images have
+        # mean ||f||²/d = 1: KID's kernel (x·y/d + 1)³ then works on O(1) inputs, as with Inception features.
+        self.feature_scale = float(meta.get("feature_scale", 1.0))
+        outputs = [network.get_layer(FEATURES_LAYER).output] + ([network.outputs[0]] if self.labelled else [])
+        feature_model = keras.Model(network.inputs, outputs)
+        spec = tf.TensorSpec((None, *self.image_shape), tf.float32)
+        # One traced function for every batch size: features (and logits) in one pass.
+        self._forward = tf.function(lambda x: feature_model(x, training=False), input_signature=[spec])
+
+    def __repr__(self):
+        return f"Evaluator({self.describe()!r}, feature_dim={self.meta.get('feature_dim')})"
+
+    def describe(self) -> str:
+        """One line: what the network is, what it was trained on, how good it is on the test split."""
+        if self.labelled:
+            return f"CNN classifier trained on {self.dataset}, test accuracy {100 * self.accuracy:.2f}%"
+        rmse = self.meta.get("test_rmse")
+        quality = f", test reconstruction RMSE {rmse:.3f}" if rmse is not None else ""
+        return f"convolutional autoencoder trained on {self.dataset} without labels{quality}"
+
+    def _run(self, images, batch_size=1000):
+        images = self._check_images(images)
+        feats, logits = [], []
+        for start in range(0, len(images), batch_size):
+            out = self._forward(images[start:start + batch_size])
+            out = out if isinstance(out, (list, tuple)) else (out,)  # a one-output model returns a tensor
+            feats.append(np.asarray(out[0]) * np.float32(self.feature_scale))
+            if self.labelled:
+                logits.append(np.asarray(out[1]))
+        if not feats:
+            return np.zeros((0, self.meta["feature_dim"]), np.float32), np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate(feats), (np.concatenate(logits) if self.labelled else None)
+
+    def _check_images(self, images):
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 3 and self.image_shape[-1] == 1:
+            images = images[..., None]
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"the {self.dataset} evaluator expects images of shape (N, "
+                             f"{', '.join(map(str, self.image_shape))}) in [0, 1], got shape {images.shape}")
+        if images.size and not np.all(np.isfinite(images)):
+            raise ValueError("images contain NaN or infinite values")
+        return images
+
+    def _need_labels(self, what: str):
+        if not self.labelled:
+            raise ValueError(f"{what} needs a classifier, but the {self.dataset} evaluator is an autoencoder "
+                             "(the dataset has no labels)")
+
+    def features(self, images) -> np.ndarray:
+        """Feature-layer activations (scaled), float32 (N, feature_dim)."""
+        return self._run(images)[0]
+
+    def logits(self, images) -> np.ndarray:
+        self._need_labels("logits")
+        return self._run(images)[1]
+
+    def probabilities(self, images) -> np.ndarray:
+        """Class probabilities, float64 (N, num_classes), rows summing to 1."""
+        return softmax(self.logits(images))
+
+    def predict_labels(self, images) -> np.ndarray:
+        """Most probable class of each image, int32 (N,)."""
+        return np.argmax(self.logits(images), axis=1).astype(np.int32)
+
+    def features_and_probabilities(self, images):
+        """Features and class probabilities; probabilities are None for an autoencoder."""
+        feats, logits = self._run(images)
+        return feats, (softmax(logits) if logits is not None else None)
+
+
+def softmax(logits) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import layers
 
-from tfgen.layers.resolution import check_image_size, halvings, level_widths
+from tfgen.layers.resolution import halvings, level_widths
 from tfgen import checks
 
 #: How `conv_features` halves the resolution: a stride-2 convolution, or convolution + 2×2 max-pooling.
@@ -87,7 +87,6 @@ def upsampling_decoder(
     depth by `level_widths` on the reversed list (the lowest-resolution width repeated,
     or dropped). Returns pre-activation maps (logits), one per channel.
     """
-    check_image_size(image_shape, "upsampling_decoder")
     height, width, channels = image_shape
     levels = halvings(height, width)
     filters = tuple(reversed(level_widths(tuple(reversed(filters)), levels)))

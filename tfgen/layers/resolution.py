@@ -16,7 +16,8 @@ So the lowest resolution is 4 to 8 pixels a side whatever the image size: a VAE'
 GAN's flattened features and dense projection, and a U-Net's attention (over at most
 8·8 = 64 positions), cost the same at every size. A size for which the rule stops
 above 8 pixels a side (30 → 15, 36 → 9) would give networks whose dense layers and
-attention grow with the image instead, so it is refused (`check_image_size`): a
+attention grow with the image instead, so it is refused (`size_error`, which the
+models' `check_image_size` asks before building anything): a
 usable size is 4 to 8 times a power of two (2 or more), the same power for both sides.
 
 A U-Net may also run on an input that is already 4 to 8 pixels a side (power 1, no
@@ -51,7 +52,8 @@ def lowest_resolution(height: int, width: int) -> tuple[int, int]:
 
 
 def size_error(image_shape, min_halvings: int = 1) -> str | None:
-    """Why the convolutional families cannot use `image_shape` (H, W, C), or None if they can.
+    """Why the convolutional families cannot use `image_shape` (H, W, C), or None if they can. The reason
+    completes a sentence whose subject is the network's owner ("VAE cannot use 30×30 images: ...").
 
     `min_halvings` 0 also accepts sizes already 4 to 8 pixels a side (a U-Net on latents).
     """
@@ -62,13 +64,6 @@ def size_error(image_shape, min_halvings: int = 1) -> str | None:
     examples = "28, 32, 48, 64, 48×64" if min_halvings else "7, 8, 12, 16, 12×16"
     return (f"cannot use {height}×{width} images: its networks halve them down to 4–8 pixels, so each side must "
             f"be 4 to 8 times the same power of two, {2**min_halvings} or more (e.g. {examples})")
-
-
-def check_image_size(image_shape, owner: str, min_halvings: int = 1) -> None:
-    """A one-line ValueError naming `owner` (e.g. "VAE") if it cannot use `image_shape` (see `size_error`)."""
-    error = size_error(image_shape, min_halvings)
-    if error:
-        raise ValueError(f"{owner} {error}")
 
 
 def level_widths(widths, levels: int) -> tuple[int, ...]:

@@ -31,7 +31,7 @@ import keras
 from keras import layers, ops
 
 from tfgen import checks
-from tfgen.layers.resolution import check_image_size, halvings, level_widths
+from tfgen.layers.resolution import halvings, level_widths
 
 
 @keras.saving.register_keras_serializable(package="tfgen")
@@ -154,7 +154,6 @@ def build_unet(
     classes (include the null class). `time_dtype`: int32 for diffusion's integer timesteps,
     float32 for a continuous time (flow matching feeds 1000·t).
     """
-    check_image_size(image_shape, "the U-Net", min_halvings=0)
     height, width, channels = image_shape
     levels = halvings(height, width) + 1
     channel_mults = level_widths(check_channel_mults(channel_mults), levels)

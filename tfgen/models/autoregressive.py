@@ -30,12 +30,11 @@ the hyperparameters they share; each subclass takes its network's and builds it.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
 from tfgen import checks
+from tfgen.eval.likelihood import bits_per_dim
 from tfgen.layers import conditioning
 from tfgen.models.base import GenerativeModel, check_mask_values, stateless_seed
 
@@ -48,11 +47,6 @@ def quantize(images, levels):
     """
     q = tf.floor(tf.cast(images, tf.float32) * (levels - 1) + 0.5)
     return tf.cast(tf.clip_by_value(q, 0.0, levels - 1.0), tf.int32)
-
-
-def bits_per_dim(nats_per_image, dims):
-    """Nats per image -> bits per dimension: nats / (D · ln 2)."""
-    return nats_per_image / (dims * math.log(2.0))
 
 
 # Levels per channel when none are chosen: binary grayscale pixels (binarised MNIST,

@@ -93,19 +93,28 @@ class GenerativeModel(keras.Model):
     @classmethod
     def check_image_size(cls, image_shape, **hyperparameters) -> tuple[int, int, int]:
         """`image_shape` as (height, width, channels) ints if this family can be built for it, else a
-        one-line ValueError saying which sizes it can use.
+        one-line ValueError naming the family, the size and the sizes it can use.
 
-        `hyperparameters` are the constructor's (a preset's, with overrides), for families whose
-        sizes depend on them (the GAN's `mlp` architecture). Nothing is built: the command
-        line calls this before loading data. Families whose networks halve the resolution level
-        by level (`halving_networks`) take the sizes of `tfgen.layers.resolution`; the others any.
+        The one check of "can this model take images of this size": the constructor, `tfgen.train`
+        (before any data is read) and the tests call it. `hyperparameters` are the constructor's (a
+        preset's, with overrides), for families whose sizes depend on them (the GAN's `mlp`
+        architecture). Nothing is built. Families say why a size fails in `image_size_error`.
         """
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (height, width, channels), got {tuple(image_shape)}")
         shape = tuple(checks.positive_int(d, "image_shape entries") for d in image_shape)
-        if cls.halving_networks:
-            resolution.check_image_size(shape, cls.__name__)
+        error = cls.image_size_error(shape, **hyperparameters)
+        if error:
+            raise ValueError(f"{cls.__name__} {error}")
         return shape
+
+    @classmethod
+    def image_size_error(cls, image_shape, **hyperparameters) -> str | None:
+        """Why this family cannot use images of `image_shape` (height, width, channels ints), completing
+        "<family> ...", or None if it can. Families whose networks halve the resolution level by level
+        (`halving_networks`) take the sizes of `tfgen.layers.resolution`; the others any. Families with
+        their own rule override this, not `check_image_size`."""
+        return resolution.size_error(image_shape) if cls.halving_networks else None
 
     @classmethod
     def hyperparameters(cls) -> dict[str, inspect.Parameter]:
@@ -336,9 +345,6 @@ class GenerativeModel(keras.Model):
 
     def normal(self, shape, seed=None, dtype="float32"):
         return tf.random.stateless_normal(shape, seed=self.draw_seed(seed), dtype=dtype)
-
-    def uniform_labels(self, n, seed=None):
-        return tf.random.stateless_uniform([n], seed=self.draw_seed(seed), maxval=self.num_classes, dtype=tf.int32)
 
     def cached_function(self, key, build):
         """The function `build()` returns (a `tf.function`), built once per model and `key`.

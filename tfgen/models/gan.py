@@ -12,8 +12,8 @@ fake, and one optimiser for both networks (README defects 1–9). Here:
   the same fakes scored by the updated D (alternating updates, one generator
   pass; the common Keras pattern runs the generator twice per step).
 
-For small data sets (issue 32), each a constructor hyperparameter, off at the constructor's
-defaults (so configs and `.keras` files saved before they existed load unchanged):
+For small data sets, each a constructor hyperparameter, off at the constructor's defaults
+(so a config or `.keras` file that does not name them describes the plain GAN):
 
 * `diff_augment`: differentiable augmentation of every image D sees, real and fake, in both
   steps (Zhao et al. 2020, `tfgen.layers.augment`); `tfgen.train` turns it on for training
@@ -188,15 +188,14 @@ class GAN(GenerativeModel):
         return keras.Model(images, logit, name="discriminator")
 
     @classmethod
-    def check_image_size(cls, image_shape, architecture="dcgan", **hyperparameters):
-        """Any size of `tfgen.layers.resolution` for the DCGAN networks; 28×28 only for the documents'
+    def image_size_error(cls, image_shape, architecture="dcgan", **hyperparameters):
+        """Any size of `tfgen.layers.resolution` for the DCGAN networks; 28×28 only for the articles'
         dense networks, whose layer sizes are the articles' (a dense discriminator on 64×64×3 pixels
         would have 13M weights in its first layer alone)."""
-        shape = super().check_image_size(image_shape, **hyperparameters)
-        if FORMER_NAMES.get(architecture, architecture) == "mlp" and shape[:2] != (28, 28):
-            raise ValueError(f"{cls.__name__} architecture 'mlp' (the articles' networks) is for 28×28 images "
-                             f"only, got {shape[0]}×{shape[1]}: use architecture 'dcgan' for other sizes")
-        return shape
+        if FORMER_NAMES.get(architecture, architecture) == "mlp" and tuple(image_shape[:2]) != (28, 28):
+            return (f"architecture 'mlp' (the articles' networks) is for 28×28 images only, got "
+                    f"{image_shape[0]}×{image_shape[1]}: use architecture 'dcgan' for other sizes")
+        return super().image_size_error(image_shape, **hyperparameters)
 
     # ------------------------------------------------------------------ compile
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):

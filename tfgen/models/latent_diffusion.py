@@ -82,7 +82,7 @@ class LatentMixin(GenerativeModel):
     # Latents are unbounded: clipping x̂_0 to [−1, 1] at each reverse step would cut off
     # the tails of unit-variance latents (≈ 5% of values beyond ±2σ = ±2).
     clip_denoised = False
-    # The image sizes are those whose latents the U-Net can use (`check_image_size` below).
+    # The image sizes are those whose latents the U-Net can use (`image_size_error` below).
     halving_networks = False
 
     def __init__(
@@ -119,18 +119,16 @@ class LatentMixin(GenerativeModel):
         object.__setattr__(self, "latent_cache", None)
 
     @classmethod
-    def check_image_size(cls, image_shape, **hyperparameters):
+    def image_size_error(cls, image_shape, **hyperparameters):
         """Sizes whose sides divide by 4 into a latent the U-Net can use (4 to 8 times a power of two,
-        1 or more): 16, 20, …, 32, 40, 48, 56, 64, 48×64, …; a one-line ValueError otherwise."""
-        shape = super().check_image_size(image_shape, **hyperparameters)
-        height, width = shape[:2]
-        latent = autoencoder.latent_shape(shape, 1)
+        1 or more): 16, 20, …, 32, 40, 48, 56, 64, 48×64, …"""
+        height, width = image_shape[:2]
+        latent = autoencoder.latent_shape(image_shape, 1)
         if height % autoencoder.DOWNSAMPLE or width % autoencoder.DOWNSAMPLE or resolution.size_error(latent, 0):
-            raise ValueError(
-                f"{cls.__name__} cannot use {height}×{width} images: its autoencoder makes latents 4 times "
-                f"smaller per side, which the U-Net halves down to 4–8 pixels, so each side must be 4 × 4 to 8 "
-                f"times the same power of two, 1 or more (e.g. 28, 32, 48, 64, 48×64)")
-        return shape
+            return (f"cannot use {height}×{width} images: its autoencoder makes latents 4 times smaller per side, "
+                    f"which the U-Net halves down to 4–8 pixels, so each side must be 4 × 4 to 8 times the same "
+                    f"power of two, 1 or more (e.g. 28, 32, 48, 64, 48×64)")
+        return None
 
     # ------------------------------------------------------------------ the latent space (Diffusion's hooks)
     @property

