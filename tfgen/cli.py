@@ -387,7 +387,7 @@ def check_data_first(args) -> None:
         return
 
     batch_size = args.batch_size or family.fit_defaults["batch_size"]
-    needs_labels = f"{args.model} ({args.preset} preset)" if family.conditional else None
+    needs_labels = f"{args.model} ({args.preset} preset)" if family.requires_labels else None
     check_folder(args.dataset, batch_size, needs_labels, limit=args.limit, **data_options_from_args(args))
 
 
@@ -708,7 +708,7 @@ def given_images(args, model):
     if args.label is not None:
         labels = np.array(parse_labels(args.label, model.num_classes, _class_names(args.run_dir)) * len(images))[
             :len(images)]
-    if not model.accepts_labels or (not model.conditional and args.label is None):
+    if not model.accepts_labels or (not model.requires_labels and args.label is None):
         # Optional labels (diffusion, flow) only when asked for: a completion guided by the true class would
         # not show what the pixels alone say.
         labels = None

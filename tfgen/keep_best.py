@@ -127,12 +127,11 @@ class EpochScore:
     def __call__(self, model) -> dict:
         import inspect
 
-        from tfgen.layers.conditioning import takes_labels
 
         self.prepare(model)
         taken = inspect.signature(model.sample).parameters
         options = {k: v for k, v in self.sample_options.items() if k in taken}
-        if takes_labels(model):
+        if model.accepts_labels:
             options["labels"] = self.labels.astype(np.int32)
         samples = np.asarray(model.sample(len(self.images), seed=self.seed, **options), np.float32)
         if not np.all(np.isfinite(samples)):
@@ -156,9 +155,8 @@ class EpochScore:
     @staticmethod
     def _groups(model, labels) -> list[np.ndarray]:
         """The index sets diversity is measured over: each class's, or all samples for a model without labels."""
-        from tfgen.layers.conditioning import takes_labels
 
-        if not takes_labels(model):
+        if not model.accepts_labels:
             return [np.arange(len(labels))]
         return [np.flatnonzero(labels == c) for c in np.unique(labels)]
 

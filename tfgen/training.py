@@ -215,7 +215,7 @@ def _build_model(model_cls, config: dict, info, overrides: dict | None):
         net = model_cls.from_preset(config["preset"], **overrides)
         net.default_compile(jit_compile=config["jit_compile"])
     _load_autoencoder(net, config)
-    if net.conditional:  # the model needs labels (an unlabelled folder has none)
+    if net.requires_labels:  # the model needs labels (an unlabelled folder has none)
         tfdata.require_labels(info, f"{config['model']} ({config['preset']} preset)")
     return net
 
