@@ -278,7 +278,7 @@ def _run_seconds(args):
                                           (["bench", "--precision", "float64"], 2)])
 def test_help_list_version_and_argument_errors_do_not_import_tensorflow(args, status):
     """What `tfgen --help` & co. import, checked where it cannot depend on timing: TensorFlow is never loaded."""
-    code = ("import sys; from tfgen.cli import main; status = main(sys.argv[1:]); "
+    code = ("import sys; from tfgen_cli import main; status = main(sys.argv[1:]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'; "
             "sys.exit(status)")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
@@ -311,19 +311,28 @@ def test_train_help_lists_every_models_presets(capsys):
     assert "vae: conv_pool, default, tiny" in help_text and "diffusion: default, large, tiny" in help_text
 
 
-def test_import_tfgen_is_lazy_and_keras_still_loads_tfgen_files_after_it(tmp_path):
-    """`import tfgen` loads no TensorFlow; once Keras is imported (before or after tfgen), a tfgen
-    `.keras` file loads without custom_objects."""
+def test_keras_loads_tfgen_files_after_import_tfgen_in_either_order(tmp_path):
+    """`import tfgen` registers every family with Keras (it imports them), so a tfgen `.keras` file loads
+    without custom_objects whether Keras was imported before or after tfgen."""
     import tfgen
 
     path = tmp_path / "gan.keras"
     tfgen.get_model("gan", "tiny").save(path)
-    lazy = "import tfgen; assert 'tensorflow' not in sys.modules"
-    for imports in (f"{lazy}; import keras", "import keras; import tfgen", f"{lazy}; import tensorflow; import keras",
-                    "import tfgen.io; import keras"):
+    for imports in ("import tfgen; import keras", "import keras; import tfgen", "import tfgen.io; import keras"):
         code = f"import sys; {imports}; print(type(keras.saving.load_model(sys.argv[1])).__name__)"
         result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0 and result.stdout.strip() == "GAN", (imports, result.stderr[-2000:])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["train", "vea"]], ids=["help", "list", "arg-error"])
+def test_python_m_tfgen_answers_without_importing_tensorflow(args):
+    """`python -m tfgen` imports the package without its models too (`tfgen._imported_by_command_line`),
+    checked with `-X importtime`, which lists every module the process imports."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tfgen", *args], capture_output=True,
+                            text=True, timeout=300)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert result.returncode == (2 if args[0] == "train" else 0), result.stderr[-2000:]
+    assert "tfgen.cli" in imported and not {"tensorflow", "keras"} & imported
 
 
 def test_a_dataset_typo_suggests_the_nearest_name(capsys):

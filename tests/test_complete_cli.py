@@ -74,7 +74,7 @@ def test_errors_are_one_line(runs, tmp_path, capsys, argv, message):
 
 
 def test_help_needs_no_tensorflow():
-    code = ("import sys; from tfgen.cli import main\n"
+    code = ("import sys; from tfgen_cli import main\n"
             "for command in ('complete', 'edit', 'interpolate'):\n"
             "    try: main([command, '--help'])\n"
             "    except SystemExit: pass\n"

@@ -132,9 +132,9 @@ def test_epochs_still_count_passes_one_epoch_each(tmp_path):
 
 
 def test_the_default_length_is_the_familys_steps_and_an_epoch_is_whole_passes_of_200_steps():
-    from tfgen.models.base import GenerativeModel
+    from tfgen.catalog import family
 
-    assert GenerativeModel.FIT_DEFAULTS["steps"] == 5 * (8499 // 64)
+    assert family("vae").fit_defaults["steps"] == 5 * (8499 // 64)
     nothing = {"steps": None, "epochs": None, "minutes": None}
     assert length.total_steps(nothing, 6, 660) == 660  # a folder of 400 images: 110 passes
     assert length.total_steps({**nothing, "epochs": 3}, 6, 660) == 18
@@ -258,7 +258,7 @@ BAD_LENGTHS = [
 
 def test_bad_lengths_are_one_line_errors_before_tensorflow_loads():
     """Every case in one fresh interpreter, which must not have imported TensorFlow after them."""
-    script = (f"import contextlib, io, sys\nfrom tfgen.cli import main\nfor argv, _ in {BAD_LENGTHS!r}:\n"
+    script = (f"import contextlib, io, sys\nfrom tfgen_cli import main\nfor argv, _ in {BAD_LENGTHS!r}:\n"
               "    err = io.StringIO()\n    with contextlib.redirect_stderr(err):\n        code = main(argv)\n"
               "    print(code, err.getvalue().strip().replace(chr(10), ' | '))\n"
               "print('tensorflow' in sys.modules)\n")

@@ -18,6 +18,8 @@ the label.
   Measured on the bundled digits (`default` preset, 3 epochs, classifier accuracy
   on the requested class): see `benchmarks/results/conditional.json` and the
   report of issue 4.
+
+Presets, fit defaults and flags: `cgan.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ handwriting, another digit.
 The documents' cVAE skeleton built an encoder, a decoder, a "conditional encoder"
 and a "conditional decoder" (README defect 15); a cVAE is one encoder and one
 decoder that both see the label.
+
+Presets, fit defaults and flags: `cvae.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

@@ -62,6 +62,8 @@ both run in one compiled loop and are exported as endpoints.
 Everything but the process is `DenoisingModel`, which the `flow` family
 (`tfgen.models.flow`) shares: a family is its process (`build_process`) and its samplers
 (`SAMPLERS`, `make_sampler`).
+
+Presets, fit defaults and flags: `diffusion.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

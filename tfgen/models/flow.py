@@ -22,6 +22,8 @@ Everything else is `diffusion`'s (`DenoisingModel`): EMA weights for sampling, c
 with label dropout and classifier-free guidance ṽ = v(x, ∅) + guidance · (v(x, c) − v(x, ∅)),
 label −1 for the unconditional model, the SavedModel endpoints `sample(noise, labels)` and
 `settings`.
+
+Presets, fit defaults and flags: `flow.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

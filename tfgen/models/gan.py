@@ -28,6 +28,8 @@ defaults (so configs and `.keras` files saved before they existed load unchanged
   `tfgen.layers.spectral_norm`).
 
 Images are [0, 1] outside the model and [−1, 1] inside (tanh generator output).
+
+Presets, fit defaults and flags: `gan.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

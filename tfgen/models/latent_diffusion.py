@@ -51,6 +51,8 @@ The latent-space logic lives in `LatentMixin`, written against the four hooks of
 `Diffusion` (`sample_shape`, `to_model_space`, `to_images`, `clip_denoised`) and its
 `train_step`, so it combines with any process that subclasses `Diffusion`:
 `LatentDiffusion(LatentMixin, Diffusion)` here.
+
+Presets, fit defaults and flags: `latent_diffusion.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ channel embedding added to the row and column ones; D = H·W·C positions, so a
 Data variant: [0, 1] images quantised to `levels` values per channel; levels = 2 is
 MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
 in training (see `AutoregressiveModel`; `model.data_variant` says which).
+
+Presets, fit defaults and flags: `pixel_transformer.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

@@ -33,6 +33,8 @@ sub-pixel. With one channel the network is exactly the grayscale one.
 Data variant: [0, 1] images quantised to `levels` values per channel; levels = 2
 is MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
 in training (see `AutoregressiveModel`; `model.data_variant` says which).
+
+Presets, fit defaults and flags: `pixelcnn.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations

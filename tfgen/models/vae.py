@@ -22,6 +22,8 @@ this model, not with published likelihoods on colour images.
 
 Given images: `reconstruct`, `interpolate(first, second)` between their codes, and
 `complete(images, mask)` by the encode–decode chain of Rezende et al. 2014 (`complete_batch`).
+
+Presets, fit defaults and flags: `vae.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
