@@ -58,3 +58,11 @@ def test_the_default_batch_follows_the_image_size_only_where_the_family_caps_it(
     assert catalog.default_batch_size(transformer, (32, 32, 3)) == 16  # 64 × 784 // 3,072
     assert catalog.default_batch_size(transformer, (512, 512, 3)) == 1
     assert catalog.default_batch_size(vae, (64, 64, 3)) == vae["batch_size"]
+
+
+def test_register_model_refuses_a_name_or_class_its_data_file_does_not_describe():
+    from tfgen.models.vae import VAE
+    from tfgen.registry import register_model
+
+    with pytest.raises(ValueError, match=r"vae\.json describes VAE as 'vae', not VAE as 'vea'"):
+        register_model("vea")(VAE)

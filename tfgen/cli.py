@@ -719,7 +719,7 @@ def given_images(args, model):
         # not show what the pixels alone say.
         labels = None
     elif labels is None:
-        raise ValueError(f"{type(model).__name__} is conditional: give the images' class with --label")
+        raise ValueError(f"{type(model).__name__} requires labels: give the images' class with --label")
     return images, labels
 
 

@@ -315,7 +315,7 @@ class AutoregressiveModel(GenerativeModel):
         values = tf.reshape(self.to_levels(images), [count, self.num_dims])
         known = tf.reshape(mask > 0.5, [count, self.num_dims])
         if self.requires_labels and labels is None:
-            raise ValueError(f"{type(self).__name__} is conditional: complete needs the images' labels (labels=...)")
+            raise ValueError(f"{type(self).__name__} requires labels: complete needs the images' labels (labels=...)")
         pixel_seed, pick_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
         labels = self._sample_labels(count, labels, None)  # the labels checked, or zeros for an unconditional model
         # Particles of row i are rows i·K … i·K + K − 1.

@@ -95,7 +95,7 @@ class DenoisingModel(GenerativeModel):
     hooks (`sample_shape`, `to_model_space`, `to_images`, `clip_denoised`), so a family
     that runs it on latents overrides those.
 
-    Labels are optional: `conditional` is False (batches may be images only, and then
+    Labels are optional: `requires_labels` is False (batches may be images only, and then
     train the unconditional model), but with `class_conditional=True` the model
     `accepts_labels`: labels in a batch train the conditional model too, and
 
