@@ -150,3 +150,9 @@ def draw_or_check_labels(model, n, labels=None, seed=None):
         return as_labels(labels, model.num_classes, n)
     seed = tf.random.experimental.stateless_fold_in(model.draw_seed(seed), 1)
     return tf.random.stateless_uniform([n], seed=seed, maxval=model.num_classes, dtype=tf.int32)
+
+
+def _preview(values, limit=8):
+    flat = np.asarray(values).reshape(-1)
+    text = ", ".join(str(v) for v in flat[:limit])
+    return f"[{text}{', ...' if flat.size > limit else ''}]"
