@@ -324,17 +324,6 @@ def test_keras_loads_tfgen_files_after_import_tfgen_in_either_order(tmp_path):
         assert result.returncode == 0 and result.stdout.strip() == "GAN", (imports, result.stderr[-2000:])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["list"], ["train", "vea"]], ids=["help", "list", "arg-error"])
-def test_python_m_tfgen_answers_without_importing_tensorflow(args):
-    """`python -m tfgen` imports the package without its models too (`tfgen._imported_by_command_line`),
-    checked with `-X importtime`, which lists every module the process imports."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "tfgen", *args], capture_output=True,
-                            text=True, timeout=300)
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert result.returncode == (2 if args[0] == "train" else 0), result.stderr[-2000:]
-    assert "tfgen.cli" in imported and not {"tensorflow", "keras"} & imported
-
-
 def test_a_dataset_typo_suggests_the_nearest_name(capsys):
     assert main(["train", "vae", "--dataset", "fasion_mnist", "--preset", "tiny"]) == 2
     assert "unknown dataset 'fasion_mnist' (did you mean 'fashion_mnist'?)" in capsys.readouterr().err
