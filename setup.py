@@ -11,7 +11,10 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["tfgen", "tfgen.*"]),
-    package_data={"tfgen.data": ["mnist_bundled.npz", "BUNDLED_DATA.md"],
+    # The `tfgen` script's entry, outside the package so that `--help` does not import Keras (see it).
+    py_modules=["tfgen_cli"],
+    package_data={"tfgen.models": ["*.json"],  # each family's presets and fit defaults (tfgen.catalog)
+                  "tfgen.data": ["mnist_bundled.npz", "BUNDLED_DATA.md"],
                   "tfgen.eval": ["evaluators/*/evaluator.keras", "evaluators/*/evaluator.json"],
                   # Trained presets (`tfgen.pretrained`): tfgen/pretrained/<dataset>/<family>/.
                   "tfgen.pretrained": ["*/*/config.json", "*/*/metadata.json", "*/*/model.weights.h5"]},
@@ -29,5 +32,5 @@ setup(
     extras_require={
         "dev": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6", "scipy>=1.11", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6"],
     },
-    entry_points={"console_scripts": ["tfgen=tfgen.cli:main"]},
+    entry_points={"console_scripts": ["tfgen=tfgen_cli:main"]},
 )

@@ -69,7 +69,10 @@ def child(name, preset, dataset, data_options, batch_size, steps, sample_n, prec
     from tfgen.bench.precisions import build_compiled
     from tfgen.registry import get_model_class
 
-    batch_size = batch_size or get_model_class(name).FIT_DEFAULTS["batch_size"]
+    from tfgen.catalog import default_batch_size
+
+    size = data_options["image_size"]  # as `tfgen train --image-size N` picks its default batch
+    batch_size = batch_size or default_batch_size(get_model_class(name).FIT_DEFAULTS, (size, size, data_options["channels"]))
     start = time.perf_counter()
     pipeline, info = training_pipeline(batch_size, steps, dataset, seed, data_options)
     model = build_compiled(name, preset, precision, info, seed)

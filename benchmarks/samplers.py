@@ -143,11 +143,10 @@ def measure(model, dataset, data_options, settings, n, seeds, evaluator_dir=None
 
     from tfgen.eval import scoring
     from tfgen.eval.evaluator import get_evaluator
-    from tfgen.layers.conditioning import takes_labels
 
     evaluator = get_evaluator(dataset, directory=evaluator_dir, data_kwargs=data_options)
     real = scoring.RealData.get(evaluator, dataset, n, EVAL_SEED, data_options)
-    labels = scoring.balanced_labels(n, model.num_classes) if takes_labels(model) else None
+    labels = scoring.balanced_labels(n, model.num_classes) if model.accepts_labels else None
     conditional = labels is not None and evaluator.labelled
     kw = {"seed": EVAL_SEED}
     reference = scoring.reference_scores(real, conditional, **kw)

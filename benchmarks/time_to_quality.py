@@ -89,12 +89,11 @@ def tfgen_contender(family: str, seed: int):
     """tfgen's default preset as `tfgen train` builds it: (model, batch size, sampler, description)."""
     import tfgen
     from tfgen.eval.scoring import balanced_labels, generate
-    from tfgen.layers.conditioning import takes_labels
 
     keras.utils.set_random_seed(seed)
     model = tfgen.get_model(family, "default", seed=seed)
     model.default_compile()
-    labels = balanced_labels if takes_labels(model) else None
+    labels = balanced_labels if model.accepts_labels else None
 
     def sample(n, sample_seed):
         return generate(model, n, seed=sample_seed, labels=None if labels is None else labels(n, model.num_classes))

@@ -186,7 +186,7 @@ def assert_conditional_model_trains_and_round_trips(name, random_batches, tmp_pa
 def assert_compiled_functions_are_not_tracked(model):
     """The compiled sampler and stepwise pass are caches, not part of the model's TensorFlow object graph."""
     images = np.zeros((1, *model.image_shape), np.float32)
-    labels = [1] if model.conditional else None
+    labels = [1] if model.requires_labels else None
     model.sample(1, labels=labels, seed=0)
     model.stepwise_logits(images, labels)
     children = model._trackable_children("savedmodel")

@@ -39,7 +39,7 @@ def two_kinds(n, shape, seed):
 class NoiseModel:
     """Uniform-noise "generator" of 28×28 grey images: the worst a model can do."""
 
-    conditional = False
+    accepts_labels = requires_labels = False
     num_classes = 10
     image_shape = (28, 28, 1)
 

@@ -220,7 +220,7 @@ FIT_CASES = {
                    r"batch of images of shape \(batch, 28, 28, 1\), got a tensor of rank 3"),
     "uint8 images": ("vae", _batches((GOOD * 255).astype(np.uint8)), ValueError, "got uint8 images: divide"),
     "labels missing, conditional model": ("cvae", _batches(GOOD), ValueError,
-                                          "CVAE is conditional: batches must be \\(images, labels\\)"),
+                                          "CVAE requires labels: batches must be \\(images, labels\\)"),
     "string labels": ("cgan", _batches(GOOD, LABELS.astype(str)), ValueError,
                       "labels must be integer class indices, got"),
     "NaN pixel": ("vae", _batches(np.where(GOOD > 0.9, np.nan, GOOD)), ValueError,

@@ -1,4 +1,4 @@
-"""tfgen.catalog reads what the command line needs from the model modules' source: it must agree
+"""tfgen.catalog reads what the command line needs from the families' data files: it must agree
 with the imported classes, family by family, or `tfgen list` and `--set` checks would lie."""
 
 import pytest
@@ -15,11 +15,14 @@ def test_catalog_lists_every_registered_family():
 @pytest.mark.parametrize("name", sorted(tfgen.list_models()))
 def test_catalog_reads_the_same_presets_fit_defaults_and_hyperparameters_as_the_class(name):
     family, cls = catalog.families()[name], tfgen.get_model_class(name)
-    assert family.presets == cls.PRESETS
-    assert family.fit_defaults == cls.FIT_DEFAULTS
-    expected = {key: p.default for key, p in cls.hyperparameters().items() if p.default is not p.empty}
-    assert {key: family.hyperparameters[key] for key in expected} == expected
-    assert family.module == cls.__module__
+    assert family.presets == cls.PRESETS and family.preset_aliases == cls.PRESET_ALIASES
+    assert family.fit_defaults == cls.FIT_DEFAULTS and family.auto_bfloat16 == cls.AUTO_BFLOAT16
+    # The constructor owns its defaults; the data file's copy (for `--set` checks) must match it exactly.
+    expected = {key: p.default for key, p in cls.hyperparameters().items()}
+    assert family.hyperparameters == expected, f"update 'hyperparameters' in {family.module.replace('.', '/')}.json"
+    assert (family.module, family.class_name) == (cls.__module__, cls.__name__)
+    assert (family.requires_labels, family.halving_networks, family.quality_monotone) == (
+        cls.requires_labels, cls.halving_networks, cls.quality_monotone)
 
 
 def test_unknown_names_suggest_the_nearest():
@@ -30,20 +33,36 @@ def test_unknown_names_suggest_the_nearest():
     assert catalog.check_preset("gan", "tiny") == "tiny"
 
 
-def test_a_computed_preset_falls_back_to_importing_the_module(monkeypatch):
-    """A preset the source reader cannot evaluate is read from the imported class instead."""
-    import ast
+def test_a_malformed_data_file_is_one_line_naming_the_file(tmp_path):
+    path = tmp_path / "toy.json"
+    path.write_text('{"name": "toy", "class": "Toy", "presets": {"tiny": {}}, "fit_defaults": {}}')
+    with pytest.raises(ValueError, match=r"toy\.json: missing hyperparameters$"):
+        catalog.read_family(path)
+    path.write_text('{"name": "toy", "class": "Toy", "presets": {"tiny": {}}, "fit_defaults": {}, '
+                    '"hyperparameters": {}, "preset": {}}')
+    with pytest.raises(ValueError, match=r"toy\.json: unknown preset$"):
+        catalog.read_family(path)
+    path.write_text('{"name": "toy",')
+    with pytest.raises(ValueError, match=r"toy\.json: not a readable family data file"):
+        catalog.read_family(path)
 
-    real = catalog._literal
 
-    def refuse_vae_tuple(node):
-        if isinstance(node, ast.Tuple) and [getattr(e, "value", None) for e in node.elts] == [4, 8]:
-            raise catalog._NotLiteral("pretend (4, 8) were computed")
-        return real(node)
+def test_json_arrays_are_read_as_tuples_as_the_presets_were_written():
+    assert catalog.family("vae").presets["tiny"]["encoder_filters"] == (4, 8)
+    assert catalog.family("vae").hyperparameters["image_shape"] == (28, 28, 1)
 
-    monkeypatch.setattr(catalog, "_literal", refuse_vae_tuple)
-    catalog.families.cache_clear()
-    try:
-        assert catalog.families()["vae"].presets == tfgen.get_model_class("vae").PRESETS
-    finally:
-        catalog.families.cache_clear()
+
+def test_the_default_batch_follows_the_image_size_only_where_the_family_caps_it():
+    transformer, vae = catalog.family("pixel_transformer").fit_defaults, catalog.family("vae").fit_defaults
+    assert catalog.default_batch_size(transformer, (28, 28, 1)) == 64  # the digits' batch, unchanged
+    assert catalog.default_batch_size(transformer, (32, 32, 3)) == 16  # 64 × 784 // 3,072
+    assert catalog.default_batch_size(transformer, (512, 512, 3)) == 1
+    assert catalog.default_batch_size(vae, (64, 64, 3)) == vae["batch_size"]
+
+
+def test_register_model_refuses_a_name_or_class_its_data_file_does_not_describe():
+    from tfgen.models.vae import VAE
+    from tfgen.registry import register_model
+
+    with pytest.raises(ValueError, match=r"vae\.json describes VAE as 'vae', not VAE as 'vea'"):
+        register_model("vea")(VAE)

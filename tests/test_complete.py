@@ -257,7 +257,7 @@ def test_every_family_completes_or_says_in_one_line_why_not(name):
     images = np.full((1, *model.image_shape), 0.5, np.float32)
     mask = mask_from_spec("bottom", model.image_shape)
     options = {"steps": 1, "resample": 1} if hasattr(model, "repaint_process") else {}
-    labels = [1] if model.conditional else None
+    labels = [1] if model.requires_labels else None
     if not model.can_complete:
         with pytest.raises(CompletionNotSupported, match=f"{name} cannot complete a given image: .+") as err:
             model.complete(images, mask, labels=labels)

@@ -60,7 +60,7 @@ def test_edit_and_interpolate(runs, tmp_path):
     (["complete", "{pixelcnn}", "--mask", "top"], "give the images with --image PATH"),
     (["complete", "{pixelcnn}", "--from-test", "0", "--mask", "top", "--iterations", "3"],
      "--iterations: PixelCNN has no such option"),
-    (["complete", "{cvae}", "--image", "{png}", "--mask", "top"], "is conditional: give the images' class with --label"),
+    (["complete", "{cvae}", "--image", "{png}", "--mask", "top"], "requires labels: give the images' class with --label"),
     (["edit", "{pixelcnn}", "--from-test", "0"], "pixelcnn cannot edit an image"),
     (["interpolate", "{diffusion}", "--from-test", "0,1"], "diffusion cannot interpolate"),
     (["interpolate", "{cvae}", "--from-test", "0"], "interpolate takes two images"),
@@ -74,7 +74,7 @@ def test_errors_are_one_line(runs, tmp_path, capsys, argv, message):
 
 
 def test_help_needs_no_tensorflow():
-    code = ("import sys; from tfgen.cli import main\n"
+    code = ("import sys; from tfgen_cli import main\n"
             "for command in ('complete', 'edit', 'interpolate'):\n"
             "    try: main([command, '--help'])\n"
             "    except SystemExit: pass\n"

@@ -208,7 +208,7 @@ def test_metadata_describes_the_export(exported):
     assert list(expected["vae"][1]["endpoints"]["encode"]["outputs"]) == ["z_log_var", "z_mean"]
     for name in MODELS:  # the two label facts agree with the model and with each other
         model, settings = expected[name][0], expected[name][1]["settings"]
-        assert settings["accepts_labels"] == model.accepts_labels and settings["requires_labels"] == model.conditional
+        assert settings["accepts_labels"] == model.accepts_labels and settings["requires_labels"] == model.requires_labels
         assert settings["accepts_labels"] or not settings["requires_labels"]
         assert settings.get("conditional", settings["requires_labels"]) == settings["requires_labels"]
     for name, sampler in (("diffusion", "ddim"), ("flow", "euler")):

@@ -189,7 +189,7 @@ def test_bad_keep_and_checkpoint_values_are_argument_errors_without_tensorflow(a
     import subprocess
     import sys
 
-    code = ("import sys; from tfgen.cli import main; status = main(sys.argv[1:]); "
+    code = ("import sys; from tfgen_cli import main; status = main(sys.argv[1:]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'; "
             "sys.exit(status)")
     result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=HANG_SECONDS)

@@ -66,10 +66,10 @@ def test_row_labels_add_a_left_margin_with_dark_text_in_each_row():
 
 def test_class_row_labels_name_each_class_row_only_for_one_row_per_class_grids():
     class Conditional:
-        num_classes, accepts_labels, conditional = 3, True, True
+        num_classes, accepts_labels, requires_labels = 3, True, True
 
     class Unconditional:
-        num_classes, accepts_labels, conditional = 3, False, False
+        num_classes, accepts_labels, requires_labels = 3, False, False
 
     assert plotting.class_row_labels(Conditional()) == ["0", "1", "2"]
     assert plotting.class_row_labels(Conditional(), class_names=["cat", "dog", "fox"]) == ["cat", "dog", "fox"]
@@ -200,7 +200,7 @@ def test_raster_frames_reveal_pixels_in_raster_order():
 
 def test_a_class_grid_is_at_most_ten_columns_with_one_block_of_rows_per_class_titled_on_its_first_row():
     class Conditional:
-        num_classes, accepts_labels, conditional = 3, True, True
+        num_classes, accepts_labels, requires_labels = 3, True, True
 
         def sample(self, n, labels=None, seed=None):
             return np.broadcast_to(np.asarray(labels, np.float32)[:, None, None, None] / 4, (n, 2, 2, 1))

@@ -133,9 +133,9 @@ def test_epochs_still_count_passes_one_epoch_each(tmp_path):
 
 
 def test_the_default_length_is_the_familys_steps_and_an_epoch_is_whole_passes_of_200_steps():
-    from tfgen.models.base import GenerativeModel
+    from tfgen.catalog import family
 
-    assert GenerativeModel.FIT_DEFAULTS["steps"] == 5 * (8499 // 64)
+    assert family("vae").fit_defaults["steps"] == 5 * (8499 // 64)
     nothing = {"steps": None, "epochs": None, "minutes": None}
     assert length.total_steps(nothing, 6, 660) == 660  # a folder of 400 images: 110 passes
     assert length.total_steps({**nothing, "epochs": 3}, 6, 660) == 18
@@ -259,7 +259,7 @@ BAD_LENGTHS = [
 
 def test_bad_lengths_are_one_line_errors_before_tensorflow_loads():
     """Every case in one fresh interpreter, which must not have imported TensorFlow after them."""
-    script = (f"import contextlib, io, sys\nfrom tfgen.cli import main\nfor argv, _ in {BAD_LENGTHS!r}:\n"
+    script = (f"import contextlib, io, sys\nfrom tfgen_cli import main\nfor argv, _ in {BAD_LENGTHS!r}:\n"
               "    err = io.StringIO()\n    with contextlib.redirect_stderr(err):\n        code = main(argv)\n"
               "    print(code, err.getvalue().strip().replace(chr(10), ' | '))\n"
               "print('tensorflow' in sys.modules)\n")
@@ -285,3 +285,21 @@ def test_a_time_budget_is_refused_across_workers(tmp_path):
 def test_sample_every_is_respected_and_the_last_epoch_always_gets_its_grid(tmp_path):
     run = train("vae", steps=10, sample_every=2, out=tmp_path / "run", verbose=0, **TINY_RUN)
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_002.png", "epoch_003.png", "real.png"]
+
+
+def test_a_new_runs_default_batch_follows_the_shape_of_its_images(tmp_path):
+    """pixel_transformer's default batch: 16 for 32×32 colour images (at 64 it needed 10 GB), 64 for
+    the digits; a batch asked for is kept."""
+    from PIL import Image
+
+    from tfgen.registry import get_model_class
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    fit_defaults = get_model_class("pixel_transformer").FIT_DEFAULTS
+    for dataset, asked, expected in ((f"folder:{tmp_path}", None, 16), (f"folder:{tmp_path}", 8, 8),
+                                     ("mnist_bundled", None, 64)):
+        config = {"dataset": dataset, "batch_size": asked, "seed": 0, "limit": 200, "data_options": {}}
+        data = training._load_data(config, fit_defaults)
+        assert config["batch_size"] == expected and data["steps_per_pass"] == data["info"].num_examples // expected

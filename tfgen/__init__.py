@@ -6,16 +6,23 @@
     model = tfgen.load_run("runs/vae")                         # the same, or the last checkpoint
     model = tfgen.from_preset("digits/cvae")                   # a trained model shipped with tfgen
 
-`import tfgen` is cheap: TensorFlow loads when a model, `train` or Keras is first
-used (PEP 562 lazy attributes), so the command line answers `--help` at once.
-The model families register with Keras serialisation (so that a saved `.keras`
-file reloads into its tfgen class) as soon as Keras is imported, before or
-after tfgen — see `tfgen._keras_hook`.
+`import tfgen` imports Keras and every model family, as `import keras_hub` does: each
+family's `@register_model` registers it with Keras serialisation, so a saved `.keras`
+file reloads into its tfgen class without `custom_objects`, whenever Keras was imported.
+
+The command line is the one importer that must not pay for TensorFlow (`--help`,
+`list` and argument errors answer at once): the `tfgen` script's entry module
+(`tfgen_cli`, outside this package) and `python -m tfgen` import this package
+without the models (`_imported_by_command_line`), and the commands that need them
+import them (`tfgen.registry`, `tfgen.io.load_keras_file`). Why not lazy registration:
+Keras finds a saved file's class only in its registry, and nothing in Keras calls
+back into tfgen when it is imported after it; watching imports for Keras (a
+`sys.meta_path` hook) was the alternative, and the plain import is simpler.
 """
 
-__version__ = "0.1.0"
+import sys
 
-from tfgen import _keras_hook  # noqa: E402
+__version__ = "0.1.0"
 
 _LAZY = {
     "get_model": "tfgen.registry",
@@ -54,4 +61,12 @@ def __dir__():
     return sorted({*globals(), *_LAZY, *_SUBMODULES})
 
 
-_keras_hook.register_models_with_keras()
+def _imported_by_command_line() -> bool:
+    """Whether the command line is importing tfgen: the `tfgen` script imports `tfgen_cli` first, and
+    `python -m tfgen` sets `sys.argv[0]` to "-m" while Python imports this package to find its
+    `__main__` (documented for `-m`: "while the module file is being located")."""
+    return "tfgen_cli" in sys.modules or getattr(sys, "argv", [None])[:1] == ["-m"]
+
+
+if not _imported_by_command_line():
+    import tfgen.models  # noqa: E402,F401  (imports Keras; each family's @register_model registers it)

@@ -283,10 +283,9 @@ class SampleScore(keras.callbacks.Callback):
     def score(self) -> dict:
         from tfgen.eval.scoring import balanced_labels, generate
         from tfgen.eval.metrics import frechet_distance, kernel_inception_distance
-        from tfgen.layers.conditioning import takes_labels
 
         model = self.model
-        labels = balanced_labels(self.n, model.num_classes) if takes_labels(model) else None
+        labels = balanced_labels(self.n, model.num_classes) if model.accepts_labels else None
         feats = self.evaluator.features(generate(model, self.n, seed=self.seed, labels=labels))
         out = {}
         if "fid" in self.metric_names:

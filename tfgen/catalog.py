@@ -1,190 +1,114 @@
-"""What the command line needs to know about the model families, without importing TensorFlow.
+"""The model families' data files, read without TensorFlow: what the command line and the classes know.
 
-`tfgen list`, `tfgen train --help` and argument errors (an unknown model or
-preset, a `--set` key a model does not have) should answer at once, not after
-the seconds TensorFlow takes to import. The facts they need (family names,
-preset names, `FIT_DEFAULTS`, constructor defaults) are plain literals in each
-model module, so this module reads them from the source with `ast` instead of
-importing it.
+Each family's module (`tfgen/models/vae.py`) has a data file beside it (`tfgen/models/vae.json`)
+holding what is data rather than code:
 
-Why read the source rather than keep a second, TF-free table per family:
-adding a family stays "one module with a `@register_model("name")` line, and
-one test file"; the module is the only place its presets are written, so the
-command line can never disagree with the library (tests/test_catalog.py checks
-that every value read here equals the imported class's). Should a family
-ever compute its presets (a non-literal expression), `families()` falls back
-to importing that module: slower, never wrong.
+* `name`, `class`: the registered name and the class that `@register_model(name)` decorates;
+* `presets`: hyperparameters by preset name (`tiny` and `default` at least), `notes` on them
+  (why a preset is what it is: JSON has no comments), `preset_aliases` (former names that
+  still build but are not listed);
+* `fit_defaults`: the `steps` and `batch_size` that `tfgen train` uses when none is given;
+  optionally `max_batch_subpixels`, a cap on batch × height × width × channels for families
+  whose memory grows with the image (`default_batch_size`);
+* `auto_bfloat16`: the presets `--precision auto` trains in mixed_bfloat16 (`tfgen.precision`);
+* `requires_labels`: every model of the class needs class labels (cGAN, cVAE; a family whose
+  need depends on a hyperparameter says so per instance);
+* `halving_networks`: image sizes are those of `tfgen.layers.resolution`;
+* `quality_monotone`: false makes `tfgen train` keep the best epoch by default (`--keep best`);
+* `hyperparameters`: the constructor's defaults, which `--set KEY=VALUE` is checked against.
+
+One owner: `@register_model` (`tfgen.registry`) gives the class these values from the file,
+and this module reads the same file with `json`, so `tfgen list`, `tfgen train --help` and
+argument errors answer without importing TensorFlow and never disagree with the library. The
+constructor's signature stays the owner of its defaults: tests/test_catalog.py checks that
+`hyperparameters` here equals it, family by family. JSON arrays are read as tuples, as the
+presets' sequences always were in Python.
+
+Adding a family: its module (a `GenerativeModel` subclass under `@register_model("name")`),
+its data file beside it, and a short test file; nothing else lists the families.
 """
 
 from __future__ import annotations
 
-import ast
 import functools
-import importlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfgen.checks import UnknownNameError, did_you_mean, unknown_name
 
 _MODELS_DIR = Path(__file__).parent / "models"
-_BASE_CLASS = "GenerativeModel"
+_PACKAGE = "tfgen.models"
 
 
 @dataclass(frozen=True)
 class Family:
-    """A registered model family as the command line sees it."""
+    """A registered model family as its data file describes it."""
 
     name: str
     module: str  # e.g. "tfgen.models.vae"
-    presets: dict = field(default_factory=dict)
-    fit_defaults: dict = field(default_factory=dict)
-    hyperparameters: dict = field(default_factory=dict)  # constructor argument -> default value
-    conditional: bool = False  # the class's `conditional`: it needs class labels, whatever its hyperparameters
-    halving_networks: bool = False  # its image sizes are those of `tfgen.layers.resolution`
-    quality_monotone: bool = True  # False: `tfgen train` keeps the best epoch by default (`--keep best`)
-    class_name: str = ""
+    class_name: str
+    presets: dict
+    fit_defaults: dict
+    hyperparameters: dict  # constructor argument -> default value
+    notes: dict = field(default_factory=dict)
+    preset_aliases: dict = field(default_factory=dict)
+    auto_bfloat16: tuple = ()
+    requires_labels: bool = False
+    halving_networks: bool = False
+    quality_monotone: bool = True
 
 
-class _NotLiteral(ValueError):
-    """A class attribute the catalog cannot evaluate without running the module."""
+_REQUIRED = ("name", "class", "presets", "fit_defaults", "hyperparameters")
+_KEYS = {*_REQUIRED, "notes", "preset_aliases", "auto_bfloat16", "requires_labels", "halving_networks",
+         "quality_monotone"}
 
 
-def _literal(node):
-    """`ast.literal_eval` extended to `dict(key=literal, ...)`, the way presets are written."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
-        if any(k.arg is None for k in node.keywords):
-            raise _NotLiteral("dict(**...)")
-        return {k.arg: _literal(k.value) for k in node.keywords}
-    if isinstance(node, ast.Dict):
-        if None in node.keys:
-            raise _NotLiteral("{**...}")
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
-    if isinstance(node, (ast.Tuple, ast.List)):
-        items = [_literal(e) for e in node.elts]
-        return tuple(items) if isinstance(node, ast.Tuple) else items
+def _tuples(value):
+    """JSON's arrays as the tuples the presets were written with, at any depth."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def read_family(path) -> Family:
+    """The family described by the data file `path`; a one-line error naming the file if it is malformed."""
+    path = Path(path)
     try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise _NotLiteral(ast.dump(node)) from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable family data file ({e})") from None
+    missing = [k for k in _REQUIRED if k not in data]
+    unknown = sorted(set(data) - _KEYS)
+    if missing or unknown:
+        raise ValueError(f"{path}: " + "; ".join(
+            ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(unknown)}"] if unknown else [])))
+    if not {"tiny", "default"} <= set(data["presets"]):
+        raise ValueError(f"{path}: presets must include 'tiny' and 'default'")
+    return Family(data["name"], f"{_PACKAGE}.{path.stem}", data["class"], presets=_tuples(data["presets"]),
+                  fit_defaults=dict(data["fit_defaults"]), hyperparameters=_tuples(data["hyperparameters"]),
+                  notes=data.get("notes", {}), preset_aliases=data.get("preset_aliases", {}),
+                  auto_bfloat16=tuple(data.get("auto_bfloat16", ())),
+                  **{k: bool(data[k]) for k in ("requires_labels", "halving_networks", "quality_monotone") if k in data})
 
 
-@dataclass
-class _ClassSource:
-    module: str
-    node: ast.ClassDef
-    registered_as: str | None
-
-    def attribute(self, name: str):
-        for stmt in self.node.body:
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] \
-                if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else []
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                return _literal(stmt.value)
-        raise KeyError(name)
-
-    def init_defaults(self) -> dict:
-        init = next((s for s in self.node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
-        if init is None:
-            return {}
-        args = init.args.args[1:]  # without self
-        defaults = [None] * (len(args) - len(init.args.defaults)) + list(init.args.defaults)
-        out = {a.arg: (_literal(d) if d is not None else None) for a, d in zip(args, defaults)}
-        out.update({a.arg: _literal(d) for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults) if d is not None})
-        return out
-
-    def bases(self) -> list[str]:
-        return [b.id for b in self.node.bases if isinstance(b, ast.Name)]
-
-
-def _registered_name(node: ast.ClassDef) -> str | None:
-    for deco in node.decorator_list:
-        if (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Name) and deco.func.id == "register_model"
-                and deco.args and isinstance(deco.args[0], ast.Constant)):
-            return deco.args[0].value
-    return None
-
-
-def _class_sources() -> dict[str, _ClassSource]:
-    classes = {}
-    for path in sorted(_MODELS_DIR.glob("*.py")):
-        module = f"tfgen.models.{path.stem}"
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.ClassDef):
-                classes[node.name] = _ClassSource(module, node, _registered_name(node))
-    return classes
-
-
-def _lineage(cls: _ClassSource, classes: dict) -> list[_ClassSource]:
-    """`cls` and its base classes defined in tfgen/models, nearest first, in Python's method
-    resolution order: every base, each once, a shared base after all that derive from it
-    (`LatentDiffusion(LatentMixin, Diffusion)`: LatentMixin, Diffusion, GenerativeModel).
-
-    A depth-first walk, left base first, keeping each class's last visit: Python's C3 order
-    for the hierarchies here (classes outside tfgen/models are not followed).
-    """
-    visits = []
-
-    def visit(klass):
-        visits.append(klass)
-        if klass.node.name != _BASE_CLASS:
-            for base in klass.bases():
-                if base in classes:
-                    visit(classes[base])
-
-    visit(cls)
-    return [k for i, k in enumerate(visits) if all(later is not k for later in visits[i + 1:])]
-
-
-def _inherited(chain, name):
-    for klass in chain:
-        try:
-            return klass.attribute(name)
-        except KeyError:
-            continue
-    raise _NotLiteral(f"no {name} in {chain[0].node.name} or its bases")
-
-
-def _family_from_source(cls: _ClassSource, classes: dict) -> Family:
-    chain = _lineage(cls, classes)
-    hyper = {}
-    for klass in reversed(chain):  # nearest class last, so its defaults win
-        hyper.update(klass.init_defaults())
-    flags = {}
-    for name, unset in (("conditional", False), ("halving_networks", False), ("quality_monotone", True)):
-        try:
-            flags[name] = _inherited(chain, name) is True
-        except _NotLiteral:  # set per instance (`conditional` from a hyperparameter), not by the class
-            flags[name] = unset
-    return Family(cls.registered_as, cls.module, presets=cls.attribute("PRESETS"),
-                  fit_defaults=_inherited(chain, "FIT_DEFAULTS"), hyperparameters=hyper, class_name=cls.node.name,
-                  **flags)
-
-
-def _family_from_import(name: str, module: str) -> Family:
-    importlib.import_module(module)  # the slow path: imports TensorFlow
-    from tfgen.registry import get_model_class
-
-    model_cls = get_model_class(name)
-    return Family(name, module, presets=dict(model_cls.PRESETS), fit_defaults=dict(model_cls.FIT_DEFAULTS),
-                  hyperparameters={k: p.default for k, p in model_cls.hyperparameters().items()},
-                  conditional=getattr(model_cls, "conditional", False) is True,
-                  halving_networks=getattr(model_cls, "halving_networks", False) is True,
-                  quality_monotone=getattr(model_cls, "quality_monotone", True) is True, class_name=model_cls.__name__)
+def data_file(module_file) -> Path:
+    """The data file beside a family's module (`.../vae.py` -> `.../vae.json`)."""
+    return Path(module_file).with_suffix(".json")
 
 
 @functools.cache
 def families() -> dict[str, Family]:
-    """Every registered family by name (sorted), read from the model modules' source."""
-    classes = _class_sources()
-    out = {}
-    for cls in classes.values():
-        if cls.registered_as is None:
-            continue
-        try:
-            out[cls.registered_as] = _family_from_source(cls, classes)
-        except _NotLiteral:
-            out[cls.registered_as] = _family_from_import(cls.registered_as, cls.module)
-    return dict(sorted(out.items()))
+    """Every family by name (sorted), read from the data files in tfgen/models."""
+    found = {}
+    for path in sorted(_MODELS_DIR.glob("*.json")):
+        fam = read_family(path)
+        if fam.name in found:
+            raise ValueError(f"{path}: family {fam.name!r} is already described by {found[fam.name].module}")
+        found[fam.name] = fam
+    return dict(sorted(found.items()))
 
 
 def family(name: str) -> Family:
@@ -202,3 +126,21 @@ def check_preset(name: str, preset: str) -> str:
         raise UnknownNameError(f"unknown preset {preset!r} for {name!r}{did_you_mean(preset, presets)}; "
                                f"choose from {', '.join(presets)}")
     return preset
+
+
+def default_batch_size(fit_defaults: dict, image_shape) -> int:
+    """The batch size a run uses when none is given: `fit_defaults["batch_size"]`, made smaller where the
+    family caps batch × height × width × channels (`max_batch_subpixels`) for images this large.
+
+    A Transformer over sub-pixels holds activations for every position of every image in the batch, so
+    its memory grows with the batch times the sequence length: 64 digits (64 × 784 positions) fit in
+    about 1 GB, 64 colour images at 32×32 (64 × 3,072) took 10 GB (benchmarks/results/memory.md).
+    """
+    batch = fit_defaults["batch_size"]
+    cap = fit_defaults.get("max_batch_subpixels")
+    if cap is None:
+        return batch
+    subpixels = 1
+    for d in image_shape:
+        subpixels *= int(d)
+    return max(1, min(batch, cap // subpixels))

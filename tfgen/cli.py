@@ -32,7 +32,8 @@ stops after a checkpoint and exits with 130 or 143 (128 + the signal).
 
 `--help`, `list`, `--version` and argument errors (an unknown model or preset, a
 `--set` key or value the model does not take) are answered without importing
-TensorFlow (`tfgen.catalog` reads the model modules' presets from their source):
+TensorFlow (`tfgen.catalog` reads the families' JSON data files; the `tfgen` script
+enters through `tfgen_cli`, and `python -m tfgen` too imports tfgen without its models):
 they return at once. Commands that need TensorFlow import it inside the command.
 """
 
@@ -301,7 +302,9 @@ def cmd_list(args) -> None:
     print(f"{'model':<20} {'default steps, batch':<24} presets")
     for name, family in catalog.families().items():
         fit = family.fit_defaults
-        print(f"{name:<20} {fit['steps']:>5,} steps, batch {fit['batch_size']:<5} {' '.join(family.presets)}")
+        cap = (f" (≤{fit['max_batch_subpixels']:,} sub-pixels a batch: "
+               f"{catalog.default_batch_size(fit, (32, 32, 3))} at 32×32×3)" if "max_batch_subpixels" in fit else "")
+        print(f"{name:<20} {fit['steps']:>5,} steps, batch {fit['batch_size']:<5} {' '.join(family.presets)}{cap}")
     lines = pretrained.listing()
     if lines:
         print("trained models (tfgen sample NAME, tfgen.from_preset(NAME); metrics measured on the shipped weights)")
@@ -426,8 +429,11 @@ def check_data_first(args) -> None:
         check_source(args.dataset)
         return
 
-    batch_size = args.batch_size or family.fit_defaults["batch_size"]
-    needs_labels = f"{args.model} ({args.preset} preset)" if family.conditional else None
+    # The default batch for the asked size (3 channels unless asked; without a size, the family's full
+    # batch: the check is a first look, the run counts the batches again once the data is read).
+    shape = (*args.image_size, args.channels or 3) if args.image_size else (1, 1, 1)
+    batch_size = args.batch_size or catalog.default_batch_size(family.fit_defaults, shape)
+    needs_labels = f"{args.model} ({args.preset} preset)" if family.requires_labels else None
     check_folder(args.dataset, batch_size, needs_labels, limit=args.limit, **data_options_from_args(args))
 
 
@@ -768,12 +774,12 @@ def given_images(args, model):
     if args.label is not None:
         labels = np.array(parse_labels(args.label, model.num_classes, _class_names(args.run_dir)) * len(images))[
             :len(images)]
-    if not model.accepts_labels or (not model.conditional and args.label is None):
+    if not model.accepts_labels or (not model.requires_labels and args.label is None):
         # Optional labels (diffusion, flow) only when asked for: a completion guided by the true class would
         # not show what the pixels alone say.
         labels = None
     elif labels is None:
-        raise ValueError(f"{type(model).__name__} is conditional: give the images' class with --label")
+        raise ValueError(f"{type(model).__name__} requires labels: give the images' class with --label")
     return images, labels
 
 

@@ -91,7 +91,7 @@ def export_model(model, out, metadata: dict | None = None, class_names=None) -> 
     metadata = {
         "model": model.registry_name,
         "class": type(model).__name__,
-        "requires_labels": bool(model.conditional),
+        "requires_labels": bool(model.requires_labels),
         "accepts_labels": bool(model.accepts_labels),
         **({"class_names": settings["class_names"]} if "class_names" in settings else {}),
         **(metadata or {}),
@@ -167,7 +167,7 @@ def model_settings(model) -> dict:
     `conditional` (PixelCNN's) follows, from its config.
     """
     settings = {"image_shape": list(model.image_shape), "num_classes": model.num_classes,
-                "requires_labels": bool(model.conditional), "accepts_labels": bool(model.accepts_labels)}
+                "requires_labels": bool(model.requires_labels), "accepts_labels": bool(model.accepts_labels)}
     for key, value in model.get_config().items():
         if key not in _KERAS_KEYS and key not in settings:
             value = _plain(value, strict=False)

@@ -154,7 +154,7 @@ class LatentUsage(HealthCheck):
 
     def measure(self, model, epoch):
         images, labels = self.data.train
-        labels = labels if model.conditional else None
+        labels = labels if model.requires_labels else None
         means, log_vars = [], []
         for i in range(0, len(images), 128):
             mean, log_var = model.encode(tf.constant(images[i:i + 128]),
@@ -258,7 +258,7 @@ class BitsGap(HealthCheck):
 
     def bits(self, model, images, labels) -> np.ndarray:
         fn = model.cached_function("health_log_prob", lambda: tf.function(model.log_prob))
-        args = (images, labels) if model.conditional else (images,)
+        args = (images, labels) if model.requires_labels else (images,)
         nats = _batches(lambda *a: fn(*(tf.constant(x) for x in a)), *args)
         return -nats / (model.num_dims * math.log(2.0))
 
@@ -291,10 +291,9 @@ class Diversity(HealthCheck):
 
     def prepare(self, model, data):
         from tfgen.eval.diversity import random_features, real_diversities
-        from tfgen.layers.conditioning import takes_labels
 
         super().prepare(model, data)
-        self.by_class = takes_labels(model) if self.labelled is None else self.labelled
+        self.by_class = model.accepts_labels if self.labelled is None else self.labelled
         # Per class: the first images of each class; overall: the random training images.
         images, labels = data.per_class if self.by_class else data.train
         classes = model.num_classes if self.by_class else 1

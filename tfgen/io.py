@@ -155,6 +155,8 @@ def load_keras_file(path, action: str = "load", error: type[Exception] = ValueEr
     """
     import keras
 
+    import tfgen.models  # noqa: F401  (registers the families with Keras; the command line imports tfgen without them)
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: nothing to {action}")

@@ -127,12 +127,11 @@ class EpochScore:
     def __call__(self, model) -> dict:
         import inspect
 
-        from tfgen.layers.conditioning import takes_labels
 
         self.prepare(model)
         taken = inspect.signature(model.sample).parameters
         options = {k: v for k, v in self.sample_options.items() if k in taken}
-        if takes_labels(model):
+        if model.accepts_labels:
             options["labels"] = self.labels.astype(np.int32)
         samples = np.asarray(model.sample(len(self.images), seed=self.seed, **options), np.float32)
         if not np.all(np.isfinite(samples)):
@@ -159,9 +158,7 @@ class EpochScore:
         """Diversity's spreads of `features` (ordered as `labels`): each class's, or one of all of them for a
         model without labels."""
         from tfgen.eval.diversity import group_spreads
-        from tfgen.layers.conditioning import takes_labels
-
-        return group_spreads(features, self.labels if takes_labels(model) else None, np.unique(self.labels))
+                return group_spreads(features, self.labels if model.accepts_labels else None, np.unique(self.labels))
 
 
 def is_better(score: float, best: dict | None) -> bool:

@@ -89,9 +89,7 @@ MAX_CLASS_COLUMNS = 10
 
 def per_class_count(model, n: int):
     """Images per class in `sample_for_grid(model, n)`'s grid of class blocks (None for a model without labels)."""
-    from tfgen.layers.conditioning import takes_labels
-
-    return max(1, n // model.num_classes) if takes_labels(model) else None
+    return max(1, n // model.num_classes) if model.accepts_labels else None
 
 
 def class_blocks(images, num_classes: int, ncols: int) -> np.ndarray:
@@ -130,9 +128,7 @@ def class_row_labels(model, labels=None, class_names=None, n: int | None = None)
     """Row labels for `sample_for_grid(model, n, labels=labels)`: the class (its name from `class_names`
     when given, else its index) on the first row of each class's block, "" on the block's other rows,
     when the grid has a block per class; else None. Without `n`: one row per class."""
-    from tfgen.layers.conditioning import takes_labels
-
-    if labels is not None or not takes_labels(model):
+    if labels is not None or not model.accepts_labels:
         return None
     if class_names is not None and len(class_names) != model.num_classes:
         raise ValueError(f"class_names must name the model's {model.num_classes} classes, got {len(class_names)}")

@@ -51,6 +51,7 @@ from tfgen import data as tfdata
 from tfgen import keep_best
 from tfgen import length as run_length
 from tfgen import runs
+from tfgen.catalog import default_batch_size
 from tfgen.callbacks import (AtomicCheckpoint, EpochCSVLogger, EpochSeed, NonFiniteLossError,
                              OpenEndedProgbar, SampleGrid, StepBudget, StopOnInterrupt, TerminateOnNonFinite,
                              Throughput, TimeBudget, TimeEstimate)
@@ -127,7 +128,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
         "epoch_steps": None if epoch_steps is None else positive_int(epoch_steps, "epoch_steps"),
         "augment": run_length.check_augment(augment),
         "keep": keep_best.check_keep(keep, model_cls),
-        "batch_size": positive_int(fit_defaults["batch_size"] if batch_size is None else batch_size, "batch_size"),
+        "batch_size": None if batch_size is None else positive_int(batch_size, "batch_size"),  # None: set by the data
         "sample_every": positive_int(sample_every, "sample_every"),
         "seed": int_at_least(seed, "seed", 0),
         "precision": policy,
@@ -150,7 +151,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     runs.refuse_existing_run(out)
 
     seed_everything(config["seed"], deterministic)
-    data = _load_data(config)
+    data = _load_data(config, fit_defaults)
     config["total_steps"] = run_length.total_steps(config, data["steps_per_pass"], fit_defaults["steps"])
     config["epoch_steps"] = config["epoch_steps"] or run_length.epoch_length(
         data["steps_per_pass"], config["total_steps"], passes=config["epochs"] is not None)
@@ -246,7 +247,7 @@ def build_model(model_cls, config: dict, info, overrides: dict | None):
         net.default_compile(jit_compile=config["jit_compile"])
     _load_autoencoder(net, config)
     _take_initial_weights(net, config)
-    if net.conditional:  # the model needs labels (an unlabelled folder has none)
+    if net.requires_labels:  # the model needs labels (an unlabelled folder has none)
         tfdata.require_labels(info, f"{config['model']} ({config['preset']} preset)")
     return net
 
@@ -509,12 +510,17 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum = signum if signum is not None else signal.SIGINT
 
 
-def _load_data(config: dict) -> dict:
-    """The training split held once in memory (`tfgen.data.Examples`), test batches, info and steps per pass."""
+def _load_data(config: dict, fit_defaults: dict | None = None) -> dict:
+    """The training split held once in memory (`tfgen.data.Examples`), test batches, info and steps per pass.
+
+    A new run's `config["batch_size"]` may be None: it is then the family's default for the images'
+    shape (`tfgen.catalog.default_batch_size`), set here, once the data says the shape."""
     kwargs = dict(data_dir=config.get("data_dir"), manual_dir=config.get("manual_dir"), limit=config.get("limit"),
                   **runs.data_options(config))
-    batch_size, seed = config["batch_size"], config["seed"]
     examples = tfdata.load_examples(config["dataset"], "train", **kwargs)
+    if config["batch_size"] is None:
+        config["batch_size"] = default_batch_size(fit_defaults, examples.info.image_shape)
+    batch_size = config["batch_size"]
     # Full batches only: exact images/second, and no batch-norm step on a 1-image remainder.
     per_pass = run_length.steps_per_pass(examples.info.num_examples, batch_size)  # an error if no batch fits
     test = tfdata.load_examples(config["dataset"], "test", **kwargs)

@@ -68,7 +68,7 @@ def test_tfgen_data_prints_the_summary_and_writes_real_png_with_a_block_per_clas
     assert grid.shape[0] == (3 * 2 * (16 + 1) + 1) * 2 and grid.ndim == 3
 
 
-NO_TENSORFLOW = ("import sys; from tfgen.cli import main; status = main(sys.argv[1:]); "
+NO_TENSORFLOW = ("import sys; from tfgen_cli import main; status = main(sys.argv[1:]); "
                  "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'; sys.exit(status)")
 
 

@@ -19,7 +19,7 @@ QUALITY_KEYS = ("fid", "kid", "kid_std", "classifier_score", "precision", "recal
 class RealDigits(NoiseModel):
     """A conditional "generator" that returns real training digits of the requested class."""
 
-    conditional = True
+    accepts_labels = requires_labels = True
 
     def __init__(self, images, labels):
         self.by_class = [images[labels == c] for c in range(10)]
@@ -89,7 +89,7 @@ def test_a_model_with_optional_labels_is_scored_on_class_conditional_samples(eva
 
     # Diffusion trained with class conditioning: labels optional (not `conditional`) but accepted.
     model = with_sampling_steps(tfgen.get_model("diffusion", "tiny", seed=0), 2)
-    assert not model.conditional and model.accepts_labels
+    assert not model.requires_labels and model.accepts_labels
     result = evaluate(model, n=20, evaluator=evaluator, kid_subsets=2, likelihood=False)
     assert result["conditional"] and 0.0 <= result["conditional_accuracy"] <= 1.0
     assert len(result["conditional_accuracy_per_class"]) == 10
@@ -191,7 +191,7 @@ class Shapes:
     num_classes = 2
 
     def __init__(self, conditional):
-        self.conditional = conditional
+        self.accepts_labels = self.requires_labels = conditional
 
     def sample(self, n, labels=None, seed=None):
         from eval_checks import discs, stripes

@@ -17,7 +17,7 @@ class OnePixelVAE:
     """
 
     latent_dim = 1
-    conditional = False
+    requires_labels = False
     image_shape = (1, 1, 1)
 
     def __init__(self, a=3.0, b=-0.5, q_mean=(0.2, -0.3), q_log_var=-1.0):
@@ -41,7 +41,7 @@ class OnePixelVAE:
 class Factorised:
     """An exact-likelihood model of binary pixels: each pixel "on" with probability 1/4, independently."""
 
-    conditional = False
+    requires_labels = False
     levels = 2
     data_variant = "binarised (threshold 0.5)"
 

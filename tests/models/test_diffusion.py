@@ -193,7 +193,7 @@ def test_label_minus_one_samples_the_unconditional_model(sampling_model):
 def test_class_conditional_model_takes_labels_in_grids(class_conditional):
     model = tfgen.get_model("diffusion", "tiny", seed=0, class_conditional=class_conditional)
     # Labels stay optional (batches may be images only); but a class-conditional model takes them.
-    assert not model.conditional and model.accepts_labels == class_conditional
+    assert not model.requires_labels and model.accepts_labels == class_conditional
     images, ncols = sample_for_grid(with_sampling_steps(model, 2), 20, seed=0)
     assert (len(images), ncols) == ((20, 2) if class_conditional else (20, None))  # one row per class
 

@@ -105,7 +105,7 @@ def _labelled_or_skipped(pairs, dataset: str, data_options: dict, log) -> list:
     """`pairs` without the models that need labels when `dataset` has none (said in one `log` line)."""
     if tfdata.load_examples(dataset, "train", **data_options).info.num_classes:
         return pairs
-    needs_labels = sorted({name for name, _ in pairs if get_model_class(name).conditional})
+    needs_labels = sorted({name for name, _ in pairs if get_model_class(name).requires_labels})
     if needs_labels:
         log(f"{dataset} has no labels: {', '.join(needs_labels)} left out (they need labels)")
     return [(name, preset) for name, preset in pairs if name not in needs_labels]

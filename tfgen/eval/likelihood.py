@@ -186,7 +186,7 @@ def vae_bounds(model, images, labels=None, ks=(1, 50), variants=(CONTINUOUS, BIN
     the corresponding bits per dim, and standard errors of the means.
     """
     images = np.asarray(images, np.float32)
-    labels = labels if getattr(model, "conditional", False) else None
+    labels = labels if model.requires_labels else None
     out = []
     for variant in variants:
         targets = images if one_of(variant, (CONTINUOUS, BINARISED), "data variant") == CONTINUOUS else binarize(images)
@@ -225,7 +225,7 @@ def exact_nll(model, images, labels=None, batch_size=256, stochastic_seed=None) 
                              f"got levels={getattr(model, 'levels', None)}")
         images = stochastic_binarize(images, stochastic_seed)
         variant = STOCHASTIC.format(seed=stochastic_seed)
-    use_labels = labels is not None and getattr(model, "conditional", False)
+    use_labels = labels is not None and model.requires_labels
     values = []
     for start in range(0, len(images), batch_size):
         x = images[start:start + batch_size]

@@ -41,7 +41,6 @@ import numpy as np
 
 from tfgen.eval import likelihood as lik
 from tfgen.eval import metrics
-from tfgen.layers.conditioning import takes_labels
 
 #: What the distances are computed on, by evaluator kind ("inception": Inception-v3 pool features).
 FID_NOTES = {
@@ -221,8 +220,8 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: 
              data_kwargs: dict | None = None, inception_weights=None, verbose: int = 1) -> dict:
     """Score a generative model: sample quality vs the test split, its real-data reference, likelihoods.
 
-    model: any tfgen model (`sample`; `accepts_labels`, or `conditional` for a duck-typed
-        model; optionally `encode`/`decode_logits`
+    model: any tfgen model, or any object with `sample(n, labels=None, seed=None)`, `num_classes`,
+        `image_shape` and `accepts_labels` (whether `sample` takes labels); optionally `encode`/`decode_logits`
         for VAE bounds or `log_prob` + `data_variant` for exact likelihoods).
     dataset: the data the model was trained on (a `tfgen.data` spec such as `mnist_bundled`,
         `idx:DIR`, `folder:DIR`); picks the evaluator and the real images.
@@ -264,10 +263,10 @@ def evaluate(model, dataset: str = "mnist_bundled", n: int | None = None, seed: 
     kw = dict(kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed)
     # Models that take labels sample with balanced labels; "conditional" in the result means the
     # evaluator can also check those labels (conditional accuracy).
-    conditional = takes_labels(model) and evaluator.labelled
+    conditional = model.accepts_labels and evaluator.labelled
 
     t = time.perf_counter()
-    requested = balanced_labels(n, model.num_classes) if takes_labels(model) else None
+    requested = balanced_labels(n, model.num_classes) if model.accepts_labels else None
     images = generate(model, n, seed=seed, batch_size=batch_size, labels=requested,
                       progress=progress.counter("sampling", n))
     progress.say(f"features and scores of {n} samples and of {n} uniform-noise images")

@@ -152,12 +152,6 @@ def draw_or_check_labels(model, n, labels=None, seed=None):
     return tf.random.stateless_uniform([n], seed=seed, maxval=model.num_classes, dtype=tf.int32)
 
 
-def takes_labels(model) -> bool:
-    """Whether `model.sample` takes class labels: the model's `accepts_labels` (every tfgen
-    model), else its `conditional` (a duck-typed model that only says whether it needs them)."""
-    return bool(getattr(model, "accepts_labels", getattr(model, "conditional", False)))
-
-
 def _preview(values, limit=8):
     flat = np.asarray(values).reshape(-1)
     text = ", ".join(str(v) for v in flat[:limit])

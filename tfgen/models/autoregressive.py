@@ -113,8 +113,10 @@ class AutoregressiveModel(GenerativeModel):
         self.levels = levels = checks.int_between(levels, "levels", 2, 256)
         if dynamic_binarization and levels != 2:
             raise ValueError(f"dynamic_binarization needs levels=2 (binary pixels), got levels={levels}")
-        # An instance attribute: `unpack`, `sample` and `accepts_labels` (grids, the CLI, eval) read it.
+        # `conditional` is the hyperparameter (saved in the config); `requires_labels`, per instance here,
+        # is what `unpack`, `sample` and `accepts_labels` (grids, the CLI, eval) read.
         self.conditional = bool(conditional)
+        self.requires_labels = self.conditional
         self.dynamic_binarization = bool(dynamic_binarization)
         self.learning_rate = checks.positive_number(learning_rate, "learning_rate")
         height, width, channels = self.image_shape
@@ -162,7 +164,7 @@ class AutoregressiveModel(GenerativeModel):
         is given to every image); an unconditional one ignores them, as it does in batches.
         """
         images = self.check_images(images)
-        if not self.conditional:
+        if not self.requires_labels:
             return images, None
         return images, conditioning.as_labels(labels, self.num_classes, images.shape[0])
 
@@ -280,8 +282,8 @@ class AutoregressiveModel(GenerativeModel):
         n = checks.positive_int(n, "n")
         temperature = checks.positive_number(temperature, "temperature")
         top_k = None if top_k is None else checks.positive_int(top_k, "top_k (or None: every level)")
-        label_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
-        labels = self._sample_labels(n, labels, label_seed)
+        labels = self._sample_labels(n, labels, seed)  # drawn from their own stream of the seed
+        pixel_seed = self.draw_seed(seed)
         canvas = self._sampler()(labels, tf.constant(float(temperature)), tf.constant(int(top_k or 0)), pixel_seed)
         images = tf.reshape(tf.cast(canvas, tf.float32), [n, *self.image_shape])
         return images / float(self.levels - 1)
@@ -306,8 +308,8 @@ class AutoregressiveModel(GenerativeModel):
         count = images.shape[0]
         values = tf.reshape(self.to_levels(images), [count, self.num_dims])
         known = tf.reshape(mask > 0.5, [count, self.num_dims])
-        if self.conditional and labels is None:
-            raise ValueError(f"{type(self).__name__} is conditional: complete needs the images' labels (labels=...)")
+        if self.requires_labels and labels is None:
+            raise ValueError(f"{type(self).__name__} requires labels: complete needs the images' labels (labels=...)")
         pixel_seed, pick_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
         labels = self._sample_labels(count, labels, None)  # the labels checked, or zeros for an unconditional model
         # Particles of row i are rows i·K … i·K + K − 1.
@@ -323,7 +325,7 @@ class AutoregressiveModel(GenerativeModel):
         count = tf.shape(images)[0]
         values = tf.reshape(self.to_levels(images), [count, self.num_dims])
         known = tf.reshape(check_mask_values(mask) > 0.5, [count, self.num_dims])
-        if self.conditional:
+        if self.requires_labels:
             labels = conditioning.as_labels(labels, self.num_classes)
         pixel_seed, _ = tf.unstack(tf.random.experimental.stateless_split(stateless_seed(seed), 2))
         canvas, _ = self._loop(labels, tf.constant(1.0), tf.constant(0), pixel_seed, given=(values, known))
@@ -352,7 +354,7 @@ class AutoregressiveModel(GenerativeModel):
         seed = tf.TensorSpec([], tf.int64, name="seed")
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
-        if self.conditional:
+        if self.requires_labels:
             labels = tf.TensorSpec([None], tf.int32, name="labels")
             return {"sample": (self._seeded_sample, [labels, seed]), "log_prob": (self.log_prob, [images, labels]),
                     "complete": (self._seeded_complete, [images, mask, seed, labels])}
@@ -366,7 +368,7 @@ class AutoregressiveModel(GenerativeModel):
 
     def _seeded_sample(self, labels, seed):
         """`sample` from graph tensors: int32 labels (B,) and an int64 scalar seed."""
-        if self.conditional:
+        if self.requires_labels:
             labels = conditioning.as_labels(labels, self.num_classes)  # graph assertions on the range
         seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])  # = draw_seed(int seed)
         _, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -389,10 +391,8 @@ class AutoregressiveModel(GenerativeModel):
         return tf.reshape(logits, [tf.shape(images)[0], *self.image_shape, self.levels])
 
     def _sample_labels(self, n, labels, seed):
-        if not self.conditional:
+        if not self.requires_labels:
             if labels is not None:
                 raise ValueError(f"{type(self).__name__} is unconditional (conditional=False): do not pass labels")
             return tf.zeros([n], tf.int32)
-        if labels is None:
-            return tf.random.stateless_uniform([n], seed=seed, maxval=self.num_classes, dtype=tf.int32)
-        return conditioning.as_labels(labels, self.num_classes, n)  # the zoo's checks and messages
+        return conditioning.draw_or_check_labels(self, n, labels, seed)  # the zoo's one draw, checks and messages

@@ -28,35 +28,32 @@ from tfgen.layers import conditioning, resolution
 
 
 class GenerativeModel(keras.Model):
-    """Base class: subclasses define `PRESETS`, `train_step` and `sample`, and store every
-    constructor argument under its own name (that is their config)."""
+    """Base class: subclasses define `train_step` and `sample`, take their presets from a data file
+    beside their module (`@register_model`), and store every constructor argument under its own name
+    (that is their config)."""
 
+    # What the family's data file says (`tfgen/models/<module>.json`, see `tfgen.catalog`), given to
+    # the class by `@register_model`: the data file is their one owner.
+    #: Hyperparameters by preset name.
     PRESETS: dict[str, dict] = {}
     #: Former preset names that still work (`from_preset`) but are not listed: {old: current}.
     PRESET_ALIASES: dict[str, str] = {}
-    #: What `tfgen train` / `tfgen.train` use when no length or batch size is given: enough
-    #: optimiser steps for the `default` preset to draw recognisable digits on the bundled data,
-    #: whatever the data (steps, not passes: a small folder gets as many updates). Families that
-    #: need more steps override it. 660 = the 5 passes it was, × 8,499 bundled digits // 64.
-    FIT_DEFAULTS = {"steps": 660, "batch_size": 64}
-    #: Conditional models need labels in every training batch (and `sample` draws them when not given).
-    conditional = False
+    #: What `tfgen train` / `tfgen.train` use when no length or batch size is given (steps, not passes:
+    #: a small folder gets as many updates); `tfgen.catalog.default_batch_size` reads the batch.
+    FIT_DEFAULTS: dict = {}
+    #: Whether the model needs class labels in every training batch (and `sample` draws them when not
+    #: given). Every model that requires labels accepts them (`accepts_labels`).
+    requires_labels = False
     #: Set by `@register_model`.
     registry_name = None
     #: Whether the networks halve the resolution level by level, their depth following the image
     #: size (`tfgen.layers.resolution`): such families refuse sizes that do not halve to 4–8 pixels.
     halving_networks = False
     #: The presets that `--precision auto` trains in mixed_bfloat16 on devices that compute bfloat16
-    #: natively (`tfgen.precision.resolve_precision`). A preset is listed only where benchmarks/throughput.py
-    #: measured its mixed_bfloat16 training faster than float32 on a CPU with native bfloat16 and
-    #: benchmarks/precision_quality.py found its scores after equal steps within float32's seed-to-seed
-    #: spread (see the README's training-speed section). Per preset, not per family: a tiny network
-    #: gains nothing from faster convolutions and still pays for the casts.
+    #: natively (`tfgen.precision.resolve_precision`): only where measured faster at equal quality.
     AUTO_BFLOAT16: tuple[str, ...] = ()
-    #: Whether samples get better (or stay as good) the longer the model trains. Families that set it False
-    #: (GANs: one step can undo many, a class can collapse late) make `tfgen train` keep the best-scoring epoch
-    #: by default (`--keep best`, `tfgen.keep_best`); the others keep the last, which for a likelihood or
-    #: denoising loss is as good as any (and scoring each epoch's samples would cost a diffusion model more).
+    #: Whether samples get better (or stay as good) the longer the model trains. False (GANs) makes
+    #: `tfgen train` keep the best-scoring epoch by default (`--keep best`, `tfgen.keep_best`).
     quality_monotone = True
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, seed=None, **kwargs):
@@ -183,11 +180,11 @@ class GenerativeModel(keras.Model):
     def accepts_labels(self) -> bool:
         """Whether the model takes class labels (`sample(n, labels=...)`, labels in batches).
 
-        Conditional models always do, and require them; a family whose labels are
+        Models that require labels (`requires_labels`) always do; a family whose labels are
         optional (diffusion trained with class conditioning) says so by overriding
         this. Grids, `tfgen sample --labels` and evaluation read it.
         """
-        return bool(self.conditional)
+        return bool(self.requires_labels)
 
     def health_checks(self) -> list:
         """The family's training-health figures (`tfgen.health.HealthCheck`s): measured every epoch by
@@ -211,8 +208,8 @@ class GenerativeModel(keras.Model):
         else:
             images, labels = data, None
         images = self.check_images(images)
-        if self.conditional and labels is None:
-            raise ValueError(f"{type(self).__name__} is conditional: batches must be (images, labels), got images only")
+        if self.requires_labels and labels is None:
+            raise ValueError(f"{type(self).__name__} requires labels: batches must be (images, labels), got images only")
         if labels is not None:
             if self.accepts_labels:
                 labels = conditioning.as_labels(labels, self.num_classes)

@@ -17,6 +17,8 @@ the label.
   must first learn to use one extra input channel, and G learns the class later.
   Miyato & Koyama compare the two on CIFAR-10 and ImageNet and find projection
   better; no comparison on tfgen's data sets is recorded in this repository.
+
+Presets, fit defaults and flags: `cgan.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -38,23 +40,6 @@ LABEL_MAP = "label_map"
 @register_model("cgan")
 class CGAN(GAN):
     """Class-conditional GAN: `sample(n, labels)` draws digits of the requested classes."""
-
-    conditional = True
-
-    PRESETS = {
-        # The documents' GAN (MLP generator and discriminator, noise dim 100; formerly
-        # `document`) with the label added to both networks.
-        "mlp": dict(architecture="mlp", latent_dim=100, width=64, embed_dim=50),
-        # DCGAN networks at half the GAN's default width: a quarter of the generator's
-        # cost per image, and on 8.5k digits the class is learned long before
-        # capacity limits quality. Dropout 0.3 in D (the TensorFlow DCGAN tutorial's).
-        # The average of G's weights as in the GAN's `default` preset.
-        "default": dict(architecture="dcgan", latent_dim=64, width=32, dropout=0.3, embed_dim=32, ema_decay=0.999),
-        "tiny": dict(architecture="dcgan", latent_dim=8, width=4, embed_dim=4),
-    }
-    # Not the GAN's batch 16: the label makes the task easier, and at batch 32 the leaderboard's
-    # cGAN already reaches FID 6.1 with 0.96 conditional accuracy.
-    FIT_DEFAULTS = {"steps": 3975, "batch_size": 32}  # 15 passes over the 8,499 bundled digits
 
     def __init__(self, embed_dim=32, d_conditioning="projection", mismatch_weight=1.0, **kwargs):
         # Set before GAN.__init__, which builds the networks from them.

@@ -16,6 +16,8 @@ handwriting, another digit.
 The documents' cVAE skeleton built an encoder, a decoder, a "conditional encoder"
 and a "conditional decoder" (README defect 15); a cVAE is one encoder and one
 decoder that both see the label.
+
+Presets, fit defaults and flags: `cvae.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -32,25 +34,6 @@ from tfgen.registry import register_model
 @register_model("cvae")
 class CVAE(VAE):
     """Class-conditional VAE: `sample(n, labels)`, `reconstruct(images, labels)`, `transfer_style(...)`."""
-
-    conditional = True
-    # Not the VAE's: 1.27x faster in mixed_bfloat16, but its FID after equal steps fell outside the
-    # float32 seeds' spread (benchmarks/results/precision_quality.md).
-    AUTO_BFLOAT16 = ()
-
-    PRESETS = {
-        # The documents' VAE (conv 16, 32 + max-pooling; transposed conv 32, 16) with the label added
-        # (formerly `document`).
-        "conv_pool": dict(
-            latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16),
-            embed_dim=16,
-        ),
-        "default": dict(
-            latent_dim=16, encoder_filters=(32, 64), downsample="stride", hidden_units=(256,),
-            decoder_filters=(64, 32), learning_rate=1e-3, embed_dim=16,
-        ),
-        "tiny": dict(latent_dim=2, encoder_filters=(4, 8), hidden_units=(16,), decoder_filters=(8, 4), embed_dim=4),
-    }
 
     def __init__(self, embed_dim=16, **kwargs):
         # Set before VAE.__init__, which builds the networks from it.

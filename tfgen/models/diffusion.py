@@ -62,6 +62,8 @@ both run in one compiled loop and are exported as endpoints.
 Everything but the process is `DenoisingModel`, which the `flow` family
 (`tfgen.models.flow`) shares: a family is its process (`build_process`) and its samplers
 (`SAMPLERS`, `make_sampler`).
+
+Presets, fit defaults and flags: `diffusion.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class DenoisingModel(GenerativeModel):
     hooks (`sample_shape`, `to_model_space`, `to_images`, `clip_denoised`), so a family
     that runs it on latents overrides those.
 
-    Labels are optional: `conditional` is False (batches may be images only, and then
+    Labels are optional: `requires_labels` is False (batches may be images only, and then
     train the unconditional model), but with `class_conditional=True` the model
     `accepts_labels`: labels in a batch train the conditional model too, and
 
@@ -105,7 +107,6 @@ class DenoisingModel(GenerativeModel):
     measures conditional accuracy, as for the conditional families.
     """
 
-    halving_networks = True
     #: The samplers `sample` takes; the first is the exported endpoint's.
     SAMPLERS: tuple[str, ...] = ()
 
@@ -557,26 +558,6 @@ class Diffusion(DenoisingModel):
     classifier-free guidance (everything but the process: `DenoisingModel`)."""
 
     SAMPLERS = SAMPLERS
-
-    PRESETS = {
-        # Chosen for 2 CPU cores and runs of minutes: 16/32/64 channels at 28/14/7 (0.6M parameters;
-        # 16/32/64/64 at 32/16/8/4 for 32×32, 0.95M), attention at the lowest resolution;
-        # v-prediction (see the module docstring); a high learning rate (with gradient clipping)
-        # and a short EMA horizon (~100 steps) because such runs are a few hundred steps long.
-        "default": dict(
-            base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention=True,
-            schedule="cosine", prediction="v", learning_rate=2e-3, ema_decay=0.99,
-        ),
-        # A wider network for machines with a GPU (Ho et al.'s layout at 28×28, scaled down).
-        "large": dict(
-            base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True, dropout=0.1,
-            schedule="cosine", prediction="v", learning_rate=2e-4, ema_decay=0.9995,
-        ),
-        "tiny": dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, ema_decay=0.9),
-    }
-    # Measured on the bundled digits (`default`, 133 steps per epoch): most samples recognisable
-    # after 6 epochs, few after 4. About 1 s per step on 2 CPU cores; `--jit-compile on` saves a quarter.
-    FIT_DEFAULTS = {"steps": 1320, "batch_size": 64}  # 10 passes over the 8,499 bundled digits
 
     def __init__(self, timesteps=1000, schedule="cosine", prediction="epsilon", **kwargs):
         self.timesteps = checks.int_at_least(timesteps, "timesteps", 2)

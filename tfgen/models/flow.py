@@ -22,6 +22,8 @@ Everything else is `diffusion`'s (`DenoisingModel`): EMA weights for sampling, c
 with label dropout and classifier-free guidance ṽ = v(x, ∅) + guidance · (v(x, c) − v(x, ∅)),
 label −1 for the unconditional model, the SavedModel endpoints `sample(noise, labels)` and
 `settings`.
+
+Presets, fit defaults and flags: `flow.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -38,23 +40,6 @@ class Flow(DenoisingModel):
     """A U-Net trained by flow matching on the straight data-to-noise path; Euler or Heun sampling."""
 
     SAMPLERS = SAMPLERS
-
-    PRESETS = {
-        # The U-Net of diffusion's `default` (0.6M parameters at 28×28, 0.95M at 32×32 in colour),
-        # with its learning rate and short EMA horizon for runs of a few hundred steps on 2 CPU cores.
-        "default": dict(
-            base_channels=16, channel_mults=(1, 2, 4), num_res_blocks=1, attention=True,
-            learning_rate=2e-3, ema_decay=0.99,
-        ),
-        # A wider network for machines with a GPU: diffusion's `large`.
-        "large": dict(
-            base_channels=64, channel_mults=(1, 2, 2), num_res_blocks=2, attention=True, dropout=0.1,
-            learning_rate=2e-4, ema_decay=0.9995,
-        ),
-        "tiny": dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention=False, ema_decay=0.9),
-    }
-    # As diffusion's (the same network and step cost; not measured separately).
-    FIT_DEFAULTS = {"steps": 1320, "batch_size": 64}  # 10 passes over the 8,499 bundled digits
 
     def __init__(self, time_distribution="logit_normal", **kwargs):
         self.time_distribution = checks.one_of(time_distribution, schedules.TIME_DISTRIBUTIONS, "time distribution")

@@ -28,6 +28,8 @@ For small data sets, each a constructor hyperparameter, off at the constructor's
   `tfgen.layers.spectral_norm`).
 
 Images are [0, 1] outside the model and [−1, 1] inside (tanh generator output).
+
+Presets, fit defaults and flags: `gan.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -62,45 +64,9 @@ SMALL_DATA_EXAMPLES = 200
 class GAN(GenerativeModel):
     """Unconditional GAN: `architecture` picks the networks, `width` scales them."""
 
-    halving_networks = True
-    # Not monotone: an adversarial step can undo the ones before it, and a (class of a) GAN can collapse
-    # late in a run (a cGAN on 1,906 emoji drew three classes as one image each after 117 epochs, not after
-    # fewer): `tfgen train` keeps the best-scoring epoch (`tfgen.keep_best`). The cGAN inherits it.
-    quality_monotone = False
     CANNOT_COMPLETE = ("a GAN has no encoder, so no way to find the noise that explains given pixels "
                        "(a latent-optimisation inversion is not implemented); use diffusion, flow, a VAE or an "
                        "autoregressive model")
-
-    PRESETS = {
-        # The articles' networks, corrected for 28×28×1 (formerly `document`; 28×28 only). Generator: an
-        # MLP, Dense 4096 → 2048 → 7·7·64, then transposed convs 128, 256 → 28×28×1; discriminator:
-        # an MLP, Flatten → Dense 1024-512-256-128-64 → 1 logit. Noise dim 100.
-        "mlp": dict(architecture="mlp", latent_dim=100, width=64),
-        # DCGAN-style (Radford et al. 2016): transposed convs with batch norm in G, strided convs
-        # in D. Width 32, not DCGAN's 64: a quarter of the cost per image, and a GAN's quality
-        # on a CPU budget is bound by the number of updates, not by capacity (measured on the
-        # bundled digits: width 64, batch 64, 5 epochs = 660 steps, 137 images/s, no
-        # recognisable digits; width 32, batch 32: 430 images/s, digits by ~10 epochs).
-        #
-        # With an average of G's weights (`ema_decay`; see the module docstring). 0.999 as in Karras et
-        # al. 2018 at batch 16; with the warm-up (`tfgen.layers.ema.warmup_decay`) the average covers
-        # about the last tenth of a run shorter than ~9,000 steps and the last ~1,000 steps after, so a
-        # 1,000-step run samples from an average of its last ~100 steps, not of its initialisation.
-        # Measured (benchmarks/results/gan_small_data_*.md, FID of the average vs the trained G of the
-        # same run): on 200 digits after 3,000 steps 15.0 vs 15.0; on the emoji folder after 2,500 steps
-        # 34.5 vs 27.6 (seed 0) and 30.8 vs 38.7 (seed 1): no better on average in runs this short, but
-        # steadier from seed to seed, which is what a default that users do not tune should be.
-        # Spectral normalisation and R1 (γ = 0.01) stay off: after 1,000 steps on 2,000 digits neither
-        # improved the FID (37.5 and 37.2 vs 36.8 with DiffAugment and the average) and each costs time.
-        "default": dict(architecture="dcgan", latent_dim=64, width=32, ema_decay=0.999),
-        # No average, no regulariser: the cheapest GAN, for tests.
-        "tiny": dict(architecture="dcgan", latent_dim=8, width=4),
-    }
-    PRESET_ALIASES = FORMER_NAMES
-    # Small batches: more updates per epoch (see the `default` preset). Measured on the bundled
-    # digits, 5 epochs each, evaluator-feature FID of 1000 samples: batch 32 27.1, batch 16 15.9,
-    # batch 8 14.3 (at 1.3× the time of batch 16); learning rate 5e-4 at batch 32: 18.9.
-    FIT_DEFAULTS = {"steps": 5310, "batch_size": 16}  # 10 passes over the 8,499 bundled digits
 
     def __init__(
         self, architecture="dcgan", latent_dim=64, width=64, dropout=0.0, learning_rate=2e-4, beta_1=0.5,
@@ -265,7 +231,7 @@ class GAN(GenerativeModel):
 
     def export_endpoints(self):
         """`sample(noise[, labels])` → images in [0, 1] (labels for conditional subclasses)."""
-        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.requires_labels else []
         noise = tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise")
         return {"sample": (self.images_from_noise, [noise, *labels])}
 

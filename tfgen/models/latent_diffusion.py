@@ -51,6 +51,8 @@ The latent-space logic lives in `LatentMixin`, written against the four hooks of
 `Diffusion` (`sample_shape`, `to_model_space`, `to_images`, `clip_denoised`) and its
 `train_step`, so it combines with any process that subclasses `Diffusion`:
 `LatentDiffusion(LatentMixin, Diffusion)` here.
+
+Presets, fit defaults and flags: `latent_diffusion.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -82,8 +84,6 @@ class LatentMixin(GenerativeModel):
     # Latents are unbounded: clipping x̂_0 to [−1, 1] at each reverse step would cut off
     # the tails of unit-variance latents (≈ 5% of values beyond ±2σ = ±2).
     clip_denoised = False
-    # The image sizes are those whose latents the U-Net can use (`image_size_error` below).
-    halving_networks = False
 
     def __init__(
         self,
@@ -403,35 +403,3 @@ class LatentDiffusion(LatentMixin, Diffusion):
 
     Everything of `Diffusion` (samplers, guidance, labels, EMA) applies, in latent space.
     """
-
-    AUTO_BFLOAT16 = ()
-
-    PRESETS = {
-        # For 32×32 colour on 2 CPU cores, runs of minutes: an autoencoder of 16/32/64 channels at
-        # 32/16/8 and a U-Net of 32/64 channels at the 8×8 latents (64/4 with attention), v-prediction
-        # and the short EMA horizon of pixel diffusion's default. Narrower than 8×8 latents could afford,
-        # because the same preset runs at 64×64 (16×16 latents), where its speed over pixel diffusion
-        # is the point, and a 64-channel U-Net there cost about as much as the encoder and pixel
-        # diffusion's first levels together (benchmarks/latent_speed.py).
-        "default": dict(
-            latent_channels=4, autoencoder_channels=(16, 32, 64), kl_weight=1e-6, autoencoder_steps=500,
-            autoencoder_learning_rate=1e-3, base_channels=32, channel_mults=(1, 2), num_res_blocks=1,
-            attention=True, schedule="cosine", prediction="v", learning_rate=2e-3, ema_decay=0.99,
-        ),
-        "large": dict(
-            latent_channels=4, autoencoder_channels=(64, 128, 128), kl_weight=1e-6, autoencoder_steps=5000,
-            autoencoder_learning_rate=4e-4, base_channels=128, channel_mults=(1, 2, 2), num_res_blocks=2,
-            attention=True, dropout=0.1, schedule="cosine", prediction="v", learning_rate=2e-4, ema_decay=0.9995,
-        ),
-        # v-prediction here too: latents are not clipped (`clip_denoised`), and an ε-network's
-        # x̂_0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ divides its error by √ᾱ = 5e-5 at t = 999 of the cosine schedule:
-        # an untrained tiny ε-model's sampled latents overflowed its float16 decoder (NaN samples).
-        "tiny": dict(
-            latent_channels=4, autoencoder_channels=(8, 8, 8), autoencoder_steps=2, base_channels=8,
-            channel_mults=(1, 2), num_res_blocks=1, attention=False, prediction="v", ema_decay=0.9,
-        ),
-    }
-    # 500 autoencoder steps (the preset's), then 1,500 latent steps: more than the 1,320 after which
-    # pixel diffusion's default draws recognisable digits, since a latent step costs a fraction of a
-    # pixel step. Not yet measured for quality.
-    FIT_DEFAULTS = {"steps": 2000, "batch_size": 64}

@@ -26,6 +26,8 @@ channel embedding added to the row and column ones; D = H·W·C positions, so a
 Data variant: [0, 1] images quantised to `levels` values per channel; levels = 2 is
 MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
 in training (see `AutoregressiveModel`; `model.data_variant` says which).
+
+Presets, fit defaults and flags: `pixel_transformer.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -43,19 +45,6 @@ from tfgen.registry import register_model
 @register_model("pixel_transformer")
 class PixelTransformer(AutoregressiveModel):
     """Decoder-only Transformer over raster-order pixels with `levels` values each."""
-
-    PRESETS = {
-        # Local attention over blocks of two image rows (block_size=None; 56 positions at 28×28×1,
-        # 192 at 32×32×3), so each position sees 2–4 rows back per layer: half the CPU time of
-        # full attention over 784 positions, and the only affordable kind at 3,072.
-        "default": dict(levels=None, dim=64, num_layers=4, num_heads=2, mlp_ratio=4, block_size=None,
-                        learning_rate=1e-3),
-        "conditional": dict(levels=None, conditional=True, dim=64, num_layers=4, num_heads=2, mlp_ratio=4,
-                            block_size=None, learning_rate=1e-3),
-        # Local attention too: full attention over a 32×32×3 image's 3,072 sub-pixels held a 3,072² score
-        # matrix per head and layer, and the tiny preset peaked at 16 GB training on 270 emoji.
-        "tiny": dict(levels=None, dim=16, num_layers=1, num_heads=2, mlp_ratio=2, block_size=None),
-    }
 
     def __init__(self, dim=64, num_layers=4, num_heads=2, mlp_ratio=4, dropout=0.0, block_size=None, **kwargs):
         # levels, conditional, dynamic_binarization, learning_rate: see AutoregressiveModel.
@@ -75,7 +64,7 @@ class PixelTransformer(AutoregressiveModel):
 
     def build_network(self):
         tokens = keras.Input((self.num_dims,), dtype="int32", name="tokens")
-        vocabulary = self.levels + (self.num_classes if self.conditional else 1)
+        vocabulary = self.levels + (self.num_classes if self.requires_labels else 1)
         x = layers.Embedding(vocabulary, self.dim, name="token_embedding",
                              embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02))(tokens)
         x = ImagePositionEmbedding(self.image_shape, self.dim, name="position_embedding")(x)
@@ -93,7 +82,7 @@ class PixelTransformer(AutoregressiveModel):
 
     # ------------------------------------------------------------------ teacher forcing
     def _first_token(self, labels, batch):
-        if self.conditional:
+        if self.requires_labels:
             return self.start_token + tf.reshape(labels, [-1])
         return tf.fill([batch], self.start_token)
 

@@ -33,6 +33,8 @@ sub-pixel. With one channel the network is exactly the grayscale one.
 Data variant: [0, 1] images quantised to `levels` values per channel; levels = 2
 is MNIST binarised with the fixed threshold 0.5, optionally dynamically binarised
 in training (see `AutoregressiveModel`; `model.data_variant` says which).
+
+Presets, fit defaults and flags: `pixelcnn.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -50,17 +52,6 @@ from tfgen.registry import register_model
 @register_model("pixelcnn")
 class PixelCNN(AutoregressiveModel):
     """Gated PixelCNN over `levels` quantisation levels, optionally class-conditional."""
-
-    AUTO_BFLOAT16 = ("default",)  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
-
-    PRESETS = {
-        # Sized for CPUs: 64 filters cost 3× the time per image for a small gain within minutes of training.
-        "default": dict(levels=None, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64,
-                        learning_rate=1e-3),
-        "conditional": dict(levels=None, conditional=True, filters=32, num_layers=8, kernel_size=3,
-                            first_kernel_size=7, head_filters=64, learning_rate=1e-3),
-        "tiny": dict(levels=None, filters=8, num_layers=2, kernel_size=3, first_kernel_size=3, head_filters=8),
-    }
 
     def __init__(self, filters=32, num_layers=8, kernel_size=3, first_kernel_size=7, head_filters=64, **kwargs):
         # levels, conditional, dynamic_binarization, learning_rate: see AutoregressiveModel.
@@ -90,7 +81,7 @@ class PixelCNN(AutoregressiveModel):
         f2 = 2 * self.filters
         image = keras.Input((None, None, self.channels), name="image")
         inputs = [image]
-        if self.conditional:
+        if self.requires_labels:
             labels = keras.Input((), dtype="int32", name="labels")
             inputs.append(labels)
         v, links = image, []
@@ -98,7 +89,7 @@ class PixelCNN(AutoregressiveModel):
             # Layer 0 is shifted down one row: the vertical stack never sees the current row.
             pre = VerticalConv(f2, self._kernel(i), include_current_row=i > 0, name=f"v_conv{i}")(v)
             link = layers.Conv2D(f2, 1, name=f"v_to_h{i}")(pre)
-            if self.conditional:
+            if self.requires_labels:
                 # Class-conditional gate biases, one per stack (the h-stack's rides on the link).
                 pre = pre + layers.Reshape((1, 1, f2))(layers.Embedding(self.num_classes, f2, name=f"v_class{i}")(labels))
                 link = link + layers.Reshape((1, 1, f2))(layers.Embedding(self.num_classes, f2, name=f"h_class{i}")(labels))
@@ -143,7 +134,7 @@ class PixelCNN(AutoregressiveModel):
         return tf.cast(q, self.compute_dtype) * (2.0 / (self.levels - 1)) - 1.0
 
     def _links(self, image, labels, training=False):
-        links = self.vertical([image, labels] if self.conditional else image, training=training)
+        links = self.vertical([image, labels] if self.requires_labels else image, training=training)
         return list(links) if isinstance(links, (list, tuple)) else [links]
 
     def pixel_logits(self, q, labels=None, training=False):

@@ -22,6 +22,8 @@ this model, not with published likelihoods on colour images.
 
 Given images: `reconstruct`, `interpolate(first, second)` between their codes, and
 `complete(images, mask)` by the encode–decode chain of Rezende et al. 2014 (`complete_batch`).
+
+Presets, fit defaults and flags: `vae.json` beside this module (see `tfgen.catalog`).
 """
 
 from __future__ import annotations
@@ -40,24 +42,6 @@ from tfgen.registry import register_model
 @register_model("vae")
 class VAE(GenerativeModel):
     """Convolutional VAE with a Gaussian posterior and a Bernoulli decoder (logits)."""
-
-    halving_networks = True
-    AUTO_BFLOAT16 = ("default",)  # --precision auto: mixed_bfloat16 on native-bfloat16 devices (see GenerativeModel)
-
-    PRESETS = {
-        # The documents' encoder (conv 16, 32 + max-pooling) and decoder (transposed
-        # conv 32, 16), corrected to 28×28×1 and given a real posterior (formerly `document`). At other
-        # sizes: the same widths, the depth following the size (`tfgen.layers.resolution`).
-        "conv_pool": dict(
-            latent_dim=32, encoder_filters=(16, 32), downsample="pool", hidden_units=(), decoder_filters=(32, 16)
-        ),
-        "default": dict(
-            latent_dim=16, encoder_filters=(32, 64), downsample="stride", hidden_units=(256,),
-            decoder_filters=(64, 32), learning_rate=1e-3,
-        ),
-        "tiny": dict(latent_dim=2, encoder_filters=(4, 8), hidden_units=(16,), decoder_filters=(8, 4)),
-    }
-    PRESET_ALIASES = {"document": "conv_pool"}
 
     def __init__(
         self,
@@ -163,7 +147,7 @@ class VAE(GenerativeModel):
         """
         iterations = checks.positive_int(self.COMPLETE_ITERATIONS if iterations is None else iterations, "iterations")
         count = images.shape[0]
-        if self.conditional:
+        if self.requires_labels:
             labels = conditioning.as_labels(labels, self.num_classes, count)
         elif labels is not None:
             raise ValueError(f"{type(self).__name__} is unconditional: complete takes no labels")
@@ -173,7 +157,7 @@ class VAE(GenerativeModel):
         return chain(images, mask, labels, self.draw_seed(seed), tf.constant(iterations))
 
     def _latent_chain(self, images, mask, labels, seed, iterations):
-        labels = labels if self.conditional else None
+        labels = labels if self.requires_labels else None
         keep = lambda decoded: mask * images + (1.0 - mask) * decoded
         z = tf.random.stateless_normal([tf.shape(images)[0], self.latent_dim], seed=seed)
 
@@ -199,7 +183,7 @@ class VAE(GenerativeModel):
             raise ValueError(f"interpolate needs as many first images as second ones, got {first.shape[0]} and "
                              f"{second.shape[0]}")
         count = first.shape[0]
-        if self.conditional:
+        if self.requires_labels:
             labels = conditioning.as_labels(labels, self.num_classes, count)
         elif labels is not None:
             raise ValueError(f"{type(self).__name__} is unconditional: interpolate takes no labels")
@@ -212,7 +196,7 @@ class VAE(GenerativeModel):
         `complete(images, mask, seed[, labels])` → `complete(..., n=1, seed=seed)`'s completions;
         `encode(images[, labels])` → {z_mean, z_log_var} (outputs named, for `saved_model_cli` and TF Serving).
         Labels for conditional subclasses."""
-        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.conditional else []
+        labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.requires_labels else []
         images = tf.TensorSpec([None, *self.image_shape], tf.float32, name="images")
         mask = tf.TensorSpec([None, *self.image_shape], tf.float32, name="mask")
 
