@@ -158,7 +158,8 @@ class EpochScore:
         """Diversity's spreads of `features` (ordered as `labels`): each class's, or one of all of them for a
         model without labels."""
         from tfgen.eval.diversity import group_spreads
-                return group_spreads(features, self.labels if model.accepts_labels else None, np.unique(self.labels))
+
+        return group_spreads(features, self.labels if model.accepts_labels else None, np.unique(self.labels))
 
 
 def is_better(score: float, best: dict | None) -> bool:
