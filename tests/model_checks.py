@@ -62,6 +62,8 @@ def make_inputs(model, metadata, endpoint):
             mask = np.ones(shape, np.float32)
             mask[:, shape[1] // 2:] = 0
             args.append(mask)
+        elif name == "steps":  # points on an interpolation's path
+            args.append(np.int32(4))
         elif name == "strength":
             args.append(np.float32(0.5))
         else:
