@@ -38,10 +38,11 @@ import argparse
 import datetime
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, public_command, public_dataset_name
+from benchmarks.common import RESULTS, public_command, public_dataset_name, public_path
 from benchmarks.samplers import load_model
 
 NAME = "completion"
@@ -195,7 +196,8 @@ def markdown(results: dict) -> str:
             "| family | completion | test images × completions | original class recognised ↑ | masked input alone "
             "| originals | MSE on known pixels | s / completion | grid |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for family, r in sorted(e["entries"].items()):
+    # Families that complete first, then those that cannot.
+    for family, r in sorted(e["entries"].items(), key=lambda item: ("cannot_complete" in item[1], item[0])):
         if "cannot_complete" in r:
             rows.append(f"| {family} | cannot complete: {r['cannot_complete'].split(': ', 1)[-1]} | | | | | | | |")
             continue
@@ -204,11 +206,14 @@ def markdown(results: dict) -> str:
         rows.append(f"| {family} | {r['method']}{told} | {r['images']} × {r['completions_per_image']} "
                     f"| {r['accuracy']:.3f} | {r['masked_accuracy']:.3f} | {r['original_accuracy']:.3f} "
                     f"| {r['known_mse']:.2g} | {seconds} | [grid]({r['grid']}) |")
-    machines = sorted({(r["machine"]["cpus"], r["machine"]["cpu"], r["machine"].get("load_average_1min"), r["date"],
-                        r["command"]) for r in e["entries"].values() if "machine" in r})
     rows.append("")
-    for cpus, cpu, load, date, command in machines:
-        rows.append(f"Machine: {cpus} × {cpu}, 1-minute load {load}; {date}. Command: `{command}`.")
+    runs = {}  # one line per command: its families were measured one after the other, the load changing
+    for r in e["entries"].values():
+        runs.setdefault(r["command"], []).append(r)
+    for command, measured in runs.items():
+        m, loads = measured[0]["machine"], [r["machine"].get("load_average_1min") or 0 for r in measured]
+        rows.append(f"Machine: {m['cpus']} × {m['cpu']}, 1-minute load {min(loads):.1f}–{max(loads):.1f}; "
+                    f"{min(r['date'] for r in measured)}. Command: `{command}`.")
     rows += ["", "Original class recognised: the fraction of completions the dataset's evaluator classifies as the "
                  "class of the image they complete (the classifier `tfgen eval` uses). Masked input alone: the "
                  "same for the given image with its hidden pixels on the background colour, nothing filled in "
@@ -285,7 +290,8 @@ def main(argv=None) -> None:
         write_text(out / f"{stem}.md", markdown(results))
         return
     options = {k: v for k, v in (("image_size", args.image_size), ("channels", args.channels)) if v}
-    dataset, command = None, public_command(NAME, argv, paths=("--out", "--evaluator-dir"), datasets=("--dataset",))
+    given = [public_path(a) if a in args.models else a for a in (sys.argv[1:] if argv is None else argv)]
+    dataset, command = None, public_command(NAME, given, paths=("--out", "--evaluator-dir"), datasets=("--dataset",))
     for model_path in args.models:
         model, dataset_of, model_options, facts = load_model(model_path, args.dataset or dataset, options)
         if dataset is None:

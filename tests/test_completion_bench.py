@@ -79,11 +79,17 @@ def test_a_vae_entry_keeps_the_known_pixels_and_a_gan_says_why_it_cannot():
     gan = tfgen.get_model("gan", preset="tiny", image_shape=(8, 8, 1))
     refusal = completion.measure(gan, images, labels, mask, FakeEvaluator())
     assert "no encoder" in refusal["cannot_complete"]
+    run = {"date": "2026-01-01 12:00", "command": "python -m benchmarks.completion runs/vae runs/gan",
+           "machine": {"cpus": 2, "cpu": "a CPU", "load_average_1min": 1.5}}
+    entry.update(run)
+    refusal.update(run)
     table = completion.markdown({"dataset": "mnist_bundled", "data_options": {}, "mask": "bottom",
                                  "hidden_fraction": 0.5, "evaluator": {"kind": "classifier", "accuracy": 0.99},
                                  "entries": {"vae": entry, "gan": refusal}})
     assert "| gan | cannot complete: a GAN has no encoder" in table
     assert "| vae | latent chain (Rezende et al. 2014) | 4 × 2 |" in table
+    assert table.index("| vae |") < table.index("| gan |")  # families that complete first
+    assert table.count("Machine: 2 × a CPU, 1-minute load 1.5–1.5") == 1  # one line per command
 
 
 def test_an_autoregressive_bottom_completion_is_named_exact():
