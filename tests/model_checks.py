@@ -56,7 +56,7 @@ def make_inputs(model, metadata, endpoint):
             args.append(np.int32(N))
         elif name == "labels":
             args.append(np.arange(N, dtype=np.int32) % model.num_classes)
-        elif name == "images":
+        elif name in ("images", "first", "second"):  # images in [0, 1] (interpolate: its two ends)
             args.append(rng.random(shape, dtype=np.float32))
         elif name == "mask":  # the bottom half filled in
             mask = np.ones(shape, np.float32)
