@@ -56,12 +56,14 @@ def make_inputs(model, metadata, endpoint):
             args.append(np.int32(N))
         elif name == "labels":
             args.append(np.arange(N, dtype=np.int32) % model.num_classes)
-        elif name == "images":
+        elif name in ("images", "first", "second"):  # images in [0, 1] (interpolate: its two ends)
             args.append(rng.random(shape, dtype=np.float32))
         elif name == "mask":  # the bottom half filled in
             mask = np.ones(shape, np.float32)
             mask[:, shape[1] // 2:] = 0
             args.append(mask)
+        elif name == "steps":  # points on an interpolation's path
+            args.append(np.int32(4))
         elif name == "strength":
             args.append(np.float32(0.5))
         else:

@@ -1,4 +1,4 @@
-"""`tfgen complete`, `tfgen edit` and `tfgen interpolate` on tiny runs: the grids they write and their one-line errors.
+"""`tfgen complete`, `tfgen edit`, `tfgen interpolate` and `tfgen transfer` on tiny runs: the grids they write and their one-line errors.
 
 (The completions themselves are tested in tests/test_complete.py.)"""
 
@@ -55,6 +55,18 @@ def test_edit_and_interpolate(runs, tmp_path):
     assert width > 4 * height
 
 
+def test_transfer_redraws_each_image_as_each_class(runs, tmp_path, capsys):
+    Image.fromarray(np.full((28, 28), 90, np.uint8)).save(tmp_path / "mine.png")
+    assert main(["transfer", str(runs["cvae"]), "--image", str(tmp_path / "mine.png"), "--label", "4",
+                 "--to", "1,7", "--out", str(tmp_path / "styles.png")]) == 0
+    assert "drawn as class 1, 7" in capsys.readouterr().out
+    height, width = grid_size(tmp_path / "styles.png")
+    assert 2.5 * height < width < 3.5 * height  # one row: the image, then classes 1 and 7
+    assert main(["transfer", str(runs["cvae"]), "--from-test", "0,1", "--out", str(tmp_path / "all.png")]) == 0
+    height, width = grid_size(tmp_path / "all.png")
+    assert width > 4 * height  # two rows of 11 tiles: the image and all ten classes
+
+
 @pytest.mark.parametrize("argv, message", [
     (["complete", "{pixelcnn}", "--from-test", "0", "--mask", "middle"], "is not a mask"),
     (["complete", "{pixelcnn}", "--mask", "top"], "give the images with --image PATH"),
@@ -64,6 +76,9 @@ def test_edit_and_interpolate(runs, tmp_path):
     (["edit", "{pixelcnn}", "--from-test", "0"], "pixelcnn cannot edit an image"),
     (["interpolate", "{diffusion}", "--from-test", "0,1"], "diffusion cannot interpolate"),
     (["interpolate", "{cvae}", "--from-test", "0"], "interpolate takes two images"),
+    (["transfer", "{diffusion}", "--from-test", "0"], "diffusion cannot redraw an image as another class"),
+    (["transfer", "{cvae}", "--image", "{png}"], "is conditional: give the images' class with --label"),
+    (["transfer", "{cvae}", "--from-test", "0", "--to", "12"], "outside [0, 10)"),
 ])
 def test_errors_are_one_line(runs, tmp_path, capsys, argv, message):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "x.png")
@@ -74,8 +89,10 @@ def test_errors_are_one_line(runs, tmp_path, capsys, argv, message):
 
 
 def test_help_needs_no_tensorflow():
-    code = ("import sys; from tfgen_cli import main\n"
-            "for command in ('complete', 'edit', 'interpolate'):\n"
+    code = ("import sys; from tfgen_cli import main
+"
+            "for command in ('complete', 'edit', 'interpolate', 'transfer'):
+"
             "    try: main([command, '--help'])\n"
             "    except SystemExit: pass\n"
             "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'")

@@ -121,6 +121,10 @@ def exported(tmp_path_factory):
             args = dict(zip(("images", "mask"), make_inputs(model, metadata, "complete")))
             outputs["complete/0"] = np.asarray(model.complete(args["images"], args["mask"], seed=SEED,
                                                               labels=labels)[:, 0])
+        if "interpolate" in endpoints:  # the model's straight-line interpolation
+            first, second, steps = make_inputs(model, metadata, "interpolate")[:3]
+            outputs["interpolate/0"] = np.asarray(model.interpolate(first, second, steps=int(steps), labels=labels,
+                                                                    method="linear"))
         if "edit" in endpoints:
             images = make_inputs(model, metadata, "edit")[0]
             outputs["edit/0"] = np.asarray(model.edit(images, 0.5, seed=SEED, labels=labels)[:, 0])
@@ -199,7 +203,7 @@ def test_metadata_describes_the_export(exported):
         assert {"tfgen", "tensorflow", "keras"} <= set(metadata["versions"])
         assert metadata["default_endpoint"] == "sample" and "sample" in metadata["endpoints"]
         assert metadata["settings"]["image_shape"] == [28, 28, 1]
-    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode", "complete"}
+    assert set(expected["vae"][1]["endpoints"]) == {"sample", "encode", "decode", "complete", "interpolate"}
     for name in MODELS:  # which endpoints a family has: complete where it can, edit for the denoising families
         model, endpoints = expected[name][0], set(expected[name][1]["endpoints"])
         assert ("complete" in endpoints) == model.can_complete, name

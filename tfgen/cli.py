@@ -22,6 +22,7 @@
                            [--iterations I] [--out FILE.png]
     tfgen edit RUN_DIR (--image PATH ... | --from-test K[,K...]) [--strength S] [--n N] [--steps K] [--out FILE.png]
     tfgen interpolate RUN_DIR (--image A --image B | --from-test K1,K2) [--steps N] [--label L] [--out FILE.png]
+    tfgen transfer RUN_DIR (--image PATH ... --label L | --from-test K[,K...]) [--to NAME,NAME|3,7|all] [--out FILE.png]
 
 TensorFlow's C++ log lines (oneDNN, cudart_stub, cuInit, ...) are kept off stderr
 (`tfgen.tflogs`); `tfgen --tf-logs COMMAND ...` or TFGEN_TF_LOGS=1 shows them.
@@ -759,6 +760,14 @@ def add_completion_parsers(commands) -> None:
     p.add_argument("--out", help="grid to write (default RUN_DIR/samples/interpolate.png)")
     p.set_defaults(func=cmd_interpolate)
 
+    p = commands.add_parser("transfer", help="cvae: redraw given images as other classes, keeping their style")
+    add_inputs(p, "to redraw (with --label: their class)")
+    p.add_argument("--to", default="all", help="the classes to draw each image as: names or indices, comma-separated, "
+                                               "or all (default)")
+    p.add_argument("--out", help="grid to write: per row the image, then it drawn as each class "
+                                 "(default RUN_DIR/samples/transfer.png)")
+    p.set_defaults(func=cmd_transfer)
+
 
 def given_images(args, model):
     """(images (B, H, W, C) in [0, 1], labels or None) from --image files or --from-test indices, and --label."""
@@ -903,6 +912,22 @@ def cmd_interpolate(args) -> None:
                              labels=None if labels is None else labels[:1]).numpy()
     save_grid(path[0], out, ncols=args.steps)
     print(f"wrote {out}: {args.steps} images from the first image's code to the second's")
+
+
+def cmd_transfer(args) -> None:
+    import numpy as np
+
+    from tfgen.plotting import save_grid
+
+    model, out, images, labels = _given(args, "transfer", lambda model: None if hasattr(model, "transfer_style") else (
+        f"{model.registry_name} cannot redraw an image as another class: it needs a class-conditional encoder "
+        f"and decoder (cvae)"))
+    targets = list(range(model.num_classes)) if args.to == "all" else \
+        parse_labels(args.to, model.num_classes, _class_names(args.run_dir))
+    redrawn = model.transfer_style(images, labels, targets).numpy()
+    save_grid(np.concatenate([images[:, None], redrawn], axis=1).reshape(-1, *model.image_shape), out,
+              ncols=len(targets) + 1)
+    print(f"wrote {out}: per row the image, then its style drawn as class {', '.join(map(str, targets))}")
 
 
 if __name__ == "__main__":

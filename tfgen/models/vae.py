@@ -194,6 +194,9 @@ class VAE(GenerativeModel):
     def export_endpoints(self):
         """`sample(noise[, labels])` and `decode(z[, labels])` → images in [0, 1];
         `complete(images, mask, seed[, labels])` → `complete(..., n=1, seed=seed)`'s completions;
+        `interpolate(first, second, steps[, labels])` → `interpolate(first, second, steps, method="linear")`,
+        (B, steps, H, W, C): the straight line between posterior means (the natural path between two given
+        images' codes; slerp is for prior draws, White 2016);
         `encode(images[, labels])` → {z_mean, z_log_var} (outputs named, for `saved_model_cli` and TF Serving).
         Labels for conditional subclasses."""
         labels = [tf.TensorSpec([None], tf.int32, name="labels")] if self.requires_labels else []
@@ -205,8 +208,19 @@ class VAE(GenerativeModel):
             return self._latent_chain(images, check_mask_values(mask), labels, stateless_seed(seed),
                                       tf.constant(self.COMPLETE_ITERATIONS))
 
+        def interpolate(first, second, steps, labels=None):
+            count = tf.shape(first)[0]
+            z0, z1 = self.encode(first, labels)[0], self.encode(second, labels)[0]
+            t = tf.linspace(0.0, 1.0, steps)[None, :, None]  # (1, steps, 1)
+            z = tf.reshape((1.0 - t) * z0[:, None] + t * z1[:, None], [-1, self.latent_dim])
+            decoded = self.decode(z, None if labels is None else tf.repeat(labels, steps))
+            return tf.reshape(decoded, [count, steps, *self.image_shape])
+
         return {
             "sample": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="noise"), *labels]),
+            "interpolate": (interpolate, [tf.TensorSpec([None, *self.image_shape], tf.float32, name="first"),
+                                          tf.TensorSpec([None, *self.image_shape], tf.float32, name="second"),
+                                          tf.TensorSpec([], tf.int32, name="steps"), *labels]),
             "encode": (self._encode_named, [images, *labels]),
             "decode": (self.decode, [tf.TensorSpec([None, self.latent_dim], tf.float32, name="z"), *labels]),
             "complete": (complete, [images, mask, tf.TensorSpec([], tf.int64, name="seed"), *labels]),
