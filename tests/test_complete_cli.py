@@ -89,10 +89,8 @@ def test_errors_are_one_line(runs, tmp_path, capsys, argv, message):
 
 
 def test_help_needs_no_tensorflow():
-    code = ("import sys; from tfgen_cli import main
-"
-            "for command in ('complete', 'edit', 'interpolate', 'transfer'):
-"
+    code = ("import sys; from tfgen_cli import main\n"
+            "for command in ('complete', 'edit', 'interpolate', 'transfer'):\n"
             "    try: main([command, '--help'])\n"
             "    except SystemExit: pass\n"
             "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'")
