@@ -9,7 +9,7 @@ Each digits entry of `PRESETS` is one `tfgen train` run on the bundled digits, m
     tfgen train FAMILY --dataset mnist_bundled --steps N --seed 0 --out RUNS/FAMILY
 
 unless RUNS/FAMILY already holds a model (a finished run, or one that checkpointed), which is then used as
-it is. The preset is written from the run's final weights (`tfgen.pretrained.save_preset`) with that
+it is. The preset is written from the run's final weights (`tfgen.pretrained.making.save_preset`) with that
 command in its metadata.json. The emoji entries are not trained here (the
 Noto emoji folder cannot ship with tfgen): give their model with `--from NAME=DIR`, a `tfgen train` run
 on the folder at 32×32 (metadata.json then records its command, the folder by its name only) or a
@@ -72,7 +72,7 @@ def make(name: str, entry: dict, runs_dir: Path, given: dict[str, Path], out_roo
     """The preset `name` written from its run (trained first when missing); None when an emoji entry's
     model was not given."""
     from tfgen import runs
-    from tfgen.pretrained import save_preset, training_command
+    from tfgen.pretrained.making import save_preset, training_command
 
     if "train" in entry:
         run = runs_dir / entry["family"]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from child_processes import HANG_SECONDS
-from tfgen import pretrained
+from tfgen import finetune, pretrained
+from tfgen.pretrained import making
 from tfgen.cli import main as tfgen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def shipped_root(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("presets")
     model = averaged_model("diffusion")
     run = fake_run(tmp / "run", model, class_names=[str(k) for k in range(10)])
-    pretrained.save_preset(run, tmp / "root" / "digits" / "diffusion")
+    making.save_preset(run, tmp / "root" / "digits" / "diffusion")
     return tmp / "root", model
 
 
@@ -75,7 +76,7 @@ def test_a_gan_preset_ships_its_averaged_generator(tmp_path):
     from tfgen.io import save_model
 
     save_model(model, tmp_path / "gan.keras")
-    path = pretrained.save_preset(tmp_path / "gan.keras", tmp_path / "gan", command="tfgen train gan")
+    path = making.save_preset(tmp_path / "gan.keras", tmp_path / "gan", command="tfgen train gan")
     loaded = pretrained.from_preset(path)
     assert pretrained.read_metadata(path)["shared"] == {"generator": "ema_generator"}
     np.testing.assert_array_equal(loaded.sample(6, seed=1), model.sample(6, seed=1))
@@ -125,14 +126,14 @@ def test_init_takes_the_weights_whose_shapes_match_and_names_the_others(shipped)
 
     source = pretrained.from_preset("digits/diffusion")
     model = get_model("diffusion", "tiny", image_shape=(32, 32, 3))  # 3 channels, a U-Net level more
-    left = pretrained.take_matching_weights(model, "digits/diffusion")
+    left = finetune.take_matching_weights(model, "digits/diffusion")
     assert "network/stem/kernel: (3, 3, 3, 8) here vs (3, 3, 1, 8) in digits/diffusion" in left, left
-    theirs = dict(zip(pretrained.weight_keys(source), source.weights))
-    taken = [(key, v) for key, v in zip(pretrained.weight_keys(model), model.weights)
+    theirs = dict(zip(finetune.weight_keys(source), source.weights))
+    taken = [(key, v) for key, v in zip(finetune.weight_keys(model), model.weights)
              if not any(line.startswith(f"{key}:") for line in left)]
     assert len(taken) > len(left) and all(np.array_equal(v, theirs[key]) for key, v in taken)
     with pytest.raises(pretrained.PresetError, match="same family only"):
-        pretrained.take_matching_weights(get_model("flow", "tiny"), "digits/diffusion")
+        finetune.take_matching_weights(get_model("flow", "tiny"), "digits/diffusion")
 
 
 def test_train_init_of_another_family_is_refused_before_tensorflow(shipped, capsys):

@@ -114,7 +114,7 @@ def train(model: str, preset: str = "default", dataset: str = tfdata.BUNDLED_NAM
     training its own first stage; kept in config.json (absolute).
     init: fine-tuning: a trained preset (`tfgen.pretrained`: a shipped name or a directory), run
     directory or `.keras` file of the same family, whose weights the model starts from wherever their
-    shapes match (`tfgen.pretrained.take_matching_weights`; the others start fresh, and are named on
+    shapes match (`tfgen.finetune.take_matching_weights`; the others start fresh, and are named on
     stderr); kept in config.json.
     """
     model_cls = get_model_class(model)
@@ -210,7 +210,7 @@ def _take_initial_weights(net, config: dict) -> None:
     """The weights of `init` (a preset or an earlier run) wherever their shapes match; the others named."""
     if not config.get("init"):
         return
-    from tfgen.pretrained import take_matching_weights
+    from tfgen.finetune import take_matching_weights
 
     left = take_matching_weights(net, config["init"])
     taken = len(net.weights) - len(left)

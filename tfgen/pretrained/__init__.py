@@ -21,12 +21,15 @@ The sha256 in metadata.json covers the weights file only, and is checked before 
 changed or truncated since the preset was made is refused in one line naming it. Metrics are added to
 metadata.json later (`python -m benchmarks.pretrained`) without touching the weights.
 
+This package reads and writes the format; making a preset from a run is `tfgen.pretrained.making`
+(`save_preset`), starting a run from one is `tfgen.finetune`: both read runs (`tfgen.runs`), which in
+turn reads presets through this package, so they live apart from it.
+
 Listing and reading metadata import neither Keras nor TensorFlow (`tfgen list`, argument checks).
 """
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from pathlib import Path
@@ -165,7 +168,7 @@ def from_preset(preset):
     return model
 
 
-def _twins(model) -> list[tuple[str, str]]:
+def twins(model) -> list[tuple[str, str]]:
     """The (trained, averaged) sub-network pairs of `model` (`AVERAGED_TWINS` that it has)."""
     return [(trained, average) for trained, average in AVERAGED_TWINS
             if getattr(model, trained, None) is not None and getattr(model, average, None) is not None]
@@ -174,7 +177,7 @@ def _twins(model) -> list[tuple[str, str]]:
 def _read_weights(model, path: Path, shared: dict) -> None:
     import h5py
 
-    skipped = _skipped_indices(model, shared)
+    skipped = skipped_indices(model, shared)
     weights = model.weights
     with h5py.File(path, "r") as f:
         stored = f["weights"]
@@ -194,79 +197,18 @@ def _read_weights(model, path: Path, shared: dict) -> None:
             t.assign(a)
 
 
-def _skipped_indices(model, shared: dict) -> set[int]:
+def skipped_indices(model, shared: dict) -> set[int]:
     """Indices in `model.weights` of the trained twins that a preset does not store."""
     ids = {id(v) for trained in shared for v in getattr(model, trained).weights}
     return {i for i, v in enumerate(model.weights) if id(v) in ids}
 
 
-# ---------------------------------------------------------------------- saving
-def save_preset(source, out, *, command: str | None = None, dataset: str | None = None, data_options=None,
-                class_names=None, checkpoint=None) -> Path:
-    """Write the preset directory `out` from a run directory (its model as `tfgen sample` uses it: the best
-    epoch if it kept one) or a `.keras` file. `command`: how it was trained (default: rebuilt from the
-    run's config.json); `dataset`, `data_options` (how the images were read: size, channels) and
-    `class_names`: as metadata.json gives them (default: the run's; a directory the leaderboard saved
-    holds a model.keras only).
-    """
-    import keras
-
-    from tfgen import runs
-    from tfgen.io import atomic_path, write_json
-
-    source = Path(source)
-    config = runs.read_run_config(source) if (source / runs.CONFIG_FILE).is_file() else {}
-    model = runs.load_run(source, checkpoint) if source.is_dir() else runs.load_checkpoint(source)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    serialized = keras.saving.serialize_keras_object(model)
-    write_json(out / CONFIG_FILE, serialized)
-    shared = dict(_twins(model))
-    with atomic_path(out / WEIGHTS_FILE) as tmp:
-        _write_weights(model, tmp, shared)
-    weights = out / WEIGHTS_FILE
-    versions = config.get("versions") or runs.versions()
-    metadata = {
-        "format": FORMAT,
-        "family": model.registry_name,
-        "preset": config.get("preset"),
-        "dataset": dataset or config.get("dataset"),
-        "data_options": data_options or config.get("data_options") or {},
-        "image_shape": list(model.image_shape),
-        "num_classes": model.num_classes,
-        "class_names": class_names or config.get("class_names"),
-        "accepts_labels": bool(model.accepts_labels),
-        "command": command or training_command(config),
-        "steps": config.get("total_steps"),
-        "checkpoint": _which_checkpoint(source, checkpoint),
-        "versions": versions,
-        "parameters": int(sum(int(v.numpy().size) for i, v in enumerate(model.weights)
-                              if i not in _skipped_indices(model, shared))),
-        "shared": shared,
-        "sha256": sha256(weights),
-        "weights_bytes": weights.stat().st_size,
-        "date": datetime.date.today().isoformat(),
-        "metrics": {},  # measured on these weights later (`write_metrics`); a remade preset starts without
-    }
-    write_json(out / METADATA_FILE, metadata)
-    return out
-
-
-def _which_checkpoint(source: Path, checkpoint) -> dict | None:
-    """Which epoch of a run the preset holds (`tfgen.runs.run_checkpoint`): the best one, or the last."""
-    from tfgen import runs
-
-    if not source.is_dir():
-        return None
-    choice = runs.run_checkpoint(source, checkpoint)
-    return {key: choice[key] for key in ("checkpoint", "epoch", "epochs")}
-
-
-def _write_weights(model, path: Path, shared: dict) -> None:
+# ---------------------------------------------------------------------- writing
+def write_weights(model, path: Path, shared: dict) -> None:
     import h5py
     import numpy as np
 
-    skipped = _skipped_indices(model, shared)
+    skipped = skipped_indices(model, shared)
     with h5py.File(path, "w") as f:
         group = f.create_group("weights")
         for i, variable in enumerate(model.weights):
@@ -279,71 +221,9 @@ def _write_weights(model, path: Path, shared: dict) -> None:
             data.attrs["path"] = variable.path
 
 
-def training_command(config: dict) -> str | None:
-    """The `tfgen train` command of a run's config.json (model, preset, data set and image options, steps, seed)."""
-    if not config:
-        return None
-    parts = ["tfgen train", config["model"]]
-    if config.get("preset") not in (None, "default"):
-        parts += ["--preset", config["preset"]]
-    parts += ["--dataset", str(config.get("dataset"))]
-    options = config.get("data_options") or {}
-    size = options.get("image_size")
-    if size:
-        height, width = (size, size) if isinstance(size, int) else size
-        parts += ["--image-size", str(height) if height == width else f"{height}x{width}"]
-    if options.get("channels"):
-        parts += ["--channels", str(options["channels"])]
-    if config.get("steps") is not None:
-        parts += ["--steps", str(config["steps"])]
-    parts += ["--seed", str(config.get("seed", 0))]
-    return " ".join(parts)
-
-
 def write_metrics(preset, metrics: dict) -> None:
     """Put measured `metrics` into a preset's metadata.json (the sha256 covers the weights only)."""
     from tfgen.io import write_json
 
     path = _directory(preset)
     write_json(path / METADATA_FILE, {**read_metadata(path), "metrics": metrics})
-
-
-# ---------------------------------------------------------------------- fine-tuning
-def take_matching_weights(model, source) -> list[str]:
-    """Give `model` the weights of `source` (a preset, run directory or `.keras` file of the same family)
-    wherever their shapes match; return one line per weight left as initialised.
-
-    Two models of one architecture (the same hyperparameters, another image shape) pair their weights in
-    `model.weights` order, which the constructor fixes. When the image size changes the architecture
-    (a U-Net with one level more), weights pair by name: the sub-network's and the layer's (`weight_keys`).
-    """
-    from tfgen import runs
-
-    donor = runs.load_run_or_file(source, "take weights from")
-    name = getattr(model, "registry_name", type(model).__name__)
-    if getattr(donor, "registry_name", None) != name:
-        raise PresetError(f"--init {source} is a {getattr(donor, 'registry_name', type(donor).__name__)} model; "
-                          f"this run trains {name}: weights are taken from the same family only")
-    if len(donor.weights) == len(model.weights):
-        pairs = list(zip(weight_keys(model), model.weights, donor.weights))
-    else:
-        theirs = dict(zip(weight_keys(donor), donor.weights))
-        pairs = [(key, mine, theirs.get(key)) for key, mine in zip(weight_keys(model), model.weights)]
-    left = []
-    for key, mine, theirs in pairs:
-        if theirs is None:
-            left.append(f"{key}: not in {source}")
-        elif tuple(mine.shape) != tuple(theirs.shape):
-            left.append(f"{key}: {tuple(mine.shape)} here vs {tuple(theirs.shape)} in {source}")
-        else:
-            mine.assign(theirs)
-    return left
-
-
-def weight_keys(model) -> list[str]:
-    """A name per weight of `model.weights`: its sub-network's name and its own path (`ema_network/stem/kernel`).
-
-    The families name the layers that hold weights, so these names do not depend on what else the process
-    built (Keras numbers unnamed layers process-wide: `conv2d_12`)."""
-    owner = {id(v): layer.name for layer in model.layers for v in layer.weights}
-    return [f"{owner.get(id(v), model.name)}/{v.path}" for v in model.weights]
