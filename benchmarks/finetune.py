@@ -55,16 +55,17 @@ def render(results: dict) -> str:
     def cell(value, digits=3):
         return "–" if value is None else f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
-    lines = ["| start | FID ↓ | KID ×10³ ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | training s | samples |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| start | FID ↓ | KID ×10³ ↓ | precision ↑ | recall ↑ | cond. acc. ↑ | samples |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for start, row in results["runs"].items():
         kid = row.get("kid")
         kid = kid[0] if isinstance(kid, list) else kid
         lines.append(f"| {start} | {cell(row['fid'])} | {cell(None if kid is None else kid * 1e3)} | "
                      f"{cell(row['precision'])} | {cell(row['recall'])} | {cell(row['conditional_accuracy'])} | "
-                     f"{cell(row['train_seconds'], 4)} | `benchmarks/results/{row.get('samples', '–')}` |")
+                     f"`benchmarks/results/{row.get('samples', '–')}` |")
     lines += ["", f"`{results['family']}` on `{results['dataset']}` at {results['image_size']}×{results['image_size']}, "
-                  f"{results['steps']} optimiser steps each, seed {results['seed']}; the two runs differ only in "
+                  f"{results['steps']} optimiser steps each (the same compute; their seconds, in the JSON, depend on the "
+                  f"machine's load), seed {results['seed']}; the two runs differ only in "
                   f"`--init {results['init']}`. Scored on {results['n']} samples against the test split with the "
                   f"folder's evaluator (not Inception FID; real data, train vs test: "
                   f"{cell(next(iter(results['runs'].values())).get('real_data_fid'))}). Command: `{results['command']}`; {results['date']}. "
