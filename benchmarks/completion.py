@@ -143,7 +143,7 @@ def measure(model, images, labels, mask, evaluator, completions=1, batch=50, see
             model.complete_batch(None, None, None, None)  # raises, naming the family and why
         except CompletionNotSupported as err:
             return {"cannot_complete": str(err)}
-    given_class = bool(model.conditional)
+    given_class = bool(model.requires_labels)
     options = dict(options or {})
 
     def complete(chunk, chunk_labels, k):
@@ -181,7 +181,7 @@ def grid(model, images, labels, mask, completions, path, seed=0) -> None:
     from tfgen.plotting import save_grid
 
     out = np.asarray(model.complete(images, mask[:len(images)], n=completions, seed=seed,
-                                    labels=labels if model.conditional else None))
+                                    labels=labels if model.requires_labels else None))
     rows = np.concatenate([images[:, None], masked_input(images, mask[:len(images)], 0.5)[:, None], out], axis=1)
     save_grid(rows.reshape(-1, *images.shape[1:]), path, ncols=completions + 2)
 

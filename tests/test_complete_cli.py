@@ -77,7 +77,7 @@ def test_transfer_redraws_each_image_as_each_class(runs, tmp_path, capsys):
     (["interpolate", "{diffusion}", "--from-test", "0,1"], "diffusion cannot interpolate"),
     (["interpolate", "{cvae}", "--from-test", "0"], "interpolate takes two images"),
     (["transfer", "{diffusion}", "--from-test", "0"], "diffusion cannot redraw an image as another class"),
-    (["transfer", "{cvae}", "--image", "{png}"], "is conditional: give the images' class with --label"),
+    (["transfer", "{cvae}", "--image", "{png}"], "requires labels: give the images' class with --label"),
     (["transfer", "{cvae}", "--from-test", "0", "--to", "12"], "outside [0, 10)"),
 ])
 def test_errors_are_one_line(runs, tmp_path, capsys, argv, message):
