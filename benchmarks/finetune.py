@@ -28,9 +28,10 @@ from benchmarks.common import RESULTS, public_command, public_dataset_name
 def train_and_score(start: str, args, run: Path) -> dict:
     """One `tfgen train` run (from scratch, or from `args.init`), then its `tfgen eval` figures."""
     command = ["train", args.family, "--dataset", args.dataset, "--image-size", str(args.image_size),
-               "--steps", str(args.steps), "--seed", str(args.seed), "--out", str(run)]
+               "--steps", str(args.steps), "--seed", str(args.seed)]
     if start != "scratch":
         command += ["--init", args.init]
+    command += ["--out", str(run)]  # last: the recorded command leaves this machine's directory out
     if not (run / "model.keras").exists():
         subprocess.run([sys.executable, "-m", "tfgen", *command], check=True)
     scores = run / "eval-finetune.json"
