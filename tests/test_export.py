@@ -287,7 +287,7 @@ def test_train_export_and_export_command(tmp_path, capsys, monkeypatch):
 def test_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tfgen: error:") and "not found" in err and err.count("\n") == 1
+    assert err.startswith("tfgen: error:") and "does not exist" in err and err.count("\n") == 1
 
 
 

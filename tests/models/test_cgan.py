@@ -80,7 +80,7 @@ def test_images_without_labels_fail_before_training():
     model = tfgen.get_model("cgan", "tiny", seed=0)
     model.default_compile()
     images_only = tf.data.Dataset.from_tensor_slices(np.zeros((4, 28, 28, 1), "float32")).batch(2)
-    with pytest.raises(ValueError, match="conditional: batches must be \\(images, labels\\)"):
+    with pytest.raises(ValueError, match="requires labels: batches must be \\(images, labels\\)"):
         model.fit(images_only, verbose=0)
 
 

@@ -282,8 +282,9 @@ class AutoregressiveModel(GenerativeModel):
         n = checks.positive_int(n, "n")
         temperature = checks.positive_number(temperature, "temperature")
         top_k = None if top_k is None else checks.positive_int(top_k, "top_k (or None: every level)")
-        labels = self._sample_labels(n, labels, seed)  # drawn from their own stream of the seed
-        pixel_seed = self.draw_seed(seed)
+        # Labels and pixels from two streams split off the seed, as the exported `sample` splits it.
+        label_seed, pixel_seed = tf.unstack(tf.random.experimental.stateless_split(self.draw_seed(seed), 2))
+        labels = self._sample_labels(n, labels, label_seed)
         canvas = self._sampler()(labels, tf.constant(float(temperature)), tf.constant(int(top_k or 0)), pixel_seed)
         images = tf.reshape(tf.cast(canvas, tf.float32), [n, *self.image_shape])
         return images / float(self.levels - 1)
@@ -395,4 +396,6 @@ class AutoregressiveModel(GenerativeModel):
             if labels is not None:
                 raise ValueError(f"{type(self).__name__} is unconditional (conditional=False): do not pass labels")
             return tf.zeros([n], tf.int32)
-        return conditioning.draw_or_check_labels(self, n, labels, seed)  # the zoo's one draw, checks and messages
+        if labels is None:  # stateless, from the label stream of `sample`'s seed (the export draws the same)
+            return tf.random.stateless_uniform([n], seed=seed, maxval=self.num_classes, dtype=tf.int32)
+        return conditioning.as_labels(labels, self.num_classes, n)  # the zoo's checks and messages
