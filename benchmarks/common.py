@@ -8,6 +8,7 @@ machine's directories.
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
@@ -49,3 +50,9 @@ def public_command(module: str, argv=None, paths=(), datasets=()) -> str:
             out.append(arg)
             cut = how
     return " ".join(["python -m", f"benchmarks.{module}", *out])
+
+
+def read_history(run_dir) -> list[dict]:
+    """A run's history.csv (what `tfgen train` writes each epoch) as one dict of floats per epoch."""
+    with open(Path(run_dir) / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import RESULTS, public_command, public_dataset_name
+from benchmarks.common import RESULTS, public_command, public_dataset_name, read_history
 
 
 def train_and_score(start: str, args, run: Path) -> dict:
@@ -38,9 +38,7 @@ def train_and_score(start: str, args, run: Path) -> dict:
     subprocess.run([sys.executable, "-m", "tfgen", "eval", str(run), "--n", str(args.n), "--json", str(scores)],
                    check=True)
     result = json.loads(scores.read_text())
-    history = (run / "history.csv").read_text().splitlines()
-    header, rows = history[0].split(","), [line.split(",") for line in history[1:]]
-    seconds = sum(float(row[header.index("epoch_seconds")]) for row in rows) if "epoch_seconds" in header else None
+    seconds = sum(row["epoch_seconds"] for row in read_history(run))
     grids = sorted((run / "samples").glob("epoch_*.png"))
     figures = {key: result.get(key) for key in ("fid", "kid", "precision", "recall", "conditional_accuracy")}
     figures["train_seconds"] = seconds

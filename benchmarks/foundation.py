@@ -18,7 +18,6 @@ the last sample grid of each run as benchmarks/results/samples/foundation_<model
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import platform
@@ -34,14 +33,9 @@ import tfgen  # noqa: E402
 from tfgen.bench.hardware import cpu_model  # noqa: E402
 from tfgen.io import write_json, write_text  # noqa: E402
 
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import RESULTS, read_history  # noqa: E402
 
 COMMAND = "python -m benchmarks.foundation"
-
-
-def read_history(run_dir: Path) -> list[dict]:
-    with open(run_dir / "history.csv") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def main(argv=None):
