@@ -61,10 +61,12 @@ SEED_STRIDE = 1000
 
 # ---------------------------------------------------------------------- the model
 def load_model(path, dataset=None, data_options=None):
-    """(model, facts) of a run directory or a `.keras` file; the run's dataset unless `dataset` is given."""
+    """(model, facts) of a run directory, a `.keras` file or a trained preset (a directory, or a shipped one's
+    name such as digits/cvae); the run's dataset unless `dataset` is given."""
+    from tfgen.pretrained import resolve
     from tfgen.runs import CONFIG_FILE, data_options as run_data_options, load_checkpoint, load_run, read_run_config
 
-    path = Path(path)
+    path = resolve(path)
     config = read_run_config(path) if (path / CONFIG_FILE).exists() else {}
     model = load_run(path) if path.is_dir() else load_checkpoint(path)
     dataset = dataset or config.get("dataset")

@@ -243,12 +243,35 @@ def test_vae_completion_keeps_known_pixels_and_draws_different_completions(name)
     np.testing.assert_allclose(path[0, 0], model.reconstruct(tf.constant(images[:1]), labels and labels[:1])[0], atol=1e-5)
 
 
-def test_a_conditional_model_needs_the_images_labels():
+def test_a_conditional_model_checks_the_images_labels():
     model = tfgen.get_model("cvae", preset="tiny", image_shape=(8, 8, 1))
-    with pytest.raises(ValueError, match="labels are required"):
-        model.complete(np.zeros((1, 8, 8, 1), np.float32), mask_from_spec("top", (8, 8)))
     with pytest.raises(ValueError, match="labels: expected one per image \\(1\\), got 2"):
         model.complete(np.zeros((1, 8, 8, 1), np.float32), mask_from_spec("top", (8, 8)), labels=[1, 2])
+
+
+def test_cvae_without_labels_weighs_the_classes_by_the_known_pixels_elbo():
+    model = tfgen.get_model("cvae", preset="tiny", image_shape=(8, 8, 1), num_classes=3)
+    images = np.random.default_rng(1).uniform(size=(2, 8, 8, 1)).astype("float32")
+    mask = np.repeat(mask_from_spec("top", (8, 8))[None, :, :, None], 2, axis=0).astype("float32")
+    seed = tf.constant([7, 0], tf.int64)
+    scores, completed = model._class_scores(tf.constant(images), tf.constant(mask), seed, tf.constant(3))
+    assert scores.shape == (2, 3) and completed.shape == (2, 3, 8, 8, 1)
+    # By hand, for image 1 under class 2: −Σ_known BCE(x, decoder(μ)) − KL(q ‖ N(0, I)).
+    x = completed[1, 2][None]
+    np.testing.assert_array_equal(x[0, 4:], images[1, 4:])  # the chain keeps the known pixels
+    mean, log_var = (v.numpy()[0] for v in model.encode(x, tf.constant([2])))
+    p = tf.sigmoid(model.decode_logits(tf.constant(mean[None]), tf.constant([2]))).numpy()[0].astype("float64")
+    known = mask[1] == 1
+    bce = -(images[1] * np.log(p) + (1 - images[1]) * np.log(1 - p))[known].sum()
+    kl = -0.5 * np.sum(1 + log_var - mean ** 2 - np.exp(log_var))
+    np.testing.assert_allclose(scores[1, 2], -bce - kl, rtol=1e-4)
+    posterior = model.class_posterior(images, mask_from_spec("top", (8, 8)), seed=0, iterations=3).numpy()
+    assert posterior.shape == (2, 3)
+    np.testing.assert_allclose(posterior.sum(axis=1), 1.0, rtol=1e-5)
+    out = model.complete(images, mask_from_spec("top", (8, 8)), n=4, seed=0, iterations=3).numpy()
+    np.testing.assert_array_equal(out[:, :, 4:], np.repeat(images[:, None, 4:], 4, axis=1))
+    with pytest.raises(ValueError, match="VAE is unconditional"):
+        tfgen.get_model("vae", preset="tiny", image_shape=(8, 8, 1)).class_posterior(images, mask)
 
 
 @pytest.mark.parametrize("name", tfgen.list_models())

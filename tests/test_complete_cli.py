@@ -45,6 +45,13 @@ def test_complete_takes_an_image_file_and_a_box(runs, tmp_path):
     assert (runs["diffusion"] / "samples" / "complete.png").exists()
 
 
+def test_a_cvae_completes_without_being_told_the_class(runs, tmp_path):
+    Image.fromarray(np.full((28, 28), 90, np.uint8)).save(tmp_path / "mine.png")
+    assert main(["complete", str(runs["cvae"]), "--image", str(tmp_path / "mine.png"), "--mask", "bottom",
+                 "--n", "2", "--iterations", "2", "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").exists()
+
+
 def test_edit_and_interpolate(runs, tmp_path):
     assert main(["edit", str(runs["diffusion"]), "--from-test", "3", "--strength", "0.4", "--n", "2", "--steps", "4",
                  "--out", str(tmp_path / "edit.png")]) == 0
@@ -72,7 +79,6 @@ def test_transfer_redraws_each_image_as_each_class(runs, tmp_path, capsys):
     (["complete", "{pixelcnn}", "--mask", "top"], "give the images with --image PATH"),
     (["complete", "{pixelcnn}", "--from-test", "0", "--mask", "top", "--iterations", "3"],
      "--iterations: PixelCNN has no such option"),
-    (["complete", "{cvae}", "--image", "{png}", "--mask", "top"], "requires labels: give the images' class with --label"),
     (["edit", "{pixelcnn}", "--from-test", "0"], "pixelcnn cannot edit an image"),
     (["interpolate", "{diffusion}", "--from-test", "0,1"], "diffusion cannot interpolate"),
     (["interpolate", "{cvae}", "--from-test", "0"], "interpolate takes two images"),

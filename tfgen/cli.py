@@ -727,7 +727,8 @@ def add_completion_parsers(commands) -> None:
         p.add_argument("--from-test", metavar="K[,K...]",
                        help="the K-th images of the run's held-out (test) split, 0-based, e.g. 0,1,2")
         p.add_argument("--label", help="models that take labels: the images' class (name or index; default for "
-                                       "--from-test: their own labels)")
+                                       "--from-test: their own labels, except that `complete` with a cvae infers "
+                                       "the class from the known pixels)")
         p.add_argument("--seed", type=int, default=0)
 
     p = commands.add_parser("complete", help="fill in the hidden part of given images (inpainting, completion)")
@@ -769,8 +770,11 @@ def add_completion_parsers(commands) -> None:
     p.set_defaults(func=cmd_transfer)
 
 
-def given_images(args, model):
-    """(images (B, H, W, C) in [0, 1], labels or None) from --image files or --from-test indices, and --label."""
+def given_images(args, model, class_inferred: bool = False):
+    """(images (B, H, W, C) in [0, 1], labels or None) from --image files or --from-test indices, and --label.
+    class_inferred: the command can do without the class of a model that needs one if the model can infer it from
+    the image (`class_posterior`, the cVAE): then without --label there are no labels, even for test images."""
+    class_inferred = class_inferred and hasattr(model, "class_posterior")
     import numpy as np
 
     if bool(args.image) == bool(args.from_test):
@@ -783,7 +787,7 @@ def given_images(args, model):
     if args.label is not None:
         labels = np.array(parse_labels(args.label, model.num_classes, _class_names(args.run_dir)) * len(images))[
             :len(images)]
-    if not model.accepts_labels or (not model.requires_labels and args.label is None):
+    if not model.accepts_labels or ((class_inferred or not model.requires_labels) and args.label is None):
         # Optional labels (diffusion, flow) only when asked for: a completion guided by the true class would
         # not show what the pixels alone say.
         labels = None
@@ -848,7 +852,7 @@ def _model_options(method, **options):
     return given
 
 
-def _given(args, command: str, refusal):
+def _given(args, command: str, refusal, class_inferred: bool = False):
     """(model, grid path, images, labels) for `command`; `refusal(model)` is None, or the one line saying why the
     run's family cannot do it (raised before any image is read)."""
     from tfgen.checks import positive_int
@@ -862,7 +866,7 @@ def _given(args, command: str, refusal):
     model = load_run(args.run_dir)
     if refusal(model):
         raise ValueError(refusal(model))
-    return (model, out, *given_images(args, model))
+    return (model, out, *given_images(args, model, class_inferred))
 
 
 def cmd_complete(args) -> None:
@@ -875,7 +879,8 @@ def cmd_complete(args) -> None:
         if not model.can_complete:
             model.complete(None, None)  # raises the family's own one-line reason
 
-    model, out, images, labels = _given(args, "complete", refusal)
+    # A cVAE completes without the class too, drawing it from p(class | known pixels) (`VAE.class_posterior`).
+    model, out, images, labels = _given(args, "complete", refusal, class_inferred=True)
     mask = check_mask(mask_from_spec(args.mask, model.image_shape), images.shape)
     options = _model_options(model.complete_batch, steps=args.steps, resample=args.resample,
                              particles=args.particles, iterations=args.iterations)

@@ -144,9 +144,16 @@ class VAE(GenerativeModel):
         converges to the model's conditional when q is exact (with an approximate q it is an
         approximation: Mattei & Frellsen 2018 correct it with Metropolis–Hastings). Known pixels
         are returned as given; the draws make the n completions of an image differ.
+
+        A conditional model (cVAE) given no labels does not need the class: each completion draws it from
+        p(y | known pixels) (`class_posterior`), so it completes from the mixture over classes.
         """
         iterations = checks.positive_int(self.COMPLETE_ITERATIONS if iterations is None else iterations, "iterations")
         count = images.shape[0]
+        if self.requires_labels and labels is None:  # the class too is unknown: drawn from p(y | known pixels)
+            chain = self.cached_function("complete_any_class",
+                                         lambda: tf.function(self._class_inferred_chain, autograph=False))
+            return chain(images, mask, self.draw_seed(seed), tf.constant(iterations))
         if self.requires_labels:
             labels = conditioning.as_labels(labels, self.num_classes, count)
         elif labels is not None:
@@ -168,6 +175,54 @@ class VAE(GenerativeModel):
 
         _, x = tf.while_loop(lambda k, x: k <= iterations, body, (tf.constant(1), keep(self.decode(z, labels))))
         return x
+
+    def class_posterior(self, images, mask, seed=None, iterations=None):
+        """Conditional models: p(y | the known pixels), (B, num_classes), each class's probability given only
+        the pixels where `mask` is 1 — the model used as a classifier of partial images (Bayes' rule with a
+        uniform prior over classes). Per class, the completion chain runs with that class, and the class's
+        evidence log p(x_known | y) is approximated by the ELBO of the known pixels at the chain's end
+        (`_known_pixel_elbo`); the softmax of those over the classes is the posterior."""
+        if not self.requires_labels:
+            raise ValueError(f"{type(self).__name__} is unconditional: it has no classes to weigh")
+        images = self.check_images(images)
+        from tfgen.complete import check_mask
+
+        mask = tf.constant(check_mask(mask, images.shape))
+        iterations = checks.positive_int(self.COMPLETE_ITERATIONS if iterations is None else iterations, "iterations")
+        scores = self.cached_function("class_scores", lambda: tf.function(self._class_scores, autograph=False))
+        return tf.nn.softmax(scores(images, mask, self.draw_seed(seed), tf.constant(iterations))[0], axis=-1)
+
+    def _class_scores(self, images, mask, seed, iterations):
+        """(scores (B, K): the known pixels' ELBO under each class, completions (B, K, H, W, C): the chain's
+        end under each class), all classes of all images in one batch."""
+        classes, count = self.num_classes, tf.shape(images)[0]
+        every_class = tf.tile(tf.range(classes, dtype=tf.int32), [count])
+        tiled_images, tiled_mask = tf.repeat(images, classes, axis=0), tf.repeat(mask, classes, axis=0)
+        completed = self._latent_chain(tiled_images, tiled_mask, every_class, seed, iterations)
+        scores = self._known_pixel_elbo(completed, tiled_mask, every_class)
+        return (tf.reshape(scores, [count, classes]),
+                tf.reshape(completed, [count, classes, *self.image_shape]))
+
+    def _known_pixel_elbo(self, images, mask, labels):
+        """log p(x_known | y) ≈ E_q[log p(x_known | z, y)] − KL(q(z | x, y) ‖ p(z)), with the expectation taken
+        at the posterior mean (one deterministic point: enough to rank classes whose evidence differs by
+        many nats). Only the known sub-pixels count: the unknown ones were filled in by the model itself."""
+        z_mean, z_log_var = self.encode(images, labels)
+        logits = tf.cast(self.decode_logits(z_mean, labels), tf.float32)
+        per_pixel = tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits) * mask
+        reconstruction = tf.reduce_sum(tf.reshape(per_pixel, [tf.shape(images)[0], -1]), axis=1)
+        return -reconstruction - losses.gaussian_kl(z_mean, z_log_var)
+
+    def _class_inferred_chain(self, images, mask, seed, iterations):
+        """Completion when the class is unknown too: p(x_unknown | x_known) = Σ_y p(y | x_known) p(x_unknown |
+        x_known, y). Each row draws its class from `class_posterior`'s estimate and keeps that class's chain."""
+        scores, completed = self._class_scores(images, mask, seed, iterations)
+        chosen = tf.random.stateless_categorical(
+            scores, 1, seed=tf.random.experimental.stateless_fold_in(seed, self.CLASS_DRAW_STREAM))[:, 0]
+        return tf.gather(completed, tf.cast(chosen, tf.int32), batch_dims=1)
+
+    #: The seed stream (`stateless_fold_in`) of the class draw, apart from the chain's streams 1…iterations.
+    CLASS_DRAW_STREAM = 2**30
 
     def interpolate(self, first, second, steps=8, labels=None, method="slerp"):
         """Decode points on the way between the codes (posterior means) of two batches of images:
