@@ -7,8 +7,9 @@ A block is
     <!-- END name -->
 
 and its content becomes the file benchmarks/results/name.md (e.g. `leaderboard`,
-written by benchmarks/leaderboard.py). Blocks with no such file are left alone
-and reported.
+written by benchmarks/leaderboard.py), its relative links (`[grid](samples/x.png)`,
+relative to that file) rewritten to be relative to the README. Blocks with no such
+file are left alone and reported.
 
     python -m benchmarks.render_readme            # rewrite README.md in place
     python -m benchmarks.render_readme --check    # exit 1 if README.md is out of date (for CI)
@@ -17,6 +18,7 @@ and reported.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -24,11 +26,20 @@ from pathlib import Path
 from benchmarks.common import RESULTS, ROOT
 
 BLOCK = re.compile(r"(<!-- BEGIN (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- END (?P=name) -->)", re.DOTALL)
+#: A markdown link or image whose target is a relative path (not a URL, an absolute path or an anchor).
+RELATIVE_LINK = re.compile(r"\]\((?![a-z]+:|/|#)([^)\s]+)\)")
 
 
-def render(text: str, results_dir: Path) -> tuple[str, list[str], list[str]]:
-    """Return (new text, names filled, names without a results file)."""
+def relink(body: str, prefix: str) -> str:
+    """`body` with each relative link target put under `prefix` (`samples/x.png` → `PREFIX/samples/x.png`)."""
+    return RELATIVE_LINK.sub(lambda m: f"]({prefix}/{m.group(1)})", body) if prefix not in ("", ".") else body
+
+
+def render(text: str, results_dir: Path, readme_dir: Path | None = None) -> tuple[str, list[str], list[str]]:
+    """Return (new text, names filled, names without a results file). Links in the results files are made
+    relative to `readme_dir` (default: the repository root)."""
     filled, missing = [], []
+    prefix = Path(os.path.relpath(results_dir, readme_dir or ROOT)).as_posix()
 
     def replace(match):
         name = match.group("name")
@@ -37,7 +48,7 @@ def render(text: str, results_dir: Path) -> tuple[str, list[str], list[str]]:
             missing.append(name)
             return match.group(0)
         filled.append(name)
-        body = source.read_text(encoding="utf-8")
+        body = relink(source.read_text(encoding="utf-8"), prefix)
         if not body.endswith("\n"):
             body += "\n"
         return match.group(1) + body + match.group(4)
@@ -54,7 +65,7 @@ def main(argv=None) -> int:
 
     readme = Path(args.readme)
     text = readme.read_text(encoding="utf-8")
-    new, filled, missing = render(text, Path(args.results))
+    new, filled, missing = render(text, Path(args.results), readme.resolve().parent)
     for name in missing:
         print(f"render_readme: no {Path(args.results) / (name + '.md')}; block {name!r} left as it is",
               file=sys.stderr)
