@@ -38,12 +38,34 @@ def fit(directory, series, epochs, initial_epoch=0, first_step=0, monkeypatch=No
 
 
 def test_the_best_epoch_by_the_score_is_kept_and_written_only_when_it_improves(tmp_path, monkeypatch):
-    saved, history = fit(tmp_path / "best", [3.0, 1.0, 2.0, 0.5, math.nan, 0.5], epochs=6, monkeypatch=monkeypatch)
-    assert saved == ["epoch_001.keras", "epoch_002.keras", "epoch_004.keras"]  # a NaN or a tie never replaces
+    saved, history = fit(tmp_path / "best", [3.0, 1.0, 2.0, 0.5, math.nan, 0.7], epochs=6, monkeypatch=monkeypatch)
+    assert saved == ["epoch_001.keras", "epoch_002.keras", "epoch_004.keras"]  # a NaN or a worse score never replaces
     best = runs.read_best(tmp_path / "best")
     assert (best["epoch"], best["step"], best["score"], best["file"]) == (4, 8, 0.5, "epoch_004.keras")
     assert sorted(p.name for p in (tmp_path / "best").iterdir()) == ["best.json", "epoch_004.keras"]
     assert history[SCORE][:4] == [3.0, 1.0, 2.0, 0.5]  # in the logs: history.csv and TensorBoard record it
+
+
+def test_a_later_healthy_epoch_within_the_tie_of_the_lowest_score_is_kept_an_unhealthy_one_is_not(tmp_path,
+                                                                                                  monkeypatch):
+    tie = keep_best.TIE
+    series = [{SCORE: 1.0, keep_best.DIVERSITY: 0.8},
+              {SCORE: 0.2, keep_best.DIVERSITY: 0.8},               # the lowest
+              {SCORE: 0.2 + 0.8 * tie, keep_best.DIVERSITY: 0.7},   # healthy, within the tie: kept (trained longer)
+              {SCORE: 0.2 + 0.9 * tie, keep_best.DIVERSITY: 0.45},  # within the tie but a class below 0.5: not
+              {SCORE: 0.2 + 1.5 * tie, keep_best.DIVERSITY: 0.9},   # healthy, outside the tie: not
+              {SCORE: 0.2 + 0.5 * tie}]                             # no diversity measured: a tie as well
+    saved = []
+    real = keep_best.save_model
+    monkeypatch.setattr(keep_best, "save_model", lambda model, path: (saved.append(path.name), real(model, path)))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    values = iter(series)
+    model.fit(np.zeros((8, 3)), np.zeros((8, 1)), batch_size=4, epochs=6, verbose=0,
+              callbacks=[KeepBest(tmp_path / "best", lambda m: next(values))])
+    assert saved == ["epoch_001.keras", "epoch_002.keras", "epoch_003.keras", "epoch_006.keras"]
+    best = runs.read_best(tmp_path / "best")
+    assert best["epoch"] == 6 and best["lowest"] == 0.2  # the lowest stays the yardstick: no drift by ties
 
 
 def test_a_resumed_run_replaces_its_best_only_with_a_better_epoch_and_clears_what_a_kill_left(tmp_path, monkeypatch):
