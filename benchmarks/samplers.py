@@ -63,11 +63,15 @@ SEED_STRIDE = 1000
 def load_model(path, dataset=None, data_options=None):
     """(model, facts) of a run directory, a `.keras` file or a trained preset (a directory, or a shipped one's
     name such as digits/cvae); the run's dataset unless `dataset` is given."""
-    from tfgen.pretrained import resolve
+    from tfgen.pretrained import is_preset, read_metadata, resolve
     from tfgen.runs import CONFIG_FILE, data_options as run_data_options, load_checkpoint, load_run, read_run_config
 
     path = resolve(path)
-    config = read_run_config(path) if (path / CONFIG_FILE).exists() else {}
+    if is_preset(path):  # a trained preset: its metadata says what a run's config.json would
+        meta = read_metadata(path)
+        config = {"dataset": meta.get("dataset"), "preset": meta.get("preset"), "data_options": meta.get("data_options")}
+    else:
+        meta, config = {}, read_run_config(path) if (path / CONFIG_FILE).exists() else {}
     model = load_run(path) if path.is_dir() else load_checkpoint(path)
     dataset = dataset or config.get("dataset")
     if dataset is None:
@@ -81,7 +85,7 @@ def load_model(path, dataset=None, data_options=None):
         "file": public_path(path),
         "parameters": int(model.count_params()),
         # The optimiser's step counter is saved with the model: how long it trained, whatever wrote it.
-        "train_steps": int(optimizer.iterations.numpy()) if optimizer is not None else None,
+        "train_steps": meta.get("steps") or (int(optimizer.iterations.numpy()) if optimizer is not None else None),
         "batch_size": config.get("batch_size"),
     }
     return model, dataset, dict(data_options or {}), facts
