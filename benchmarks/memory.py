@@ -184,7 +184,7 @@ def markdown(results: dict) -> str:
     limit_mb = results["limit_gb"] * 1024
     failures = []
     for name, preset in pairs:
-        cells, batch = [], "–"
+        cells, batches = [], []  # a family whose batch follows the image size has one per size
         for size in sizes:
             e = results["entries"].get(key(name, preset, size))
             if e is None:
@@ -193,10 +193,11 @@ def markdown(results: dict) -> str:
                 failures.append(f"({len(failures) + 1}) {name}/{preset} at {size}×{size}×3: {e['error']}")
                 cells.append(f"not run ({len(failures)})")
             else:
-                batch = str(e["batch_size"])
+                batches.append(str(e["batch_size"]))
                 share = f" ({_gb(e['peak_rss_mb'] - base)})" if base else ""
                 flag = " **over limit**" if size == 32 and e["peak_rss_mb"] > limit_mb else ""
                 cells.append(f"{_gb(e['peak_rss_mb'])}{share}{flag}")
+        batch = " / ".join(dict.fromkeys(batches)) or "–"
         rows.append(f"| {name} | {preset} | {batch} | " + " | ".join(cells) + " |")
     over = over_limit(results)
     verdict = (f"**Over {results['limit_gb']:g} GB at 32×32×3: {', '.join(over)}.**" if over else
