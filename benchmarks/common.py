@@ -9,6 +9,7 @@ machine's directories.
 from __future__ import annotations
 
 import csv
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,3 +57,14 @@ def read_history(run_dir) -> list[dict]:
     """A run's history.csv (what `tfgen train` writes each epoch) as one dict of floats per epoch."""
     with open(Path(run_dir) / "history.csv") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def run_tfgen(*args, log=None) -> None:
+    """Run `python -m tfgen ARGS` (the user's command line, this interpreter's tfgen); raise if it fails.
+    Its output goes to the file `log` (appended) if given, else to this process's terminal."""
+    argv = [sys.executable, "-m", "tfgen", *map(str, args)]
+    if log is None:
+        subprocess.run(argv, check=True)
+        return
+    with open(log, "a") as out:
+        subprocess.run(argv, check=True, stdout=out, stderr=subprocess.STDOUT)

@@ -18,11 +18,9 @@ import argparse
 import datetime
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from benchmarks.common import RESULTS, public_command, public_dataset_name, read_history
+from benchmarks.common import RESULTS, public_command, public_dataset_name, read_history, run_tfgen
 
 
 def train_and_score(start: str, args, run: Path) -> dict:
@@ -33,10 +31,9 @@ def train_and_score(start: str, args, run: Path) -> dict:
         command += ["--init", args.init]
     command += ["--out", str(run)]  # last: the recorded command leaves this machine's directory out
     if not (run / "model.keras").exists():
-        subprocess.run([sys.executable, "-m", "tfgen", *command], check=True)
+        run_tfgen(*command)
     scores = run / "eval-finetune.json"
-    subprocess.run([sys.executable, "-m", "tfgen", "eval", str(run), "--n", str(args.n), "--json", str(scores)],
-                   check=True)
+    run_tfgen("eval", run, "--n", args.n, "--json", scores)
     result = json.loads(scores.read_text())
     seconds = sum(row["epoch_seconds"] for row in read_history(run))
     grids = sorted((run / "samples").glob("epoch_*.png"))

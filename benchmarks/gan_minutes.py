@@ -23,12 +23,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, public_command, public_dataset_name
+from benchmarks.common import RESULTS, public_command, public_dataset_name, run_tfgen
 
 #: What each configuration changes in the `default` preset (`tfgen train --set KEY=VALUE`).
 CONFIGURATIONS = {
@@ -50,12 +48,10 @@ def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
 
 
-def tfgen(*args, log=None) -> float:
-    """Run `python -m tfgen ARGS` (the user's command line); its wall-clock seconds. Output to `log`."""
+def tfgen(*args, log) -> float:
+    """`run_tfgen(*args)`, its output appended to `log`; its wall-clock seconds."""
     start = time.perf_counter()
-    with open(log, "a") if log else open("/dev/null", "w") as out:
-        subprocess.run([sys.executable, "-m", "tfgen", *map(str, args)], check=True, stdout=out,
-                       stderr=subprocess.STDOUT)
+    run_tfgen(*args, log=log)
     return time.perf_counter() - start
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import tensorflow as tf
 
 
-def bernoulli_nll(targets, logits):
-    """−log p(x | logits) for Bernoulli pixels, summed over all pixels of each example.
+def bernoulli_nll(targets, logits, mask=None):
+    """−log p(x | logits) for Bernoulli pixels, summed over all pixels of each example (over the pixels where
+    `mask`, of the targets' shape, is 1: the likelihood of a known part only).
 
     Computed from logits (`sigmoid_cross_entropy_with_logits`), which is stable where
     the documents' sigmoid-then-BCE is not. Summed, not averaged, over pixels: the
@@ -17,6 +18,8 @@ def bernoulli_nll(targets, logits):
     """
     logits = tf.cast(logits, tf.float32)
     per_pixel = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(targets, tf.float32), logits=logits)
+    if mask is not None:
+        per_pixel *= tf.cast(mask, tf.float32)
     return tf.reduce_sum(tf.reshape(per_pixel, [tf.shape(per_pixel)[0], -1]), axis=1)
 
 

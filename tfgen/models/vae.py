@@ -208,9 +208,7 @@ class VAE(GenerativeModel):
         at the posterior mean (one deterministic point: enough to rank classes whose evidence differs by
         many nats). Only the known sub-pixels count: the unknown ones were filled in by the model itself."""
         z_mean, z_log_var = self.encode(images, labels)
-        logits = tf.cast(self.decode_logits(z_mean, labels), tf.float32)
-        per_pixel = tf.nn.sigmoid_cross_entropy_with_logits(labels=images, logits=logits) * mask
-        reconstruction = tf.reduce_sum(tf.reshape(per_pixel, [tf.shape(images)[0], -1]), axis=1)
+        reconstruction = losses.bernoulli_nll(images, self.decode_logits(z_mean, labels), mask)
         return -reconstruction - losses.gaussian_kl(z_mean, z_log_var)
 
     def _class_inferred_chain(self, images, mask, seed, iterations):
