@@ -7,9 +7,9 @@ Trains the family twice with one `tfgen train` command each, identical but for `
 (the preset's weights wherever the shapes match, the rest fresh): the same data, seed, batch and number
 of optimiser steps, so the same compute. Then scores both as `tfgen eval` does (FID, KID, precision/recall
 on the folder's evaluator, conditional accuracy for models that take labels; 500 samples against the
-test split). Writes benchmarks/results/finetune.{json,md} and each run's last sample grid under
-benchmarks/results/samples/finetune_<start>.png. Steps rather than minutes: a busy machine then changes
-how long it takes, not what it measures; the training seconds are recorded too.
+test split). Writes benchmarks/results/NAME.{json,md} and each run's last sample grid as
+benchmarks/results/samples/NAME_<start>.png (NAME: --name, default finetune). Steps rather than minutes:
+a busy machine then changes how long it takes, not what it measures; the training seconds are recorded too.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def train_and_score(start: str, args, run: Path) -> dict:
     figures["real_data_fid"] = (result.get("reference") or {}).get("fid")  # the floor: real train vs test
     figures["command"] = "tfgen " + " ".join(command[:-2]).replace(args.dataset, public_dataset_name(args.dataset))
     if grids:
-        figures["samples"] = f"samples/finetune_{start}.png"
+        figures["samples"] = f"samples/{args.name}_{start}.png"  # per --name: a trial run keeps the README's
         shutil.copyfile(grids[-1], RESULTS / figures["samples"])
     return figures
 
@@ -86,9 +86,10 @@ def main(argv=None) -> None:
                "init": args.init, "steps": args.steps, "seed": args.seed, "n": args.n,
                "command": public_command("finetune", argv, paths=("--runs",), datasets=("--dataset",)),
                "date": datetime.datetime.now().isoformat(timespec="minutes"),
-               "runs": {start: train_and_score("scratch" if start == "scratch" else "init", args, run)
-                        for start, run in runs.items()}}
-    (RESULTS / "samples").mkdir(parents=True, exist_ok=True)
+               "runs": {}}
+    (RESULTS / "samples").mkdir(parents=True, exist_ok=True)  # before the runs copy their grids into it
+    results["runs"] = {start: train_and_score("scratch" if start == "scratch" else "init", args, run)
+                       for start, run in runs.items()}
     (RESULTS / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text(render(results))
     print(render(results))
