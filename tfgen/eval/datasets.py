@@ -50,8 +50,13 @@ class DatasetArrays:
 
     @property
     def key(self) -> str:
-        """The evaluator cache's folder name: `<spec>-<H>x<W>x<C>-<fingerprint>`."""
-        return f"{safe_name(self.spec)}-{'x'.join(map(str, self.image_shape))}-{self.fingerprint[:12]}"
+        """The evaluator cache's folder name: `<spec>-<H>x<W>x<C>-<fingerprint>`, the spec's path made absolute:
+        `folder:emoji` from /data and `folder:/data/emoji` are one folder, so one evaluator (and the same
+        scores), however the path was written."""
+        from tfgen.data import absolute_name
+
+        spec = safe_name(absolute_name(self.spec))
+        return f"{spec}-{'x'.join(map(str, self.image_shape))}-{self.fingerprint[:12]}"
 
 
 def safe_name(dataset: str, max_length: int = 60) -> str:
