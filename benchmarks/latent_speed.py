@@ -15,12 +15,14 @@ the machine's load falls on both; each figure is the median over rounds.
 
     python -m benchmarks.latent_speed --size 64 --batch-size 64 --steps 3 --rounds 3 --sample-n 16 --sample-steps 20
 
-Prints a table and writes benchmarks/results/latent_speed.json.
+Prints a table and writes benchmarks/results/latent_speed.json and latent_speed.md (README.md
+embeds it: benchmarks/render_readme.py); `--render-only` rewrites the .md from the .json.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -36,7 +38,8 @@ import tfgen  # noqa: E402
 from tfgen.bench.hardware import load_average, machine  # noqa: E402
 from tfgen.bench.timing import time_fit  # noqa: E402
 
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import RESULTS, public_command  # noqa: E402
+from tfgen.io import write_json, write_text  # noqa: E402
 
 
 def main(argv=None):
@@ -54,7 +57,11 @@ def main(argv=None):
                              "repeat to compare variants in the same rounds (default: the preset as it is)")
     parser.add_argument("--no-train", action="store_true", help="time sampling only")
     parser.add_argument("--out", default=str(RESULTS / "latent_speed.json"))
+    parser.add_argument("--render-only", action="store_true", help="rewrite the .md beside --out from its .json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        write_text(Path(args.out).with_suffix(".md"), markdown(json.loads(Path(args.out).read_text())))
+        return
 
     shape = (args.size, args.size, args.channels)
     rng = np.random.default_rng(0)
@@ -126,8 +133,52 @@ def main(argv=None):
     for k in references:
         if k in result["train_speedup"]:
             print(f"{k} / diffusion: training {result['train_speedup'][k]:.1f}×")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    result["date"] = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    result["command"] = public_command("latent_speed", argv, paths=("--out",))
+    write_json(Path(args.out), result)
+    write_text(Path(args.out).with_suffix(".md"), markdown(result))
+
+
+#: What the rows that are not a family's own step measure.
+REFERENCE_ROWS = {
+    "latent_diffusion_encoder_each_step": "latent_diffusion, encoding every batch (no latent cache)",
+    "latent_diffusion_autoencoder_stage": "latent_diffusion, a step of its autoencoder stage",
+}
+
+
+def command_of(result: dict) -> str:
+    """The run's command: as recorded, or (results written before it was) rebuilt from its recorded options."""
+    if "command" in result:
+        return result["command"]
+    return (f"python -m benchmarks.latent_speed --size {result['image_shape'][0]} --channels {result['image_shape'][2]} "
+            f"--batch-size {result['batch_size']} --steps {result['timed_steps_per_round']} --rounds {result['rounds']} "
+            f"--sample-n {result['sample_n']} --sample-steps {result['sample_steps']}")
+
+
+def markdown(result: dict) -> str:
+    """The README's table: images/s training and sampling, and the ratio to pixel diffusion."""
+    trained, sampled = result["train_images_per_second"], result["sample_images_per_second"]
+    base_train, base_sample = trained.get("diffusion"), sampled["diffusion"]
+    lines = ["| model | parameters | training images/s | × pixel diffusion | sampling images/s "
+             f"(DDIM {result['sample_steps']}) | × pixel diffusion |", "|---|---:|---:|---:|---:|---:|"]
+    for name in [*result["parameters"], *REFERENCE_ROWS]:
+        if name not in trained and name not in sampled:
+            continue
+        params = result["parameters"].get(name)
+        train = trained.get(name)
+        sample = sampled.get(name)
+        lines.append(f"| {REFERENCE_ROWS.get(name, name)} | {f'{params / 1e6:.2f}M' if params else ''} | "
+                     f"{f'{train:.0f}' if train else '–'} | {f'{train / base_train:.1f}×' if train else '–'} | "
+                     f"{f'{sample:.1f}' if sample else ''} | {f'{sample / base_sample:.1f}×' if sample else ''} |")
+    h, w, c = result["image_shape"]
+    load = result["machine"].get("load_average_1min")
+    lines += ["", f"Both families' `default` presets at {h}×{w}×{c}, untrained (speed does not depend on the weights), "
+              f"batch {result['batch_size']}, in one process: {result['rounds']} alternating rounds of "
+              f"{result['timed_steps_per_round']} timed `fit` steps and a `sample({result['sample_n']})` call each; "
+              f"medians over rounds. Latent training steps read the posteriors encoded once (the latent cache), as "
+              f"`tfgen train` runs them. 1-minute load average at the end: {load}. "
+              f"Command: `{command_of(result)}`" + (f"; {result['date']}." if "date" in result else ".")]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
