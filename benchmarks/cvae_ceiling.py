@@ -59,6 +59,7 @@ def measure(model, dataset, data_options, n, seed=0):
     import numpy as np
     import tensorflow as tf
 
+    from tfgen.data import load_examples
     from tfgen.eval import scoring
     from tfgen.eval.datasets import dataset_arrays
     from tfgen.eval.evaluator import get_evaluator
@@ -71,9 +72,10 @@ def measure(model, dataset, data_options, n, seed=0):
     labels = scoring.balanced_labels(n, model.num_classes)
     rng = np.random.default_rng(seed)
 
-    z_means = np.concatenate([np.asarray(model.encode(tf.constant(x), tf.constant(y))[0]) for x, y in
-                              zip(np.array_split(data.x_train, max(1, len(data.x_train) // 500)),
-                                  np.array_split(data.y_train, max(1, len(data.y_train) // 500)))])
+    batch = 500  # the training set's codes, a batch at a time
+    z_means = np.concatenate([np.asarray(model.encode(tf.constant(data.x_train[i:i + batch]),
+                                                      tf.constant(data.y_train[i:i + batch]))[0])
+                              for i in range(0, len(data.x_train), batch)])
     gaussians = class_gaussians(z_means, data.y_train, model.num_classes)
     fitted = np.stack([gaussians[y][0] + gaussians[y][1] @ rng.standard_normal(model.latent_dim) for y in labels])
     # A training image of each asked class (with replacement): its posterior mean is the code to decode.
@@ -96,8 +98,6 @@ def measure(model, dataset, data_options, n, seed=0):
     test_predictions = evaluator.predict_labels(data.x_test)
     per_class = [float(np.mean(test_predictions[data.y_test == c] == c)) for c in range(model.num_classes)]
     rows["real test images"] = {"conditional_accuracy": float(evaluator.accuracy), "per_class": per_class}
-    from tfgen.data import load_examples
-
     names = load_examples(dataset, "test", **data_options).info.class_names or range(model.num_classes)
     return {"n": n, "classes": [str(c) for c in names],
             "evaluator_accuracy": float(evaluator.accuracy), "rows": rows}
