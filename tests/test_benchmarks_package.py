@@ -1,9 +1,13 @@
 """benchmarks/ is a package run as `python -m benchmarks.NAME`: read from source, without running a benchmark."""
 
 import ast
+import subprocess
 from pathlib import Path
 
+import pytest
+
 import benchmarks
+from benchmarks.common import run_tfgen
 
 ROOT = Path(benchmarks.__file__).parent
 MODULES = sorted(ROOT.glob("*.py"))
@@ -42,3 +46,14 @@ def test_the_check_finds_what_it_forbids(tmp_path):
                     "from tfgen import bench\nbench._fmt(1)\n")
     assert sorted(p.split(": ", 1)[1].split(" (")[0] for p in _problems(path, {"leaderboard"})) == [
         "import leaderboard", "private bench._fmt", "private tfgen.training._build", "sys.path"]
+
+
+def test_run_tfgen_appends_the_command_lines_output_to_the_log_and_raises_when_it_fails(tmp_path):
+    log = tmp_path / "run.log"
+    log.write_text("earlier\n")
+    run_tfgen("list", log=log)  # TF-free: a fraction of a second
+    text = log.read_text()
+    assert text.startswith("earlier\n") and "cvae" in text and "default steps" in text
+    with pytest.raises(subprocess.CalledProcessError):
+        run_tfgen("no-such-command", log=log)
+    assert "no-such-command" in log.read_text()  # argparse's complaint lands in the log too
